@@ -1,0 +1,249 @@
+"""The public plugin API: everything a backend or judge plugin needs, and nothing more.
+
+Built-in plugins import only from this module (and `brie_bench.records`,
+`brie_bench.errors`, which it re-exports), so they double as the examples a
+plugin author copies. See docs/writing-a-plugin.md.
+
+A plugin is a module (or object) with pluggy hook implementations::
+
+    from brie_bench.api import hookimpl, Judge, JudgeOptions
+
+    class CoinJudge(Judge):
+        name = "coin"
+        ...
+
+    @hookimpl
+    def register_judges(register):
+        register(CoinJudge)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+import pluggy
+from pydantic import BaseModel, ConfigDict, Field
+
+from brie_bench.errors import (  # noqa: F401  (re-exported for plugins)
+    CallError,
+    InputError,
+    MissingKeyError,
+    PermanentError,
+    PluginError,
+    TransientError,
+)
+from brie_bench.records import (  # noqa: F401  (re-exported for plugins)
+    DEFAULT_CRITERIA,
+    LABELS,
+    BlindedPair,
+    GenerationRequest,
+    GenerationResult,
+    JudgeResult,
+    Label,
+    LabelVerdict,
+    Message,
+    SamplingParams,
+    Usage,
+)
+
+PROJECT_NAME = "brie_bench"
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+__all__ = [
+    "hookimpl", "ModelBackend", "BackendOptions", "Judge", "JudgeOptions", "Limits",
+    "BackendContext", "JudgeContext", "stable_hash", "CallError", "TransientError",
+    "PermanentError", "InputError", "MissingKeyError", "PluginError", "BlindedPair",
+    "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
+    "Usage", "DEFAULT_CRITERIA", "LABELS",
+]
+
+
+def stable_hash(obj: Any) -> str:
+    """A content hash of a JSON-serialisable object, stable across runs and machines."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class Limits(BaseModel):
+    """How hard the engine may push one backend. Set per contender/judge in a suite."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrency: int = Field(default=4, ge=1, le=1024)
+    requests_per_minute: float | None = Field(default=None, gt=0, le=1_000_000)
+    tokens_per_minute: int | None = Field(default=None, gt=0, le=1_000_000_000)
+    timeout_s: float = Field(default=300.0, gt=0, le=86_400)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+
+
+class BackendOptions(BaseModel):
+    """Base for a backend's option schema. Unknown keys are rejected with the known ones listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Name of the environment variable that holds the API key, where the backend needs one.
+    api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
+
+
+class JudgeOptions(BaseModel):
+    """Base for a judge's option schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """Where a backend instance is used: `role` is "contender" or "judge", `name` its suite name."""
+
+    role: str
+    name: str
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    name: str
+    seed: int = 0
+
+
+class ModelBackend:
+    """Turns (messages, sampling parameters) into text.
+
+    Subclasses set `name`, optionally `Options` (a `BackendOptions` subclass)
+    and `default_limits`, and implement `generate` (remote providers) or
+    `generate_batch` (local models, which get batches of requests that share
+    sampling parameters, up to `batch_size`). Raise `TransientError` for
+    failures worth retrying and `PermanentError` for the rest.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    default_limits: ClassVar[Limits] = Limits()
+    #: Environment variables tried in order when `api_key_env` is not set (empty: no key needed).
+    default_key_envs: ClassVar[tuple[str, ...]] = ()
+    #: Whether `choice_logprobs` gives real probabilities for arbitrary choices.
+    supports_choice_logprobs: ClassVar[bool] = False
+
+    batch_size: int = 1
+
+    def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
+        self.model = model
+        self.options = options
+        self.context = context
+
+    # -- identity and keys -------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """What makes this backend's answers what they are; part of every unit key.
+
+        Excludes anything secret or irrelevant to the output (key variable names,
+        concurrency settings).
+        """
+        opts = self.options.model_dump(exclude={"api_key_env"}, exclude_defaults=True)
+        return {"backend": self.name, "model": self.model, "options": opts}
+
+    def key_env_names(self) -> tuple[str, ...]:
+        """The environment variables this backend reads its API key from, in order."""
+        if self.options.api_key_env:
+            return (self.options.api_key_env,)
+        return self.default_key_envs
+
+    def api_key(self) -> str | None:
+        """The API key from the environment, or None when none of the variables is set.
+
+        Keys live only in memory: never in the suite, the store, logs or reports.
+        """
+        for env in self.key_env_names():
+            value = os.environ.get(env)
+            if value:
+                return value
+        return None
+
+    def check_ready(self) -> None:
+        """Fail before any call when something needed (such as an API key) is missing."""
+        names = self.key_env_names()
+        if names and self.api_key() is None:
+            raise MissingKeyError(
+                f"{self.context.role} {self.context.name!r} (backend {self.name}) needs an API key: "
+                f"set {' or '.join(names)}"
+            )
+
+    # -- calls -------------------------------------------------------------------------
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        if type(self).generate_batch is not ModelBackend.generate_batch:
+            return (await self.generate_batch([request]))[0]
+        raise NotImplementedError(f"backend {self.name} implements neither generate nor generate_batch")
+
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Answer requests that share sampling parameters; by default one `generate` each, concurrently."""
+        return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+
+    async def choice_logprobs(self, messages: Sequence[Message], choices: Sequence[str],
+                              assistant_prefix: str = "") -> dict[str, float | None]:
+        """Log-probability of each choice as the next text after the prompt (and `assistant_prefix`).
+
+        A choice the backend cannot score maps to None. Backends without
+        token probabilities leave this unimplemented.
+        """
+        raise PermanentError(f"backend {self.name} does not expose token probabilities",
+                             kind="unsupported")
+
+    async def aclose(self) -> None:
+        """Release clients, threads, or models. Called once when a run ends."""
+
+
+class Judge:
+    """Turns a `BlindedPair` into a `JudgeResult` over labels A/B/tie/invalid.
+
+    A judge never learns which contender wrote which answer. It must return
+    `invalid` rather than guess, and let transient failures raise
+    `TransientError` so the engine retries them.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[JudgeOptions]] = JudgeOptions
+    #: Whether this judge type calls a model backend (the suite must name one).
+    needs_backend: ClassVar[bool] = True
+    #: Whether the same pair, options and seed always give the same verdict.
+    deterministic: ClassVar[bool] = False
+    #: Whether the engine may call `judge` concurrently (a person at a terminal may not).
+    concurrent: ClassVar[bool] = True
+
+    def __init__(self, options: JudgeOptions, backend: ModelBackend | None, context: JudgeContext) -> None:
+        self.options = options
+        self.backend = backend
+        self.context = context
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this judge's verdicts what they are; part of every judgment key."""
+        return {
+            "judge": self.name,
+            "options": self.options.model_dump(mode="json"),
+            "backend": self.backend.identity() if self.backend else None,
+        }
+
+    async def judge(self, pair: BlindedPair) -> JudgeResult:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release resources. Called once when a run ends."""
+
+
+def option_rows(options_model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, description) for each option; used by `brie-bench plugins --verbose`."""
+    rows = []
+    for fname, finfo in options_model.model_fields.items():
+        annotation = getattr(finfo.annotation, "__name__", None) or str(finfo.annotation)
+        default = "required" if finfo.is_required() else repr(finfo.get_default(call_default_factory=True))
+        rows.append((fname, annotation.replace("typing.", ""), default, finfo.description or ""))
+    return rows
+
+
+def mapping_or_empty(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value) if value else {}
