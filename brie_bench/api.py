@@ -193,6 +193,10 @@ class ModelBackend:
         raise PermanentError(f"backend {self.name} does not expose token probabilities",
                              kind="unsupported")
 
+    def provenance(self) -> dict[str, Any] | None:
+        """Where this contender came from (e.g. an adapter's training manifest), stored with the run."""
+        return None
+
     async def aclose(self) -> None:
         """Release clients, threads, or models. Called once when a run ends."""
 

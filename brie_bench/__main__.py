@@ -1,0 +1,3 @@
+from brie_bench.cli import main
+
+main()

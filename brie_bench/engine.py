@@ -1,0 +1,215 @@
+"""Run a plan: generate every missing answer, then judge every missing pair, committing each unit.
+
+Transient failures (`TransientError`, timeouts) are retried with backoff and
+every failed attempt is written to the store's error log; permanent ones are
+recorded and the unit is left undone, so a rerun tries it again. A failure is
+never turned into a verdict. Local backends receive batches of requests that
+share sampling parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol, Sequence
+
+from brie_bench.api import Limits
+from brie_bench.blinding import blind, unblind
+from brie_bench.errors import CallError, TransientError
+from brie_bench.limits import RateLimiter, RetryPolicy, estimate_tokens
+from brie_bench.plan import GenerationUnit, JudgmentUnit, Plan
+from brie_bench.records import GenerationResult, JudgeResult
+from brie_bench.runtime import Runtime
+from brie_bench.store import Store
+
+
+class Reporter(Protocol):
+    """Receives progress; the CLI draws rich progress bars from it."""
+
+    def phase(self, name: str, total: int, done: int) -> None: ...
+    def advance(self, name: str, ok: bool) -> None: ...
+    def finish(self, name: str) -> None: ...
+
+
+class NullReporter:
+    def phase(self, name: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, name: str, ok: bool) -> None:
+        pass
+
+    def finish(self, name: str) -> None:
+        pass
+
+
+@dataclass
+class EngineStats:
+    generations_total: int = 0
+    generations_cached: int = 0
+    generations_done: int = 0
+    generations_failed: int = 0
+    judgments_total: int = 0
+    judgments_cached: int = 0
+    judgments_done: int = 0
+    judgments_failed: int = 0
+    judgments_blocked: int = 0
+    retries: int = 0
+    calls: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return self.generations_failed + self.judgments_failed + self.judgments_blocked
+
+
+class Engine:
+    def __init__(self, store: Store, run_id: str, runtime: Runtime, *, run_seed: int,
+                 reporter: Reporter | None = None, retry: RetryPolicy | None = None,
+                 concurrency: int | None = None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.runtime = runtime
+        self.run_seed = run_seed
+        self.reporter = reporter or NullReporter()
+        self.retry = retry or RetryPolicy()
+        self.rng = random.Random(run_seed)
+        self.stats = EngineStats()
+        self.limiters: dict[str, RateLimiter] = {}
+        for name, limits in runtime.limits.items():
+            if concurrency is not None:
+                limits = limits.model_copy(update={"max_concurrency": min(limits.max_concurrency, concurrency)})
+            self.limiters[name] = RateLimiter(limits)
+
+    # -- retry loop --------------------------------------------------------------------
+    async def _call(self, name: str, unit_kind: str, unit_keys: Sequence[str], tokens: int,
+                    fn: Callable[[], Awaitable[Any]]) -> Any | None:
+        """Call `fn` under `name`'s limits with retries; None when it finally failed."""
+        limiter = self.limiters[name]
+        limits: Limits = limiter.limits
+        for attempt in range(1, limits.max_attempts + 1):
+            started = time.monotonic()
+            try:
+                async with limiter.slot(tokens):
+                    self.stats.calls += 1
+                    return await asyncio.wait_for(fn(), timeout=limits.timeout_s), time.monotonic() - started
+            except asyncio.TimeoutError:
+                error: CallError = TransientError(f"timed out after {limits.timeout_s:g} s", kind="timeout")
+            except CallError as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - a plugin bug: record it, never a verdict
+                error = CallError(f"{type(exc).__name__}: {exc}", kind="plugin_error")
+            final = not error.transient or attempt == limits.max_attempts
+            for key in unit_keys:
+                self.store.save_error(run_id=self.run_id, unit_key=key, unit_kind=unit_kind, name=name,
+                                      attempt=attempt, kind=error.kind, transient=error.transient, final=final,
+                                      message=str(error))
+            if final:
+                self.stats.failures.append(f"{unit_kind} {name}: {error.kind}: {error}")
+                return None
+            self.stats.retries += 1
+            await asyncio.sleep(self.retry.delay(attempt, error.retry_after, self.rng))
+        return None
+
+    # -- generation --------------------------------------------------------------------
+    async def _generate_batch(self, units: list[GenerationUnit]) -> None:
+        contender = units[0].contender
+        backend = self.runtime.contenders[contender]
+        requests = [u.request for u in units]
+        tokens = sum(estimate_tokens([m.content for m in r.messages], r.params.max_tokens) for r in requests)
+        outcome = await self._call(contender, "generation", [u.key for u in units], tokens,
+                                   lambda: backend.generate_batch(requests))
+        if outcome is not None:
+            results, latency = outcome
+            if not isinstance(results, list) or len(results) != len(units) or \
+                    not all(isinstance(r, GenerationResult) for r in results):
+                for u in units:
+                    self.store.save_error(run_id=self.run_id, unit_key=u.key, unit_kind="generation",
+                                          name=contender, attempt=1, kind="plugin_error", transient=False,
+                                          final=True, message="backend returned a malformed batch")
+                outcome = None
+        for i, unit in enumerate(units):
+            if outcome is None:
+                self.stats.generations_failed += 1
+                self.reporter.advance("generation", False)
+                continue
+            result: GenerationResult = results[i]
+            self.store.save_generation(
+                key=unit.key, backend=backend.name, model=backend.model, spec=backend.identity(),
+                messages=[m.to_dict() for m in unit.request.messages], params=unit.request.params.to_dict(),
+                sample_index=unit.sample_index, text=result.text, finish_reason=result.finish_reason,
+                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                latency_s=latency / len(units))
+            self.stats.generations_done += 1
+            self.reporter.advance("generation", True)
+
+    async def run_generations(self, plan: Plan) -> None:
+        stored = self.store.stored_generation_keys([u.key for u in plan.generations])
+        todo = [u for u in plan.generations if u.key not in stored]
+        self.stats.generations_total = len(plan.generations)
+        self.stats.generations_cached = len(plan.generations) - len(todo)
+        self.reporter.phase("generation", len(plan.generations), self.stats.generations_cached)
+        groups: dict[tuple[str, Any], list[GenerationUnit]] = defaultdict(list)
+        for unit in todo:
+            groups[(unit.contender, unit.request.params)].append(unit)
+        batches: list[list[GenerationUnit]] = []
+        for (contender, _), units in groups.items():
+            size = max(1, int(getattr(self.runtime.contenders[contender], "batch_size", 1) or 1))
+            batches.extend(units[i:i + size] for i in range(0, len(units), size))
+        await asyncio.gather(*(self._generate_batch(b) for b in batches))
+        self.store.link_generations(self.run_id, [(l.section, l.prompt_id, l.sample_index, l.contender, l.key)
+                                                  for l in plan.links])
+        self.reporter.finish("generation")
+
+    # -- judging -----------------------------------------------------------------------
+    async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str]) -> None:
+        judge = self.runtime.judges[unit.judge]
+        by_contender = {c: texts[k] for c, k in unit.gen_keys}
+        pair = blind(unit.prompt.text, by_contender, unit.assignment, criteria=unit.criteria,
+                     system_prompt=unit.system_prompt)
+        tokens = estimate_tokens([pair.prompt, pair.answer_a, pair.answer_b], 512)
+        outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair))
+        if outcome is not None and not isinstance(outcome[0], JudgeResult):
+            self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="judgment", name=unit.judge,
+                                  attempt=1, kind="plugin_error", transient=False, final=True,
+                                  message=f"judge returned {type(outcome[0]).__name__}, not JudgeResult")
+            outcome = None
+        if outcome is None:
+            self.stats.judgments_failed += 1
+            self.reporter.advance("judging", False)
+            return
+        result, latency = outcome
+        a, b = unit.assignment.a, unit.assignment.b
+        self.store.save_judgment({
+            "run_id": self.run_id, "unit_key": unit.key, "section": unit.section, "prompt_id": unit.prompt.id,
+            "sample_index": unit.sample_index, "judge": unit.judge, "judge_type": judge.name,
+            "judge_model": self.runtime.judge_model(unit.judge), "baseline": unit.baseline,
+            "candidate": unit.candidate, "order_index": unit.order_index, "label_a": a, "label_b": b,
+            "gen_key_a": unit.gen_key(a), "gen_key_b": unit.gen_key(b), "verdict": result.label,
+            "winner": unblind(result.label, unit.assignment), "p_a": result.p_a,
+            "scores": dict(result.scores) if result.scores else None, "reasoning": result.reasoning,
+            "invalid_reason": result.invalid_reason, "raw": result.raw,
+            "input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens,
+            "latency_s": latency,
+        })
+        self.stats.judgments_done += 1
+        self.reporter.advance("judging", True)
+
+    async def run_judgments(self, plan: Plan) -> None:
+        stored = self.store.stored_judgment_keys(self.run_id)
+        todo = [u for u in plan.judgments if u.key not in stored]
+        self.stats.judgments_total = len(plan.judgments)
+        self.stats.judgments_cached = len(plan.judgments) - len(todo)
+        texts = self.store.generation_texts({k for u in todo for _, k in u.gen_keys})
+        ready = [u for u in todo if all(k in texts for _, k in u.gen_keys)]
+        self.stats.judgments_blocked = len(todo) - len(ready)
+        self.reporter.phase("judging", len(plan.judgments), self.stats.judgments_cached)
+        await asyncio.gather(*(self._judge_one(u, texts) for u in ready))
+        self.reporter.finish("judging")
+
+    async def run(self, plan: Plan) -> EngineStats:
+        await self.run_generations(plan)
+        await self.run_judgments(plan)
+        return self.stats

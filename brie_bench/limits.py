@@ -1,0 +1,75 @@
+"""Per-backend concurrency and rate limits, and the retry policy.
+
+Each contender and judge gets one `RateLimiter`: a semaphore for
+`max_concurrency`, request spacing for `requests_per_minute`, and a sliding
+one-minute window for `tokens_per_minute` (estimated before the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from brie_bench.api import Limits
+
+
+class RateLimiter:
+    def __init__(self, limits: Limits, clock=time.monotonic) -> None:
+        self.limits = limits
+        self._sem = asyncio.Semaphore(limits.max_concurrency)
+        self._clock = clock
+        self._next_request = 0.0
+        self._lock = asyncio.Lock()
+        self._tokens: collections.deque[tuple[float, int]] = collections.deque()
+
+    async def _wait_rate(self, tokens: int) -> None:
+        async with self._lock:
+            rpm = self.limits.requests_per_minute
+            if rpm:
+                now = self._clock()
+                wait = self._next_request - now
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._next_request = max(now, self._next_request) + 60.0 / rpm
+            tpm = self.limits.tokens_per_minute
+            if tpm:
+                tokens = min(tokens, tpm)
+                while True:
+                    now = self._clock()
+                    while self._tokens and now - self._tokens[0][0] >= 60.0:
+                        self._tokens.popleft()
+                    used = sum(t for _, t in self._tokens)
+                    if used + tokens <= tpm:
+                        break
+                    await asyncio.sleep(max(0.01, 60.0 - (now - self._tokens[0][0])))
+                self._tokens.append((self._clock(), tokens))
+
+    @asynccontextmanager
+    async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
+        async with self._sem:
+            await self._wait_rate(tokens)
+            yield
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; a server's retry-after wins (capped)."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    max_retry_after_s: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after_s)
+        return min(self.cap_s, self.base_s * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
+
+
+def estimate_tokens(texts: list[str], max_tokens: int) -> int:
+    """A cheap token estimate (4 characters a token) for tokens-per-minute budgeting."""
+    return sum(len(t) for t in texts) // 4 + max_tokens

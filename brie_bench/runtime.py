@@ -1,0 +1,103 @@
+"""Instantiate the plugins a suite names: one backend per contender, one judge (and its backend) per judge.
+
+Instantiation must be cheap (no model loading, no network): backends load
+lazily on their first call, so `validate` and `--dry-run` stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from brie_bench import __version__
+from brie_bench.api import BackendContext, Judge, JudgeContext, Limits, ModelBackend
+from brie_bench.errors import InputError
+from brie_bench.plugin_manager import Registry
+from brie_bench.suite import Suite, check_plugins
+
+VERSIONED_PACKAGES = ("torch", "transformers", "peft", "trl", "openai", "anthropic", "google-genai",
+                      "numpy", "scipy", "pydantic", "pluggy")
+
+
+@dataclass
+class Runtime:
+    contenders: dict[str, ModelBackend]
+    judges: dict[str, Judge]
+    limits: dict[str, Limits] = field(default_factory=dict)  # per contender or judge name
+
+    def judge_model(self, name: str) -> str | None:
+        backend = self.judges[name].backend
+        return backend.model if backend else None
+
+    def check_ready(self) -> None:
+        """Fail before any call when a key or another prerequisite is missing."""
+        for backend in self.contenders.values():
+            backend.check_ready()
+        for judge in self.judges.values():
+            if judge.backend is not None:
+                judge.backend.check_ready()
+
+    async def aclose(self) -> None:
+        for judge in self.judges.values():
+            await judge.aclose()
+            if judge.backend is not None:
+                await judge.backend.aclose()
+        for backend in self.contenders.values():
+            await backend.aclose()
+
+
+def _limits(cls: type, override: Limits | None) -> Limits:
+    base: Limits = getattr(cls, "default_limits", Limits())
+    if override is None:
+        return base
+    return base.model_copy(update=override.model_dump(exclude_unset=True))
+
+
+def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = None) -> Runtime:
+    check_plugins(suite, registry)
+    spec = suite.spec
+    contenders: dict[str, ModelBackend] = {}
+    limits: dict[str, Limits] = {}
+    for name, c in spec.contenders.items():
+        cls = registry.backends[c.backend]
+        try:
+            contenders[name] = cls(c.model, cls.Options.model_validate(c.options),
+                                   BackendContext("contender", name, cache_dir))
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's own failure, reported by name
+            raise suite.error(f"backend {c.backend!r} could not be set up: {exc}", ("contenders", name)) from None
+        limits[name] = _limits(cls, c.limits)
+    judges: dict[str, Judge] = {}
+    for name, j in spec.judges.items():
+        judge_cls = registry.judges[j.type]
+        backend = None
+        if j.backend is not None:
+            bcls = registry.backends[j.backend]
+            backend = bcls(j.model or "", bcls.Options.model_validate(j.backend_options),
+                           BackendContext("judge", name, cache_dir))
+            limits[name] = _limits(bcls, j.limits)
+        else:
+            limits[name] = j.limits or Limits(max_concurrency=1)
+        if not judge_cls.concurrent:
+            limits[name] = limits[name].model_copy(update={"max_concurrency": 1})
+        try:
+            judges[name] = judge_cls(judge_cls.Options.model_validate(j.options), backend,
+                                     JudgeContext(name=name, seed=spec.seed))
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise suite.error(f"judge {j.type!r} could not be set up: {exc}", ("judges", name)) from None
+    return Runtime(contenders, judges, limits)
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"brie_bench": __version__, "python": platform.python_version()}
+    for pkg in VERSIONED_PACKAGES:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out

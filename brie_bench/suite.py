@@ -1,0 +1,316 @@
+"""Suites: the YAML file that says what to compare, how, and who judges.
+
+`load_suite` reads a suite boundedly (see yamlload), validates it into typed
+records, resolves prompt files (which must stay inside the suite's folder),
+and checks every cross-reference. `check_plugins` then validates backend and
+judge names and their options against the registered plugins. Every failure
+is an `InputError` naming the file, the field path and, where known, the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from brie_bench.api import Limits, stable_hash
+from brie_bench.errors import InputError
+from brie_bench.records import DEFAULT_CRITERIA
+from brie_bench.yamlload import LineIndex, format_loc, load_yaml, validation_error
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SECRET_KEY_PATTERN = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IGNORECASE)
+MAX_PROMPTS_PER_SECTION = 10_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Settings(_Strict):
+    """Generation and judging settings: `defaults` of a suite, overridable per section."""
+
+    system_prompt: str | None = "You are a helpful AI assistant."
+    temperature: float = Field(default=0.75, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1, le=131_072)
+    samples: int = Field(default=1, ge=1, le=100)
+    orders: Literal["random", "both"] = "random"
+    criteria: list[str] = Field(default_factory=lambda: list(DEFAULT_CRITERIA), min_length=1, max_length=20)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+    @field_validator("criteria")
+    @classmethod
+    def _criteria_unique(cls, value: list[str]) -> list[str]:
+        for c in value:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,39}$", c):
+                raise ValueError(f"criterion {c!r} must be a short identifier (letters, digits, _)")
+        if len(set(value)) != len(value):
+            raise ValueError("duplicate criterion")
+        return value
+
+
+class SettingsOverride(_Strict):
+    system_prompt: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    samples: int | None = Field(default=None, ge=1, le=100)
+    orders: Literal["random", "both"] | None = None
+    criteria: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class ContenderSpec(_Strict):
+    backend: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=1000)
+    options: dict[str, Any] = Field(default_factory=dict)
+    limits: Limits | None = None
+
+
+class JudgeSpec(_Strict):
+    type: str = Field(min_length=1)
+    backend: str | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=1000)
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    limits: Limits | None = None
+
+
+class PromptSpec(_Strict):
+    id: str = Field(pattern=NAME_PATTERN)
+    text: str = Field(min_length=1, max_length=1_000_000)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt text is empty")
+        return value
+
+
+class SectionSpec(SettingsOverride):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    prompts: list[str | PromptSpec] | None = Field(default=None, max_length=MAX_PROMPTS_PER_SECTION)
+    prompts_file: str | None = Field(default=None, min_length=1)
+    take: int | None = Field(default=None, ge=1, le=MAX_PROMPTS_PER_SECTION)
+    judges: list[str] | None = None
+
+
+class SuiteSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    baseline: str | None = None
+    contenders: dict[str, ContenderSpec] = Field(min_length=2, max_length=50)
+    judges: dict[str, JudgeSpec] = Field(default_factory=dict, max_length=50)
+    defaults: Settings = Field(default_factory=Settings)
+    sections: list[SectionSpec] = Field(min_length=1, max_length=1000)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section with its prompts loaded and its settings fully resolved."""
+
+    name: str
+    prompts: tuple[Prompt, ...]
+    settings: Settings
+    judges: tuple[str, ...]
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: str
+    spec: SuiteSpec
+    sections: tuple[Section, ...]
+    index: LineIndex
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def baseline(self) -> str:
+        return self.spec.baseline or next(iter(self.spec.contenders))
+
+    @property
+    def candidates(self) -> list[str]:
+        return [c for c in self.spec.contenders if c != self.baseline]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The suite as run: every prompt inlined, safe to store (holds no key values by construction)."""
+        data = self.spec.model_dump(mode="json")
+        data["sections"] = [
+            {"name": s.name, "description": s.description, "judges": list(s.judges),
+             "settings": s.settings.model_dump(mode="json"),
+             "prompts": [{"id": p.id, "text": p.text} for p in s.prompts]}
+            for s in self.sections
+        ]
+        return data
+
+    def fingerprint(self) -> str:
+        return stable_hash(self.snapshot())
+
+    def limited(self, limit: int | None) -> "Suite":
+        """The same suite with only the first `limit` prompts of each section (`--limit`)."""
+        if not limit:
+            return self
+        sections = tuple(Section(s.name, s.prompts[:limit], s.settings, s.judges, s.description)
+                         for s in self.sections)
+        return Suite(self.path, self.spec, sections, self.index)
+
+    def error(self, message: str, loc: tuple[str | int, ...]) -> InputError:
+        return InputError(message, path=self.path, field=format_loc(loc) or None, line=self.index.line_for(loc))
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate and resolve a suite file. Raises InputError on any problem."""
+    spath = str(path)
+    data, index = load_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError("a suite must be a YAML mapping at the top level", path=spath, line=1)
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, spath, index, SuiteSpec) from None
+    suite_dir = Path(path).resolve().parent
+    sections = tuple(_resolve_section(spec, i, sec, suite_dir, spath, index) for i, sec in enumerate(spec.sections))
+    suite = Suite(spath, spec, sections, index)
+    _check_references(suite)
+    return suite
+
+
+def _resolve_section(spec: SuiteSpec, i: int, sec: SectionSpec, suite_dir: Path, spath: str,
+                     index: LineIndex) -> Section:
+    loc: tuple[str | int, ...] = ("sections", i)
+
+    def err(message: str, *sub: str | int) -> InputError:
+        return InputError(message, path=spath, field=format_loc(loc + sub), line=index.line_for(loc + sub))
+
+    if (sec.prompts is None) == (sec.prompts_file is None):
+        raise err("give exactly one of 'prompts' or 'prompts_file'")
+    if sec.prompts is not None:
+        raw_items: list[Any] = list(sec.prompts)
+        item_loc: tuple[str | int, ...] = ("prompts",)
+        source_path, source_index = spath, index
+    else:
+        file_path = _inside(suite_dir, sec.prompts_file or "", err)
+        data, source_index = load_yaml(file_path)
+        if isinstance(data, dict) and "prompts" in data:
+            data = data["prompts"]
+        if not isinstance(data, list):
+            raise InputError("a prompts file must hold a YAML list of prompts", path=str(file_path), line=1)
+        raw_items, item_loc, source_path = data, (), str(file_path)
+    prompts: list[Prompt] = []
+    for j, item in enumerate(raw_items):
+        where = (loc + item_loc + (j,)) if source_path == spath else (j,)
+        if isinstance(item, PromptSpec):
+            item = item.model_dump()
+        if isinstance(item, str):
+            item = {"id": f"{sec.name}-{j + 1}", "text": item}
+        try:
+            p = PromptSpec.model_validate(item)
+        except ValidationError as exc:
+            raise validation_error(exc, source_path, source_index, PromptSpec, prefix=where) from None
+        prompts.append(Prompt(p.id, p.text))
+    if not prompts:
+        raise err("the prompt list is empty", *(("prompts",) if sec.prompts is not None else ("prompts_file",)))
+    seen: set[str] = set()
+    for p in prompts:
+        if p.id in seen:
+            raise err(f"duplicate prompt id {p.id!r}", "prompts" if sec.prompts is not None else "prompts_file")
+        seen.add(p.id)
+    if sec.take is not None:
+        prompts = prompts[: sec.take]
+    overrides = sec.model_dump(include=set(SettingsOverride.model_fields), exclude_unset=True)
+    settings = spec.defaults.model_copy(update={k: v for k, v in overrides.items() if v is not None or k == "system_prompt"})
+    if settings.seed is None:
+        settings = settings.model_copy(update={"seed": spec.seed})
+    judges = tuple(sec.judges) if sec.judges is not None else tuple(spec.judges)
+    return Section(sec.name, tuple(prompts), settings, judges, sec.description)
+
+
+def _inside(root: Path, relative: str, err: Any) -> Path:
+    """Resolve a path relative to the suite folder and refuse anything outside it."""
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root):
+        raise err(f"path {relative!r} is outside the suite's folder {root}", "prompts_file")
+    if not candidate.exists():
+        raise err(f"prompts file {relative!r} not found", "prompts_file")
+    return candidate
+
+
+def _check_references(suite: Suite) -> None:
+    spec = suite.spec
+    for name in list(spec.contenders) + list(spec.judges):
+        if not re.match(NAME_PATTERN, name):
+            kind = "contenders" if name in spec.contenders else "judges"
+            raise suite.error(f"name {name!r} must be letters, digits, '.', '_' or '-'", (kind, name))
+    overlap = set(spec.contenders) & set(spec.judges)
+    if overlap:
+        raise suite.error(f"duplicate name {sorted(overlap)[0]!r} used for a contender and a judge", ("judges",))
+    if spec.baseline is not None and spec.baseline not in spec.contenders:
+        raise suite.error(f"unknown contender {spec.baseline!r} (contenders: {', '.join(spec.contenders)})",
+                          ("baseline",))
+    names: set[str] = set()
+    for i, (sec, section) in enumerate(zip(spec.sections, suite.sections)):
+        if section.name in names:
+            raise suite.error(f"duplicate section name {section.name!r}", ("sections", i, "name"))
+        names.add(section.name)
+        for j, judge in enumerate(sec.judges or []):
+            if judge not in spec.judges:
+                known = ", ".join(spec.judges) or "none defined"
+                raise suite.error(f"unknown judge {judge!r} (judges: {known})", ("sections", i, "judges", j))
+    for kind, entries in (("contenders", spec.contenders), ("judges", spec.judges)):
+        for name, entry in entries.items():
+            for field_name in ("options", "backend_options"):
+                opts = getattr(entry, field_name, None) or {}
+                for key in opts:
+                    if SECRET_KEY_PATTERN.search(str(key)) and key != "api_key_env":
+                        raise suite.error(
+                            f"'{key}' looks like a secret: never put keys in a suite; set an environment "
+                            f"variable and name it with api_key_env", (kind, name, field_name, key))
+    for name, judge in spec.judges.items():
+        if judge.backend is not None and judge.model is None:
+            raise suite.error("a judge with a backend needs a model", ("judges", name, "model"))
+
+
+def check_plugins(suite: Suite, registry: Any) -> None:
+    """Check backend names, judge types and their options against the registered plugins."""
+    spec = suite.spec
+    for name, c in spec.contenders.items():
+        backend_cls = _lookup(suite, registry.backends, c.backend, "backend", ("contenders", name, "backend"))
+        _validate_options(suite, backend_cls, c.options, ("contenders", name, "options"))
+    for name, j in spec.judges.items():
+        judge_cls = _lookup(suite, registry.judges, j.type, "judge type", ("judges", name, "type"))
+        _validate_options(suite, judge_cls, j.options, ("judges", name, "options"))
+        if judge_cls.needs_backend and j.backend is None:
+            raise suite.error(f"judge type {j.type!r} needs a backend and a model", ("judges", name))
+        if j.backend is not None:
+            backend_cls = _lookup(suite, registry.backends, j.backend, "backend", ("judges", name, "backend"))
+            _validate_options(suite, backend_cls, j.backend_options, ("judges", name, "backend_options"))
+
+
+def _lookup(suite: Suite, table: dict[str, Any], name: str, what: str, loc: tuple[str | int, ...]) -> Any:
+    if name not in table:
+        known = ", ".join(sorted(table)) or "none registered"
+        raise suite.error(f"unknown {what} {name!r} (registered: {known})", loc)
+    return table[name]
+
+
+def _validate_options(suite: Suite, plugin_cls: Any, options: dict[str, Any], loc: tuple[str | int, ...]) -> Any:
+    try:
+        return plugin_cls.Options.model_validate(options)
+    except ValidationError as exc:
+        raise validation_error(exc, suite.path, suite.index, plugin_cls.Options, prefix=loc) from None

@@ -1,0 +1,420 @@
+"""Tiny random local models that stand in for real checkpoints in tests, demos and benchmarks.
+
+No weights can be downloaded where Brie Bench is tested, yet the `hf` backend,
+the judges and the trainer must run real transformers/PEFT code. So this module
+*builds* small models from fixed seeds, saves them with `save_pretrained`, and
+hands back a folder that loads like any checkpoint (offline, about 0.1 s).
+
+Public API (documented as such; the `hf` plugin resolves `tiny:` ids through it):
+
+* ``TINY_IDS`` -- the ids a suite may use as a model or adapter:
+  ``tiny:qwen2`` (random Qwen2 causal LM), ``tiny:qwen2-judge`` (same shape,
+  other seed) and ``tiny:qwen2-lora`` (a random, non-zero LoRA adapter on
+  ``tiny:qwen2``, so it really changes the output).
+* ``is_tiny(model_id)`` and ``resolve(model_id, cache_dir=None) -> Path``.
+* ``build_random_qwen2(path, ...)`` for bigger random models (benchmarks, training tests).
+* ``build_tokenizer()`` / ``save_tokenizer(tokenizer, path)``: the tiny BPE tokenizer.
+
+Builds are deterministic (same seed, same bytes) and atomic (built in a
+temporary folder and renamed into ``<cache>/tiny/<name>-v1/``), so parallel
+test workers can race for the same model safely.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from brie_bench.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from tokenizers import Tokenizer
+
+__all__ = [
+    "TINY_PREFIX", "TINY_VERSION", "TINY_IDS", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "CORPUS",
+    "is_tiny", "resolve", "cache_root", "build_tokenizer", "save_tokenizer", "build_random_qwen2",
+    "build_random_lora",
+]
+
+TINY_PREFIX = "tiny:"
+#: Bump when anything about a build changes, so stale caches (and unit keys) are not reused.
+TINY_VERSION = "v1"
+
+#: Qwen2's pre-tokenisation regex. transformers 5 re-applies it (with NFC) whenever a
+#: tokenizer with model_type=qwen2 is loaded, so we train with exactly the same one:
+#: otherwise token ids would change between training and reload.
+QWEN2_SPLIT_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+ENDOFTEXT = "<|endoftext|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+SPECIAL_TOKENS: tuple[str, ...] = (ENDOFTEXT, IM_START, IM_END)
+TOKENIZER_VOCAB_SIZE = 1536
+
+#: ChatML, as used by Qwen2: system/user/assistant turns, optional generation prompt.
+#: Written here (not copied from a hub model) so it is short and easy to read.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{%- endif -%}"
+)
+
+# ---------------------------------------------------------------------------------------
+# Training corpus for the tiny tokenizer: contemplative / philosophical English plus the
+# words judges answer with, so "Winner: A" and "tie" become short token sequences.
+# ---------------------------------------------------------------------------------------
+_SENTENCES = """\
+The unexamined life is not worth living, said Socrates to the jury of Athens.
+Being and time are not two things but one question that we ourselves are.
+Attention is the rarest and purest form of generosity.
+Silence is not the absence of sound but the presence of listening.
+Every moment of awareness is a return to the breath and to the body.
+Phenomenology asks how things show themselves before we explain them.
+The face of the other calls me to a responsibility I did not choose.
+Existence precedes essence; we are condemned to be free.
+Anxiety reveals the nothing that surrounds every ordinary thing.
+Meditation begins where effort ends and noticing continues.
+The river is never the same river, and we are never the same bathers.
+Language is the house of being, and in its home human beings dwell.
+To think is to thank, to gather what is given and hold it with care.
+Difference is not the opposite of identity but its hidden condition.
+A contemplative walk in the forest teaches patience better than any book.
+Desire is the lack that makes the subject speak.
+The self is a story we tell in order to live.
+Wonder is the beginning of philosophy, and humility is its companion.
+The body knows before the mind names what it knows.
+Stillness is movement that has found its centre.
+Compassion is the wish that others be free from suffering.
+Impermanence is the texture of every experience, pleasant or painful.
+Hermeneutics is the art of understanding a text, a person, or a world.
+Deconstruction shows how a text undoes the oppositions it relies on.
+The gaze of the other makes me an object in a world I do not own.
+Freedom is what you do with what has been done to you.
+Solitude is the place where we meet ourselves without disguise.
+The absurd is born of the confrontation between the human need and the silence of the world.
+One must imagine Sisyphus happy as he walks down the mountain.
+Time is the moving image of eternity.
+Reason without feeling is empty; feeling without reason is blind.
+The limits of my language mean the limits of my world.
+Whereof one cannot speak, thereof one must be silent.
+Habit is the great guide of human life.
+Doubt everything, then build again on what survives the doubting.
+A question well asked is half of an answer.
+Ethics begins in the encounter with a vulnerable face.
+Gratitude turns what we have into enough.
+The mind is like water: when it is calm, it reflects the moon.
+Mindfulness is remembering to come back to the present moment.
+Nothing is lost in contemplation; everything is received.
+Writing is a way of thinking slowly enough to see.
+Poetry is the speech of a soul that listens to the world.
+The sublime overwhelms the imagination and awakens reason.
+Beauty is the promise of happiness.
+Power produces knowledge, and knowledge produces power.
+History is written by those who survive to remember it.
+Memory is not a record but a reconstruction.
+Every interpretation is also a decision.
+The sacred appears where the ordinary becomes transparent.
+Love is the difficult realisation that something other than oneself is real.
+The good life is a practice, not a possession.
+Virtue is a habit of choosing the mean between extremes.
+Happiness is an activity of the soul in accordance with excellence.
+We suffer more often in imagination than in reality.
+Let go of what you cannot control and tend what you can.
+The night sky teaches both smallness and belonging.
+Thought begins when the familiar becomes strange.
+Dialogue is the slow art of letting another change your mind.
+Care is the basic structure of our being in the world.
+Authenticity means owning one's finitude.
+The world is everything that is the case.
+Brainstorm ten ideas, then keep the one that surprises you.
+Write a short poem about the morning light on a quiet lake.
+Explain the idea of the eternal return in simple words.
+Describe a monastery garden in autumn.
+Compare the Stoic and the Buddhist views of desire.
+What would Simone Weil say about attention and prayer?
+How does Kierkegaard describe the leap of faith?
+Summarise Heidegger's account of the tool that breaks.
+Why does Levinas put ethics before ontology?
+What is the role of the unconscious in Lacan's theory?
+Tell a story about a philosopher who forgets his own name.
+Invent a dialogue between a river and a stone.
+List three practices that cultivate patience.
+Give advice to a student who fears the blank page.
+Response A is clearer, but Response B is deeper.
+Response B is more creative, while Response A is more coherent.
+Both responses are equally good, so the verdict is a tie.
+Winner: A
+Winner: B
+Winner: tie
+The winner is A.
+The winner is B.
+It is a tie.
+A
+B
+tie
+Response A
+Response B
+Which response is better, A or B?
+Score each response from 1 to 5 for creativity, coherence, depth, engagement and writing quality.
+creativity: 4, coherence: 5, depth: 3, engagement: 4, writing_quality: 5
+{"winner": "A", "reasoning": "Response A engages the question more deeply."}
+{"winner": "B", "reasoning": "Response B is more precise and more vivid."}
+{"winner": "tie", "reasoning": "Both responses are of equal quality."}
+"""
+
+_WORDS = """\
+absence abundance acceptance action aesthetics affect alienation ambiguity anguish answer apprehension
+archive art ascent attention authenticity awakening awareness balance becoming belief belonging
+boundary breath calm care certainty chance change clarity compassion concept conscience consciousness
+contemplation contingency courage creation crisis culture dawn death debt decision desire despair
+destiny devotion dialectic dignity discipline discourse distance doubt dream duty dwelling earth
+ecstasy emptiness encounter energy enlightenment equanimity eros error essence eternity ethics event
+evidence evil exile existence experience faith fate fear feeling finitude flesh flow forgiveness form
+freedom friendship generosity gift god grace gratitude grief ground guilt harmony healing history
+home hope horizon hospitality humility idea identity illusion image imagination immanence infinity
+insight instant intention interpretation intuition joy judgment justice kindness knowledge labour
+language law letting life light limit listening logic longing love madness meaning measure memory
+mercy metaphor method mind mindfulness mirror moment morality mortality mystery myth nature necessity
+negation night nihilism nothingness object openness order other pain paradox passion patience peace
+perception person phenomenon play pleasure poetry possibility power practice praise prayer presence
+promise question reason recognition reflection rest revelation rhythm ritual sacred sacrifice sadness
+science self sense serenity shadow silence simplicity sincerity solitude sorrow soul space spirit
+stillness story subject sublime suffering surrender symbol system teaching tenderness text thought
+time tradition tragedy transcendence trust truth uncertainty understanding unity value virtue vision
+vulnerability waiting water wholeness will wisdom wonder world writing yearning
+"""
+
+_TEMPLATES = (
+    "{a} and {b} belong together in every honest life.",
+    "Without {a}, there is no {b}.",
+    "What is the relation between {a} and {b}?",
+    "A meditation on {a} leads slowly to {b}.",
+    "The philosopher wrote about {a}, {b}, and the silence between them.",
+    "Response A speaks of {a}; Response B speaks of {b}.",
+)
+
+
+def _corpus_lines() -> list[str]:
+    """The fixed training corpus: hand-written sentences plus template lines over a word list."""
+    lines = [line for line in _SENTENCES.splitlines() if line.strip()]
+    words = _WORDS.split()
+    for i, word in enumerate(words):
+        other = words[(i * 7 + 3) % len(words)]
+        template = _TEMPLATES[i % len(_TEMPLATES)]
+        lines.append(template.format(a=word, b=other))
+        lines.append(f"{word.capitalize()}: {word}s, {word}ful thinking, un{word}, {word}ly.")
+    return lines
+
+
+#: The corpus as one list of lines (a few hundred), fixed so the tokenizer is reproducible.
+CORPUS: tuple[str, ...] = tuple(_corpus_lines())
+
+
+# ---------------------------------------------------------------------------------------
+# What each tiny id is
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _TinySpec:
+    kind: str  # "model" or "lora"
+    seed: int
+    base: str | None = None
+
+
+_TINY_SHAPE: dict[str, int] = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128}
+_SPECS: dict[str, _TinySpec] = {
+    "qwen2": _TinySpec("model", seed=1234),
+    "qwen2-judge": _TinySpec("model", seed=4321),
+    "qwen2-lora": _TinySpec("lora", seed=777, base="qwen2"),
+}
+TINY_IDS: tuple[str, ...] = tuple(TINY_PREFIX + name for name in _SPECS)
+
+
+def is_tiny(model_id: str) -> bool:
+    """Whether `model_id` names a built-in tiny model or adapter (``tiny:...``)."""
+    return isinstance(model_id, str) and model_id.startswith(TINY_PREFIX)
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The Brie Bench cache folder: the argument, else $BRIE_BENCH_CACHE, else ~/.cache/brie-bench."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("BRIE_BENCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "brie-bench"
+
+
+def resolve(model_id: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The local folder of tiny model `model_id`, building it on first use.
+
+    Raises `InputError` for an unknown tiny id (it comes from a suite). Never
+    touches the network.
+    """
+    if not is_tiny(model_id):
+        raise InputError(f"not a tiny model id: {model_id!r} (tiny ids: {', '.join(TINY_IDS)})",
+                         field="model")
+    name = model_id[len(TINY_PREFIX):]
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise InputError(f"unknown tiny model {model_id!r}; known: {', '.join(TINY_IDS)}", field="model")
+    root = cache_root(cache_dir) / "tiny"
+    final = root / f"{name}-{TINY_VERSION}"
+    if final.is_dir():
+        return final
+    base_path = resolve(TINY_PREFIX + spec.base, cache_dir) if spec.base else None
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{uuid.uuid4().hex[:8]}-", dir=root))
+    try:
+        if spec.kind == "model":
+            build_random_qwen2(tmp, seed=spec.seed, **_TINY_SHAPE)
+        else:
+            assert base_path is not None
+            build_random_lora(tmp, base_path, seed=spec.seed, base_model_name=TINY_PREFIX + str(spec.base))
+        try:
+            os.rename(tmp, final)  # atomic: readers see nothing or a complete folder
+        except OSError:
+            if not final.is_dir():  # a concurrent builder won the race otherwise
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------------------------------
+# Tokenizer
+# ---------------------------------------------------------------------------------------
+def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB_SIZE) -> "Tokenizer":
+    """Train the tiny byte-level BPE tokenizer on `CORPUS`, with Qwen2's normaliser and splitter.
+
+    Uses the same NFC normaliser, split regex and byte-level mapping that
+    transformers 5's `Qwen2Tokenizer` rebuilds on load, so ids survive
+    save/reload unchanged.
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="",
+                               fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=[AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(list(CORPUS), trainer=trainer)
+    return tok
+
+
+def save_tokenizer(tokenizer: "Tokenizer", path: str | os.PathLike[str]) -> None:
+    """Save `tokenizer` as a Qwen2 tokenizer folder: ChatML template, eos <|im_end|>, pad <|endoftext|>."""
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=[IM_START],
+        model_max_length=2048,
+        clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(str(path))
+    # Load back as what a real Qwen2 checkpoint declares, so tests exercise the same code path.
+    _patch_json(Path(path) / "tokenizer_config.json", {"tokenizer_class": "Qwen2Tokenizer"})
+
+
+def _patch_json(file: Path, updates: dict[str, Any]) -> None:
+    import json
+
+    data = json.loads(file.read_text(encoding="utf-8"))
+    data.update(updates)
+    file.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------
+def build_random_qwen2(path: str | os.PathLike[str], *, hidden: int = 64, layers: int = 2, heads: int = 4,
+                       kv_heads: int = 2, intermediate: int = 128, vocab: int | None = None,
+                       seed: int = 0, initializer_range: float = 0.2) -> Path:
+    """Write a randomly initialised Qwen2 causal LM (and the tiny tokenizer) to `path`.
+
+    `vocab` defaults to the tokenizer's size (it may not be smaller).
+    `initializer_range` is larger than Qwen's 0.02 so random logits are peaked:
+    greedy decoding then has clear winners and is not decided by float noise.
+    Returns `path`.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer()
+    n_tok = tok.get_vocab_size()
+    if vocab is None:
+        vocab = n_tok
+    if vocab < n_tok:
+        raise ValueError(f"vocab={vocab} is smaller than the tokenizer's {n_tok} tokens")
+    save_tokenizer(tok, path)
+    im_end, eot = tok.token_to_id(IM_END), tok.token_to_id(ENDOFTEXT)
+    config = Qwen2Config(
+        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, intermediate_size=intermediate, max_position_embeddings=2048,
+        initializer_range=initializer_range, tie_word_embeddings=False, use_cache=True,
+        bos_token_id=eot, eos_token_id=im_end, pad_token_id=eot,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=eot, eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=False,
+    )
+    model.save_pretrained(str(path))
+    return path
+
+
+def build_random_lora(path: str | os.PathLike[str], base_path: str | os.PathLike[str], *, seed: int = 0,
+                      r: int = 8, lora_alpha: int = 16, base_model_name: str | None = None) -> Path:
+    """Write a PEFT LoRA adapter with random, non-zero weights for the model at `base_path`.
+
+    PEFT normally starts B at zero (a no-op adapter); `init_lora_weights=False`
+    draws both A and B at random, so the adapter really changes the output.
+    No `target_modules`: PEFT's Qwen2 default (q_proj, v_proj), as in real runs.
+    `base_model_name` is written into adapter_config.json instead of the absolute
+    base path, so the folder's content does not depend on where the cache lives.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
+    config = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+                        init_lora_weights=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = get_peft_model(base, config)
+    model.save_pretrained(str(path))
+    if base_model_name is not None:
+        _patch_json(path / "adapter_config.json", {"base_model_name_or_path": base_model_name})
+    return path

@@ -1,0 +1,213 @@
+"""Bounded, safe YAML loading that remembers where every field came from.
+
+Suites and training configs are validated with pydantic; when validation
+fails we want the error to name the file, the field path *and the line*. This
+module composes the YAML node tree (safe tags only), converts it to plain
+Python while recording the line of each field path, and refuses inputs that
+could hang or exhaust memory: oversized files and alias "bombs" (a document
+whose expansion visits more than `max_nodes` nodes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from brie_bench.errors import InputError
+
+MAX_BYTES = 2 * 1024 * 1024
+MAX_NODES = 100_000
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class LineIndex:
+    """Maps a field path such as ("sections", 0, "temperature") to its 1-based line."""
+
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_for(self, loc: Iterable[str | int]) -> int | None:
+        """The line of `loc`, or of its deepest ancestor that has one."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get(())
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """("sections", 0, "temperature") -> "sections[0].temperature"."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class _Converter:
+    def __init__(self, loader: yaml.SafeLoader, path: str, max_nodes: int) -> None:
+        self.loader = loader
+        self.path = path
+        self.budget = max_nodes
+        self.index = LineIndex()
+
+    def _spend(self, node: yaml.Node) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise InputError(
+                f"YAML document too large: more than {MAX_NODES} nodes after expanding aliases "
+                "(an anchor/alias bomb?)", path=self.path, line=node.start_mark.line + 1)
+
+    def _key(self, node: yaml.Node, loc: PathKey) -> Any:
+        self._spend(node)
+        if not isinstance(node, yaml.ScalarNode):
+            raise InputError("mapping keys must be plain values", path=self.path,
+                             field=format_loc(loc) or None, line=node.start_mark.line + 1)
+        return self.loader.construct_object(node)
+
+    def convert(self, node: yaml.Node, loc: PathKey) -> Any:
+        self._spend(node)
+        self.index.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in self._pairs(node):
+                key = self._key(key_node, loc)
+                if key in result:
+                    raise InputError(f"duplicate key {key!r}", path=self.path, field=format_loc(loc) or None,
+                                     line=key_node.start_mark.line + 1)
+                skey = key if isinstance(key, str) else str(key)
+                self.index.lines[loc + (skey,)] = key_node.start_mark.line + 1
+                result[key] = self.convert(value_node, loc + (skey,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, loc + (i,)) for i, item in enumerate(node.value)]
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise InputError(f"invalid YAML value: {_problem(exc)}", path=self.path,
+                             line=node.start_mark.line + 1) from None
+
+    def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+        """Key/value node pairs, with `<<` merges applied: explicit keys win over merged ones."""
+        explicit: list[tuple[yaml.Node, yaml.Node]] = []
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                explicit.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                self._spend(source)
+                if not isinstance(source, yaml.MappingNode):
+                    raise InputError("'<<' merge needs a mapping", path=self.path,
+                                     line=source.start_mark.line + 1)
+                merged.extend(self._pairs(source))
+        taken = {k.value for k, _ in explicit if isinstance(k, yaml.ScalarNode)}
+        for key_node, value_node in merged:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value not in taken:
+                taken.add(key_node.value)
+                explicit.append((key_node, value_node))
+        return explicit
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return " ".join(str(problem).split())
+
+
+def loads_yaml(text: str, path: str = "<string>", *, max_nodes: int = MAX_NODES) -> tuple[Any, LineIndex]:
+    """Parse one YAML document from text; see `load_yaml`."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            raise InputError(f"invalid YAML: {_problem(exc)}", path=path, line=line) from None
+        if node is None:
+            raise InputError("file is empty", path=path)
+        converter = _Converter(loader, path, max_nodes)
+        data = converter.convert(node, ())
+        return data, converter.index
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | Path, *, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES) -> tuple[Any, LineIndex]:
+    """Load a YAML file safely and boundedly; returns (data, LineIndex). Raises InputError."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise InputError("file not found", path=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", path=str(path)) from None
+    if p.is_dir():
+        raise InputError("is a folder, not a file", path=str(path))
+    if size > max_bytes:
+        raise InputError(f"file too large ({size} bytes, limit {max_bytes})", path=str(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError("file is not UTF-8 text", path=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", path=str(path)) from None
+    if "\x00" in text:
+        raise InputError("file contains NUL bytes", path=str(path))
+    return loads_yaml(text, str(path), max_nodes=max_nodes)
+
+
+def _known_fields(model: type[BaseModel] | None, loc: PathKey) -> list[str] | None:
+    """Walk a pydantic model along `loc` to list the keys allowed at its end."""
+    current: Any = model
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            finfo = current.model_fields.get(str(part))
+            if finfo is None:
+                return None
+            current = _inner_model(finfo.annotation)
+        elif isinstance(part, int) or isinstance(part, str):
+            # a list item or a dict value: the model type stays the same (already unwrapped)
+            continue
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside list[...], dict[str, ...], Optional[...], or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validation_error(exc: ValidationError, path: str | Path, index: LineIndex,
+                     model: type[BaseModel] | None = None, prefix: PathKey = ()) -> InputError:
+    """Turn the first pydantic error into a one-line InputError naming file, field path and line."""
+    err = exc.errors(include_url=False)[0]
+    loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        known = _known_fields(model, loc[len(prefix):-1]) if model is not None else None
+        msg = f"unknown key {str(loc[-1])!r}"
+        if known:
+            msg += f" (known keys: {', '.join(known)})"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    return InputError(msg, path=str(path), field=format_loc(loc) or None, line=index.line_for(loc))
