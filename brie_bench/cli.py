@@ -24,8 +24,15 @@ from brie_bench.plugin_manager import Registry, load_plugins, register_commands
 from brie_bench.suite import Suite, load_suite
 
 EXIT_OK, EXIT_FAILED_UNITS, EXIT_BAD_INPUT = 0, 1, 2
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+
+def out_console() -> Console:
+    """A console made per command, so it sees the current stdout and terminal width."""
+    return Console(highlight=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False)
 
 
 def default_db() -> str:
@@ -39,13 +46,13 @@ class BrieGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            err_console.print(Text(f"error: {exc}"), soft_wrap=True)
+            err_console().print(Text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
         except sqlite3.OperationalError as exc:
-            err_console.print(Text(f"error: database {ctx.obj.get('db') if ctx.obj else ''}: {exc}"), soft_wrap=True)
+            err_console().print(Text(f"error: database {ctx.obj.get('db') if ctx.obj else ''}: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_FAILED_UNITS)
         except BrieBenchError as exc:
-            err_console.print(Text(f"error: {exc}"), soft_wrap=True)
+            err_console().print(Text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
 
 
@@ -66,7 +73,7 @@ def get_registry(plugins_dir: str | None, *, quiet: bool = False) -> Registry:
     registry = load_plugins(plugins_dir)
     if not quiet:
         for plugin, cause in registry.failures:
-            err_console.print(Text(f"warning: plugin {plugin} not loaded: {cause}"), soft_wrap=True)
+            err_console().print(Text(f"warning: plugin {plugin} not loaded: {cause}"), soft_wrap=True)
     return registry
 
 
@@ -96,7 +103,7 @@ def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, pl
         suite = load_suite(path)
         build_runtime(suite, registry)
         n_prompts = sum(len(s.prompts) for s in suite.sections)
-        console.print(Text(f"ok: {path}: {len(suite.sections)} sections, {n_prompts} prompts, "
+        out_console().print(Text(f"ok: {path}: {len(suite.sections)} sections, {n_prompts} prompts, "
                            f"{len(suite.spec.contenders)} contenders, {len(suite.spec.judges)} judges"))
 
 
@@ -118,7 +125,7 @@ def run(ctx: click.Context, suite_path: str, seed: int | None, concurrency: int 
     registry = get_registry(plugins_dir)
     suite = load_suite(suite_path)
     code = execute_run(suite, registry, db=db, seed=seed, concurrency=concurrency, limit=limit,
-                       dry_run=dry_run, new_run=new_run, console=console)
+                       dry_run=dry_run, new_run=new_run, console=out_console())
     ctx.exit(code)
 
 
@@ -138,7 +145,7 @@ def plugins(ctx: click.Context, verbose: bool, db_opt: str | None, plugins_dir_o
     for kind, entries in (("backend", registry.backends), ("judge", registry.judges)):
         for name, cls in sorted(entries.items()):
             table.add_row(kind, name, registry.origins[(kind, name)], Text(cls.description or (cls.__doc__ or "").strip().split("\n")[0]))
-    console.print(table)
+    out_console().print(table)
     if verbose:
         for kind, entries in (("backend", registry.backends), ("judge", registry.judges)):
             for name, cls in sorted(entries.items()):
@@ -147,9 +154,9 @@ def plugins(ctx: click.Context, verbose: bool, db_opt: str | None, plugins_dir_o
                     opts.add_column(col)
                 for row in option_rows(cls.Options):
                     opts.add_row(*(Text(c) for c in row))
-                console.print(opts)
+                out_console().print(opts)
     for plugin, cause in registry.failures:
-        console.print(Text(f"failed: {plugin}: {cause}", style="red"))
+        out_console().print(Text(f"failed: {plugin}: {cause}", style="red"))
 
 
 @cli.command()
@@ -172,7 +179,7 @@ def runs(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) ->
             n = store.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=?", (r.id,)).fetchone()[0]
             created = datetime.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
             table.add_row(r.id, Text(r.suite_name), str(r.seed), r.status, created, str(n))
-        console.print(table)
+        out_console().print(table)
 
 
 def _add_optional_commands(group: click.Group) -> None:
@@ -199,12 +206,12 @@ _add_optional_commands(cli)
 
 def main(argv: list[str] | None = None) -> None:
     registry = load_plugins(None)
-    register_commands(registry, cli, lambda plugin, cause: err_console.print(
+    register_commands(registry, cli, lambda plugin, cause: err_console().print(
         Text(f"warning: plugin {plugin} could not add commands: {cause}")))
     try:
         cli.main(args=argv, prog_name="brie-bench")
     except KeyboardInterrupt:
-        err_console.print("interrupted: everything finished so far is stored; rerun to resume")
+        err_console().print("interrupted: everything finished so far is stored; rerun to resume")
         sys.exit(130)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from brie_bench.api import Limits, stable_hash
 from brie_bench.errors import InputError
@@ -26,6 +26,17 @@ SECRET_KEY_PATTERN = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IG
 MAX_PROMPTS_PER_SECTION = 10_000
 
 
+def _no_bool(value: Any) -> Any:
+    """YAML reads `yes`/`true` as booleans; pydantic would quietly turn them into 1. Refuse."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    return value
+
+
+Num = Annotated[float, BeforeValidator(_no_bool)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,13 +45,13 @@ class Settings(_Strict):
     """Generation and judging settings: `defaults` of a suite, overridable per section."""
 
     system_prompt: str | None = "You are a helpful AI assistant."
-    temperature: float = Field(default=0.75, ge=0.0, le=2.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=512, ge=1, le=131_072)
-    samples: int = Field(default=1, ge=1, le=100)
+    temperature: Num = Field(default=0.75, ge=0.0, le=2.0)
+    top_p: Num = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: Int = Field(default=512, ge=1, le=131_072)
+    samples: Int = Field(default=1, ge=1, le=100)
     orders: Literal["random", "both"] = "random"
     criteria: list[str] = Field(default_factory=lambda: list(DEFAULT_CRITERIA), min_length=1, max_length=20)
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    seed: Int | None = Field(default=None, ge=0, le=2**63 - 1)
 
     @field_validator("criteria")
     @classmethod
@@ -55,13 +66,13 @@ class Settings(_Strict):
 
 class SettingsOverride(_Strict):
     system_prompt: str | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=131_072)
-    samples: int | None = Field(default=None, ge=1, le=100)
+    temperature: Num | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: Num | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: Int | None = Field(default=None, ge=1, le=131_072)
+    samples: Int | None = Field(default=None, ge=1, le=100)
     orders: Literal["random", "both"] | None = None
     criteria: list[str] | None = Field(default=None, min_length=1, max_length=20)
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    seed: Int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
 class ContenderSpec(_Strict):
@@ -95,16 +106,16 @@ class PromptSpec(_Strict):
 class SectionSpec(SettingsOverride):
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = None
-    prompts: list[str | PromptSpec] | None = Field(default=None, max_length=MAX_PROMPTS_PER_SECTION)
+    prompts: list[Any] | None = Field(default=None, max_length=MAX_PROMPTS_PER_SECTION)
     prompts_file: str | None = Field(default=None, min_length=1)
-    take: int | None = Field(default=None, ge=1, le=MAX_PROMPTS_PER_SECTION)
+    take: Int | None = Field(default=None, ge=1, le=MAX_PROMPTS_PER_SECTION)
     judges: list[str] | None = None
 
 
 class SuiteSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    seed: Int = Field(default=0, ge=0, le=2**63 - 1)
     baseline: str | None = None
     contenders: dict[str, ContenderSpec] = Field(min_length=2, max_length=50)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict, max_length=50)

@@ -22,6 +22,7 @@ from brie_bench.errors import InputError
 MAX_BYTES = 2 * 1024 * 1024
 MAX_NODES = 100_000
 PathKey = tuple[str | int, ...]
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
 @dataclass
@@ -75,6 +76,8 @@ class _Converter:
     def convert(self, node: yaml.Node, loc: PathKey) -> Any:
         self._spend(node)
         self.index.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            raise InputError(f"invalid YAML: unsupported tag {node.tag!r}", path=self.path, line=node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in self._pairs(node):

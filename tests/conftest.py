@@ -1,0 +1,40 @@
+"""Shared test setup: no network, a private HF cache, and the helpers most tests use."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HF_HOME = tempfile.mkdtemp(prefix="brie-bench-hf-")
+os.environ.setdefault("HF_HOME", _HF_HOME)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+for _key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+    os.environ.pop(_key, None)
+
+pytest_plugins = ["conftest_tiny"] if (Path(__file__).parent / "conftest_tiny.py").exists() else []
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+FIXTURE_PLUGINS = TESTS / "fixture_plugins"
+
+
+@pytest.fixture
+def fixture_plugins_dir() -> Path:
+    return FIXTURE_PLUGINS
+
+
+@pytest.fixture
+def write_suite(tmp_path: Path):
+    """Write a suite YAML (text) into tmp_path and return its path."""
+
+    def _write(text: str, name: str = "suite.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write

@@ -1,0 +1,55 @@
+"""Small helpers shared by tests (imported as `helpers`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from brie_bench.plugin_manager import load_plugins
+from brie_bench.run import execute_run
+from brie_bench.suite import load_suite
+
+FIXTURE_PLUGINS = Path(__file__).parent / "fixture_plugins"
+
+
+def scripted_suite(*, judges: dict[str, Any] | None = None, sections: list[dict[str, Any]] | None = None,
+                   contenders: dict[str, Any] | None = None, seed: int = 11, **defaults: Any) -> dict[str, Any]:
+    """A suite over the scripted test backend; the candidate's answers carry a marker '*'."""
+    return {
+        "name": "scripted",
+        "seed": seed,
+        "contenders": contenders or {
+            "baseline": {"backend": "scripted", "model": "base"},
+            "brie": {"backend": "scripted", "model": "base", "options": {"marker": "*", "style": "long"}},
+        },
+        "judges": judges if judges is not None else {"marker": {"type": "marker"}},
+        "defaults": defaults,
+        "sections": sections or [
+            {"name": "philosophy", "prompts": [f"What is being number {i}?" for i in range(4)]},
+            {"name": "brainstorm", "prompts": [f"Ideas for thing {i}" for i in range(3)], "orders": "both"},
+        ],
+    }
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_suite(path: Path, db: Path, **kwargs: Any) -> int:
+    from rich.console import Console
+
+    registry = load_plugins(FIXTURE_PLUGINS)
+    return execute_run(load_suite(path), registry, db=str(db), console=Console(quiet=True), **kwargs)
+
+
+def rows(db: Path, query: str, *args: Any) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()

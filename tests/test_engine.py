@@ -1,0 +1,143 @@
+"""The engine, store and CLI together over the scripted test backend: retries, failures, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from brie_bench.cli import cli
+from helpers import FIXTURE_PLUGINS, rows, run_suite, scripted_suite, write_yaml
+
+
+def test_run_stores_every_unit_and_resumes_without_calls(tmp_path):
+    log = tmp_path / "calls.jsonl"
+    data = scripted_suite()
+    for c in data["contenders"].values():
+        c.setdefault("options", {})["call_log"] = str(log)
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    assert run_suite(path, db) == 0
+    calls = len(log.read_text().splitlines())
+    assert calls == 2 * (4 + 3)  # two contenders, seven prompts
+    assert len(rows(db, "SELECT * FROM judgments")) == 4 + 3 * 2  # orders: both doubles the second section
+    assert run_suite(path, db) == 0
+    assert len(log.read_text().splitlines()) == calls  # nothing called again
+    assert len(rows(db, "SELECT * FROM runs")) == 1
+    assert len(rows(db, "SELECT * FROM judgments")) == 10
+
+
+def test_new_run_reuses_generations_but_judges_again(tmp_path):
+    log = tmp_path / "calls.jsonl"
+    data = scripted_suite()
+    for c in data["contenders"].values():
+        c.setdefault("options", {})["call_log"] = str(log)
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    assert run_suite(path, db) == 0
+    calls = len(log.read_text().splitlines())
+    assert run_suite(path, db, new_run=True) == 0
+    assert len(log.read_text().splitlines()) == calls
+    runs = rows(db, "SELECT id FROM runs")
+    assert len(runs) == 2
+    for r in runs:
+        assert len(rows(db, "SELECT * FROM judgments WHERE run_id=?", r["id"])) == 10
+
+
+def test_transient_failures_are_retried_and_logged_never_counted(tmp_path):
+    data = scripted_suite(sections=[{"name": "s", "prompts": [f"p {i}" for i in range(10)]}])
+    data["contenders"]["brie"]["options"]["transient_failures"] = 2
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    assert run_suite(path, db) == 0
+    errors = rows(db, "SELECT * FROM errors")
+    assert len(errors) == 20 and all(e["transient"] and not e["final"] for e in errors)
+    assert {e["kind"] for e in errors} == {"rate_limit"}
+    judged = rows(db, "SELECT * FROM judgments")
+    assert len(judged) == 10 and all(j["winner"] == "brie" for j in judged)
+
+
+def test_permanent_failure_is_recorded_and_exit_code_is_1(tmp_path):
+    data = scripted_suite(sections=[{"name": "s", "prompts": ["fine prompt", "forbidden prompt", "another"]}])
+    data["contenders"]["brie"]["options"]["permanent_if"] = "forbidden"
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    assert run_suite(path, db) == 1
+    errors = rows(db, "SELECT * FROM errors")
+    assert len(errors) == 1 and errors[0]["final"] and errors[0]["kind"] == "refusal"
+    assert len(rows(db, "SELECT * FROM judgments")) == 2  # the blocked comparison is not a verdict
+    assert rows(db, "SELECT status FROM runs")[0]["status"] == "incomplete"
+
+
+def test_cli_dry_run_calls_nothing_and_counts_stored_units(tmp_path):
+    log = tmp_path / "calls.jsonl"
+    data = scripted_suite()
+    data["contenders"]["brie"]["options"]["call_log"] = str(log)
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    runner = CliRunner()
+    args = ["--db", str(db), "--plugins-dir", str(FIXTURE_PLUGINS)]
+    result = runner.invoke(cli, [*args, "run", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "judge calls: 10 (0 already stored)" in " ".join(result.output.split())
+    assert not log.exists() and not db.exists()
+    assert runner.invoke(cli, [*args, "run", str(path), "--limit", "2"]).exit_code == 0
+    result = runner.invoke(cli, [*args, "run", str(path), "--dry-run"])
+    assert "judge calls: 10 (6 already stored)" in " ".join(result.output.split())
+    result = runner.invoke(cli, [*args, "run", str(path)])
+    assert result.exit_code == 0
+    assert "resuming run" in result.output
+    assert len(rows(db, "SELECT * FROM judgments")) == 10
+
+
+def test_cli_summary_counts_match_store(tmp_path):
+    data = scripted_suite(judges={"biased": {"type": "fixed", "options": {"answer": "B"}}})
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "run", str(path), "--plugins-dir", str(FIXTURE_PLUGINS)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    judged = rows(db, "SELECT winner FROM judgments")
+    wins = sum(r["winner"] == "brie" for r in judged)
+    losses = sum(r["winner"] == "baseline" for r in judged)
+    line = next(l for l in result.output.splitlines() if "brie vs baseline" in l)
+    cells = [c.strip() for c in line.split("│") if c.strip()]
+    assert cells[3:7] == [str(wins), str(losses), "0", "0"]
+
+
+def test_missing_api_key_fails_before_any_call(tmp_path, monkeypatch):
+    monkeypatch.delenv("BRIE_TEST_KEY", raising=False)
+    data = scripted_suite()
+    data["contenders"]["brie"]["options"]["api_key_env"] = "BRIE_TEST_KEY"
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "--plugins-dir", str(FIXTURE_PLUGINS), "run", str(path)])
+    assert result.exit_code == 2
+    assert "BRIE_TEST_KEY" in result.output and "brie" in result.output
+    assert not db.exists()
+
+
+def test_scripted_backend_requires_key_only_when_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRIE_TEST_KEY", "sk-test-0123456789")
+    data = scripted_suite()
+    data["contenders"]["brie"]["options"]["api_key_env"] = "BRIE_TEST_KEY"
+    path = write_yaml(tmp_path / "suite.yaml", data)
+    db = tmp_path / "b.db"
+    assert run_suite(path, db) == 0
+    assert b"sk-test-0123456789" not in db.read_bytes()
+    snapshot = json.loads(rows(db, "SELECT suite_snapshot FROM runs")[0]["suite_snapshot"])
+    assert snapshot["contenders"]["brie"]["options"]["api_key_env"] == "BRIE_TEST_KEY"
+
+
+def test_plugins_command_lists_sources_and_failures(tmp_path):
+    broken = tmp_path / "plugs"
+    broken.mkdir()
+    (broken / "broken.py").write_text("import not_a_real_module_xyz\n")
+    (broken / "good.py").write_text((FIXTURE_PLUGINS / "scripted.py").read_text())
+    result = CliRunner().invoke(cli, ["plugins", "--verbose", "--plugins-dir", str(broken)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "scripted" in result.output and "built-in" in result.output
+    assert "broken.py" in result.output and "not_a_real_module_xyz" in result.output
+    assert "transient_failures" in result.output  # option schema shown with --verbose
