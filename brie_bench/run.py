@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
@@ -91,17 +92,25 @@ def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, 
 def print_summary(console: Console, store: Store, run_id: str, stats: EngineStats) -> None:
     rows = store.judgments(run_id)
     errors = error_counts(store.errors(run_id))
-    table = Table(title=f"Run {run_id}")
-    for col in ("judge", "model", "candidate vs baseline", "wins", "losses", "ties", "invalid", "win rate",
-                "retried", "failed"):
-        table.add_column(col)
-    for t in tally(rows):
+    table = Table(title=f"Run {run_id}: each candidate against the baseline", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False,
+                  caption="W/L/T: candidate wins/losses/ties (ties count half in win%); inv: invalid verdicts, never counted; retry/fail: judge calls retried/failed")
+    tallies = tally(rows)
+    widths = {"judge": max([len(t.judge) for t in tallies] + [5]),
+              "model": max([len(t.judge_model or "-") for t in tallies] + [5]),
+              "candidate": max([len(t.candidate) for t in tallies] + [9])}
+    for col in ("judge", "model", "candidate", "W", "L", "T", "inv", "win%", "retry", "fail"):
+        table.add_column(col, overflow="fold", no_wrap=col not in widths, min_width=min(24, widths.get(col, 0)))
+    for t in tallies:
         rate = f"{t.win_rate:.1%}" if t.win_rate is not None else "-"
         e = errors.get(t.judge, {"retried": 0, "failed": 0})
-        table.add_row(Text(t.judge), Text(t.judge_model or "-"), Text(f"{t.candidate} vs {t.baseline}"),
+        table.add_row(Text(t.judge), Text(t.judge_model or "-"), Text(t.candidate),
                       str(t.wins), str(t.losses), str(t.ties), str(t.invalid), rate, str(e["retried"]),
                       str(e["failed"]))
     console.print(table)
+    contender_errors = {n: e for n, e in errors.items() if n not in {t.judge for t in tallies}}
+    for name, e in sorted(contender_errors.items()):
+        console.print(Text(f"{name}: {e['retried']} calls retried, {e['failed']} failed"))
     console.print(Text(
         f"generations: {stats.generations_done} new, {stats.generations_cached} cached, "
         f"{stats.generations_failed} failed; judgments: {stats.judgments_done} new, {stats.judgments_cached} "

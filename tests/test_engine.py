@@ -101,8 +101,8 @@ def test_cli_summary_counts_match_store(tmp_path):
     judged = rows(db, "SELECT winner FROM judgments")
     wins = sum(r["winner"] == "brie" for r in judged)
     losses = sum(r["winner"] == "baseline" for r in judged)
-    line = next(l for l in result.output.splitlines() if "brie vs baseline" in l)
-    cells = [c.strip() for c in line.split("│") if c.strip()]
+    line = next(l for l in result.output.splitlines() if l.strip().startswith("biased"))
+    cells = line.split()
     assert cells[3:7] == [str(wins), str(losses), "0", "0"]
 
 
