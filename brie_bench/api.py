@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 import pluggy
@@ -51,6 +52,17 @@ from brie_bench.records import (  # noqa: F401  (re-exported for plugins)
     Usage,
 )
 
+# The verdict parser is public API too: pure functions a judge plugin may reuse.
+from brie_bench.verdicts import (  # noqa: E402,F401
+    PARSER_VERSION,
+    VERDICT_SCHEMA,
+    ParsedVerdict,
+    parse_json_verdict,
+    parse_verdict,
+    validate_structured,
+    verdict_schema,
+)
+
 PROJECT_NAME = "brie_bench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
@@ -59,7 +71,8 @@ __all__ = [
     "BackendContext", "JudgeContext", "stable_hash", "CallError", "TransientError",
     "PermanentError", "InputError", "MissingKeyError", "PluginError", "BlindedPair",
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
-    "Usage", "DEFAULT_CRITERIA", "LABELS",
+    "Usage", "DEFAULT_CRITERIA", "LABELS", "PARSER_VERSION", "VERDICT_SCHEMA", "ParsedVerdict",
+    "parse_json_verdict", "parse_verdict", "validate_structured", "verdict_schema", "resolve_relative",
 ]
 
 
@@ -98,17 +111,38 @@ class JudgeOptions(BaseModel):
 
 @dataclass(frozen=True)
 class BackendContext:
-    """Where a backend instance is used: `role` is "contender" or "judge", `name` its suite name."""
+    """Where a backend instance is used: `role` is "contender" or "judge", `name` its suite name.
+
+    `base_dir` is the suite file's folder: resolve relative paths in options (adapters,
+    templates, rubrics) against it with `resolve_path`, so a suite works from any directory.
+    """
 
     role: str
     name: str
     cache_dir: str | None = None
+    base_dir: str | None = None
+
+    def resolve_path(self, value: str) -> str:
+        return resolve_relative(value, self.base_dir)
 
 
 @dataclass(frozen=True)
 class JudgeContext:
     name: str
     seed: int = 0
+    base_dir: str | None = None
+
+    def resolve_path(self, value: str) -> str:
+        return resolve_relative(value, self.base_dir)
+
+
+def resolve_relative(value: str, base_dir: str | None) -> str:
+    """A relative path that exists next to the suite wins; anything else is returned unchanged."""
+    p = Path(value).expanduser()
+    if p.is_absolute() or base_dir is None:
+        return str(p)
+    candidate = Path(base_dir) / p
+    return str(candidate) if candidate.exists() else value
 
 
 class ModelBackend:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,13 +59,14 @@ def _limits(cls: type, override: Limits | None) -> Limits:
 def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = None) -> Runtime:
     check_plugins(suite, registry)
     spec = suite.spec
+    base_dir = str(Path(suite.path).resolve().parent)
     contenders: dict[str, ModelBackend] = {}
     limits: dict[str, Limits] = {}
     for name, c in spec.contenders.items():
         cls = registry.backends[c.backend]
         try:
             contenders[name] = cls(c.model, cls.Options.model_validate(c.options),
-                                   BackendContext("contender", name, cache_dir))
+                                   BackendContext("contender", name, cache_dir, base_dir))
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's own failure, reported by name
@@ -77,7 +79,7 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
         if j.backend is not None:
             bcls = registry.backends[j.backend]
             backend = bcls(j.model or "", bcls.Options.model_validate(j.backend_options),
-                           BackendContext("judge", name, cache_dir))
+                           BackendContext("judge", name, cache_dir, base_dir))
             limits[name] = _limits(bcls, j.limits)
         else:
             limits[name] = j.limits or Limits(max_concurrency=1)
@@ -85,7 +87,7 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
             limits[name] = limits[name].model_copy(update={"max_concurrency": 1})
         try:
             judges[name] = judge_cls(judge_cls.Options.model_validate(j.options), backend,
-                                     JudgeContext(name=name, seed=spec.seed))
+                                     JudgeContext(name=name, seed=spec.seed, base_dir=base_dir))
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -74,7 +74,7 @@ def _outcomes(outcomes: ArrayLike, name: str = "outcomes") -> NDArray[np.float64
     Any other value means a coding bug upstream (e.g. a label verdict that was never
     unblinded), and silently averaging it would corrupt the win rate.
     """
-    x = np.asarray(outcomes, dtype=float).reshape(-1) if np.ndim(outcomes) == 0 else np.asarray(outcomes, float)
+    x = np.asarray(outcomes, dtype=float)
     if x.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
     ok = np.isnan(x) | (x == LOSS) | (x == TIE) | (x == WIN)
@@ -195,7 +195,9 @@ def wilson_ci(successes: float, n: int, level: float = 0.95) -> Interval:
     z2n = z * z / n
     centre = (p + z2n / 2.0) / (1.0 + z2n)
     half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), level, "wilson", int(n))
+    # Clamp so rounding never puts the estimate outside its own interval (e.g. 0 successes).
+    low, high = min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)
+    return Interval(p, low, high, level, "wilson", int(n))
 
 
 def cluster_resamples(n_clusters: int, n_boot: int, seed: int = 0) -> Iterator[NDArray[np.int32]]:
@@ -581,8 +583,9 @@ def majority_vote(matrix: ArrayLike) -> MajorityVote:
     an item no judge answered validly stays NaN (invalid). One consensus per item
     stops a panel of three judges from tripling the apparent sample size.
     """
-    m = _label_matrix(matrix) if np.ndim(matrix) == 2 and np.shape(matrix)[1] >= 2 else \
-        np.asarray(matrix, dtype=float).reshape(len(matrix), -1)  # type: ignore[arg-type]
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"majority_vote needs an items x judges matrix, got shape {m.shape}")
     for col in m.T:
         _outcomes(col, "majority_vote labels")
     cats = np.asarray(OUTCOME_CATEGORIES)
@@ -856,7 +859,8 @@ class BradleyTerry:
     `scores` are log-strengths relative to the `anchor` player (its score is 0), so
     P(i beats j) = sigmoid(scores[i] − scores[j]); `win_rate_vs_anchor` is that
     probability against the anchor. `low` / `high` are percentile bounds of the
-    scores. Players with no games are NaN.
+    scores. A player not connected to the anchor by any chain of games has no
+    defined score and is NaN.
     """
 
     scores: NDArray[np.float64]
@@ -869,29 +873,65 @@ class BradleyTerry:
     converged: bool
 
 
-def _bt_mm(wins: NDArray[np.float64], max_iter: int = 20000, tol: float = 1e-10) -> tuple[NDArray, bool]:
-    """Hunter's MM algorithm for Bradley–Terry, vectorised over a batch of win matrices.
+def _bt_loglik(wins: NDArray, theta: NDArray) -> NDArray:
+    diff = theta[:, :, None] - theta[:, None, :]
+    return -(wins * np.logaddexp(0.0, -diff)).sum(axis=(1, 2))
 
-    wins[b, i, j] = (possibly fractional) wins of i over j in batch member b. Each
-    step sets p_i = W_i / Σ_j N_ij / (p_i + p_j), which never decreases the
-    likelihood; strengths are renormalised to geometric mean 1. Returns log-strengths.
+
+def _bt_newton(wins: NDArray[np.float64], ref: int, max_iter: int = 100,
+               tol: float = 1e-10) -> tuple[NDArray[np.float64], bool]:
+    """Maximise the Bradley–Terry likelihood for a batch of win matrices at once.
+
+    wins[b, i, j] = (fractional) wins of i over j in batch member b; every player
+    must be connected to the others and have positive wins and losses (the prior
+    guarantees it), which makes the log-likelihood strictly concave once player
+    `ref` is pinned at 0. Newton's method with step halving then converges in a
+    few iterations, for all bootstrap resamples together (batched linear solves).
+    Returns log-strengths with theta[:, ref] = 0.
     """
+    batch, n = wins.shape[0], wins.shape[1]
     games = wins + np.swapaxes(wins, 1, 2)
-    w = wins.sum(axis=2)
-    log_p = np.zeros(w.shape)
-    converged = False
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for _ in range(max_iter):
-            p = np.exp(log_p)
-            denom = (games / (p[:, :, None] + p[:, None, :])).sum(axis=2)
-            new = np.log(w) - np.log(denom)
-            new -= new.mean(axis=1, keepdims=True)
-            step = np.max(np.abs(new - log_p))
-            log_p = new
-            if step < tol:
-                converged = True
+    won = wins.sum(axis=2)
+    free = np.array([i for i in range(n) if i != ref], dtype=np.intp)
+    theta = np.zeros((batch, n))
+    current = _bt_loglik(wins, theta)
+    for _ in range(max_iter):
+        sig = special.expit(theta[:, :, None] - theta[:, None, :])
+        grad = won - (games * sig).sum(axis=2)
+        curv = games * sig * (1.0 - sig)
+        neg_hess = np.einsum("bi,ij->bij", curv.sum(axis=2), np.eye(n)) - curv
+        sub = neg_hess[:, free][:, :, free]
+        try:
+            step_free = np.linalg.solve(sub, grad[:, free][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step_free = (np.linalg.pinv(sub) @ grad[:, free][:, :, None])[:, :, 0]
+        step = np.zeros_like(theta)
+        step[:, free] = step_free
+        size = np.ones(batch)
+        for _ in range(40):  # halve the step wherever it would lower the likelihood
+            candidate = theta + size[:, None] * step
+            value = _bt_loglik(wins, candidate)
+            worse = value < current - 1e-12 * np.abs(current)
+            if not worse.any():
                 break
-    return log_p, converged
+            size = np.where(worse, size / 2.0, size)
+        moved = np.max(np.abs(size[:, None] * step))
+        theta, current = candidate, np.maximum(value, current)
+        if moved < tol:
+            return theta, True
+    return theta, False
+
+
+def _component(met: NDArray[np.bool_], start: int) -> NDArray[np.bool_]:
+    """Players reachable from `start` through games actually played."""
+    seen = np.zeros(len(met), dtype=bool)
+    seen[start] = True
+    frontier = [start]
+    while frontier:
+        nxt = np.flatnonzero(met[frontier].any(axis=0) & ~seen)
+        seen[nxt] = True
+        frontier = nxt.tolist()
+    return seen
 
 
 def bradley_terry(
@@ -911,13 +951,16 @@ def bradley_terry(
     For more than two contenders a win rate per pair no longer ranks them; BT gives
     one strength per contender that explains all pairwise results. Row k says
     `winner_idx[k]` beat `loser_idx[k]`; where `ties[k]` is true the game was a tie
-    and counts as half a win each way. `prior` adds that many virtual tied games
-    between every pair of players that met, so the MLE exists even when a contender
-    never loses (a handful of real games makes its pull negligible); use 0 for the
-    pure MLE. The bootstrap resamples games, or whole prompts when `clusters` is
-    given, and refits all resamples at once.
+    and counts as half a win each way. `prior` (> 0) adds that many virtual tied
+    games to every pair of players that met, so the maximum exists even when a
+    contender never loses; with more than a handful of real games its pull is
+    negligible. The bootstrap resamples games, or whole prompts when `clusters` is
+    given, and fits all resamples together; intervals are percentiles. Players not
+    connected to the anchor get NaN, and if the anchor played no game everything is NaN.
     """
     _check_level(level)
+    if prior <= 0:
+        raise ValueError(f"prior must be positive (it keeps the maximum finite), got {prior}")
     win = np.asarray(winner_idx, dtype=np.intp).reshape(-1)
     lose = np.asarray(loser_idx, dtype=np.intp).reshape(-1)
     _same_length("loser_idx", lose, len(win))
@@ -932,59 +975,62 @@ def bradley_terry(
     if np.any(win == lose):
         raise ValueError("a player cannot play itself")
 
-    # Each game adds a P x P contribution: full win, or half each way for a tie.
-    cell_win = win * n_players + lose
-    cell_rev = lose * n_players + win
-    amount = np.where(tie, 0.5, 1.0)
-    played = np.zeros((n_players, n_players))
-    np.add.at(played, (win, lose), 1.0)
-    played = played + played.T
-    met = played > 0
-    active = met.any(axis=1)
-    prior_w = np.where(met, prior / 2.0, 0.0)
+    nan_result = np.full(n_players, np.nan)
+    met = np.zeros((n_players, n_players), dtype=bool)
+    met[win, lose] = True
+    met |= met.T
+    if not met[anchor].any():
+        return BradleyTerry(nan_result, nan_result.copy(), nan_result.copy(), nan_result.copy(),
+                            anchor, int(len(win)), level, True)
+    group = np.flatnonzero(_component(met, anchor))
+    ref = int(np.flatnonzero(group == anchor)[0])
+    size = len(group)
+    local = np.full(n_players, -1, dtype=np.intp)
+    local[group] = np.arange(size)
+    keep = local[win] >= 0  # games inside the anchor's component
+    w_loc, l_loc, tie_loc = local[win[keep]], local[lose[keep]], tie[keep]
+    cell_win = w_loc * size + l_loc
+    cell_rev = l_loc * size + w_loc
+    amount_win = np.where(tie_loc, 0.5, 1.0)
+    amount_rev = np.where(tie_loc, 0.5, 0.0)
+    prior_w = np.where(met[np.ix_(group, group)], prior / 2.0, 0.0)
 
-    def fit(batch: NDArray) -> tuple[NDArray, bool]:
-        log_p, ok = _bt_mm(batch + prior_w)
-        rel = log_p - log_p[:, [anchor]]
-        rel[:, ~active] = np.nan
-        return rel, ok
+    full = np.zeros(size * size)
+    np.add.at(full, cell_win, amount_win)
+    np.add.at(full, cell_rev, amount_rev)
+    theta, converged = _bt_newton(full.reshape(1, size, size) + prior_w, ref)
 
-    full = np.zeros(n_players * n_players)
-    np.add.at(full, cell_win, amount)
-    np.add.at(full, cell_rev, np.where(tie, 0.5, 0.0))
-    scores, converged = fit(full.reshape(1, n_players, n_players))
-    scores = scores[0]
+    def spread(local_values: NDArray) -> NDArray:
+        out = np.full(n_players, np.nan)
+        out[group] = local_values
+        return out
 
-    low = np.full(n_players, np.nan)
-    high = np.full(n_players, np.nan)
-    codes = _cluster_codes(clusters, len(win))
-    if len(win):
-        _, g = np.unique(codes, return_inverse=True)
-        g = g.reshape(-1)
+    scores = spread(theta[0])
+    low, high = nan_result.copy(), nan_result.copy()
+    codes = _cluster_codes(clusters, len(win))[keep]
+    if codes.size and n_boot > 0:
+        g = np.unique(codes, return_inverse=True)[1].reshape(-1)
         k = int(g.max()) + 1
-        per_cluster = np.zeros((k, n_players * n_players))
-        np.add.at(per_cluster, (g, cell_win), amount)
-        np.add.at(per_cluster, (g, cell_rev), np.where(tie, 0.5, 0.0))
-        if k >= 2 and n_boot > 0:
+        per_cluster = np.zeros((k, size * size))
+        np.add.at(per_cluster, (g, cell_win), amount_win)
+        np.add.at(per_cluster, (g, cell_rev), amount_rev)
+        if k >= 2:
             boots = []
             for idx in cluster_resamples(k, n_boot, seed):
-                times = np.zeros((len(idx), k))
-                np.add.at(times, (np.repeat(np.arange(len(idx)), k), idx.reshape(-1)), 1.0)
-                batch = (times @ per_cluster).reshape(len(idx), n_players, n_players)
-                rel, ok = fit(batch)
-                boots.append(rel)
+                rows = len(idx)
+                offsets = (np.arange(rows, dtype=np.int64)[:, None] * k + idx).reshape(-1)
+                times = np.bincount(offsets, minlength=rows * k).reshape(rows, k).astype(float)
+                batch = (times @ per_cluster).reshape(rows, size, size) + prior_w
+                fitted, ok = _bt_newton(batch, ref)
+                boots.append(fitted)
                 converged = converged and ok
-            allb = np.concatenate(boots)
             alpha = 1.0 - level
-            with np.errstate(invalid="ignore"):
-                low, high = np.nanquantile(allb, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0) \
-                    if np.isfinite(allb).any() else (low, high)
-            low = np.where(active, low, np.nan)
-            high = np.where(active, high, np.nan)
+            bounds = np.quantile(np.concatenate(boots), [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+            low, high = spread(bounds[0]), spread(bounds[1])
     return BradleyTerry(
         scores=scores,
-        low=np.asarray(low, dtype=float),
-        high=np.asarray(high, dtype=float),
+        low=low,
+        high=high,
         win_rate_vs_anchor=special.expit(scores),
         anchor=anchor,
         n_games=int(len(win)),

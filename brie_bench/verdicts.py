@@ -167,27 +167,35 @@ def validate_structured(obj: Any, criteria: Sequence[str] = DEFAULT_CRITERIA) ->
     return _invalid(f"structured verdict 'winner' must be A, B or tie, not {winner[:40]!r}", scores, reasoning)
 
 
+# Each failed decode can scan to the end of the text; bound the work on hostile input.
+_MAX_JSON_FAILURES = 500
+
+
 def extract_json_objects(text: str) -> list[tuple[int, int, Any]]:
     """Every top-level JSON object in `text` as (start, end, value), in order.
 
     Finds objects inside ```json fences and bare ones alike: it simply tries to
-    decode a JSON value at each '{' that is not inside an object already found.
+    decode a JSON value at each '{' that is not inside an object already found
+    (giving up after a bounded number of failed tries).
     """
     decoder = json.JSONDecoder()
     found: list[tuple[int, int, Any]] = []
     pos = 0
-    while True:
+    failures = 0
+    while failures < _MAX_JSON_FAILURES:
         start = text.find("{", pos)
         if start < 0:
-            return found
+            break
         try:
             value, end = decoder.raw_decode(text, start)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            failures += 1
             pos = start + 1
             continue
         if isinstance(value, dict):
             found.append((start, end, value))
         pos = end
+    return found
 
 
 def _json_verdict_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
