@@ -163,6 +163,8 @@ class ModelBackend:
     default_key_envs: ClassVar[tuple[str, ...]] = ()
     #: Whether `choice_logprobs` gives real probabilities for arbitrary choices.
     supports_choice_logprobs: ClassVar[bool] = False
+    #: Local backends (own hardware) cost nothing per token in cost reports.
+    local: ClassVar[bool] = False
 
     batch_size: int = 1
 

@@ -16,6 +16,7 @@ from rich.text import Text
 from brie_bench.engine import Engine, EngineStats
 from brie_bench.plan import Plan, build_plan
 from brie_bench.plugin_manager import Registry
+from brie_bench.prices import Cost, cost, format_cost, price_table
 from brie_bench.runtime import Runtime, build_runtime, versions
 from brie_bench.store import Store
 from brie_bench.suite import Suite
@@ -63,7 +64,35 @@ def run_metadata(suite: Suite, runtime: Runtime) -> dict[str, Any]:
     return {"contenders": contenders, "judges": judges, "baseline": suite.baseline}
 
 
-def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, run_id: str | None) -> None:
+def estimate_costs(suite: Suite, runtime: Runtime, plan: Plan, stored_gen: set[str],
+                   stored_judg: set[str]) -> dict[str, Cost]:
+    """A rough cost of the calls not yet stored: 4 characters a token, answers at full max_tokens,
+    a judging template of about 500 tokens and judge answers of up to 400 tokens."""
+    table = price_table(suite.spec.prices)
+    out: dict[str, Cost] = {}
+    for unit in plan.generations:
+        if unit.key in stored_gen:
+            continue
+        backend = runtime.contenders[unit.contender]
+        tokens_in = sum(len(m.content) for m in unit.request.messages) // 4
+        c = cost(table, backend.model, tokens_in, unit.request.params.max_tokens, local=backend.local)
+        out[unit.contender] = out.get(unit.contender, Cost(0.0, True)) + c
+    max_tokens = {s.name: s.settings.max_tokens for s in suite.sections}
+    for unit in plan.judgments:
+        if unit.key in stored_judg:
+            continue
+        judge = runtime.judges[unit.judge]
+        backend = judge.backend
+        tokens_in = 500 + len(unit.prompt.text) // 4 + 2 * max_tokens[unit.section]
+        tokens_out = min(int(getattr(judge.options, "max_tokens", 400) or 400), 400)
+        c = cost(table, backend.model if backend else None, tokens_in, tokens_out,
+                 local=backend is None or backend.local)
+        out[unit.judge] = out.get(unit.judge, Cost(0.0, True)) + c
+    return out
+
+
+def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, run_id: str | None,
+               runtime: Runtime | None = None) -> None:
     stored_gen = store.stored_generation_keys([u.key for u in plan.generations]) if store else set()
     stored_judg = store.stored_judgment_keys(run_id) if (store and run_id) else set()
     table = Table(title=f"Plan for {suite.name}" + (f" (resuming run {run_id})" if run_id else " (new run)"))
@@ -87,9 +116,15 @@ def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, 
         f"generation calls: {len(plan.generations)} ({len(stored_gen)} already stored); "
         f"judge calls: {len(plan.judgments)} ({len(stored_judg)} already stored); "
         + ", ".join(f"{j}: {n}" for j, n in sorted(per_judge.items()))))
+    if runtime is not None:
+        estimates = estimate_costs(suite, runtime, plan, stored_gen, stored_judg)
+        total = sum(estimates.values(), Cost(0.0, True))
+        console.print(Text("estimated cost of what is left: " + ", ".join(
+            f"{name}: {format_cost(c)}" for name, c in estimates.items()) + f"; total {format_cost(total)}"))
 
 
-def print_summary(console: Console, store: Store, run_id: str, stats: EngineStats) -> None:
+def print_summary(console: Console, store: Store, run_id: str, stats: EngineStats,
+                  runtime: Runtime | None = None, suite: Suite | None = None) -> None:
     rows = store.judgments(run_id)
     errors = error_counts(store.errors(run_id))
     table = Table(title=f"Run {run_id}: each candidate against the baseline", box=box.SIMPLE_HEAD, padding=(0, 1),
@@ -116,6 +151,22 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
         f"{stats.generations_failed} failed; judgments: {stats.judgments_done} new, {stats.judgments_cached} "
         f"stored, {stats.judgments_failed} failed, {stats.judgments_blocked} waiting on failed generations; "
         f"model calls: {stats.calls}, retries: {stats.retries}"))
+    if runtime is not None and suite is not None:
+        table_prices = price_table(suite.spec.prices)
+        costs: dict[str, Cost] = {}
+        for r in rows:
+            backend = runtime.judges[r["judge"]].backend if r["judge"] in runtime.judges else None
+            c = cost(table_prices, r["judge_model"], r["input_tokens"], r["output_tokens"],
+                     local=backend is None or backend.local)
+            costs[r["judge"]] = costs.get(r["judge"], Cost(0.0, True)) + c
+        for g in store.run_generations(run_id):
+            backend = runtime.contenders.get(g["contender"])
+            c = cost(table_prices, g["model"], g["input_tokens"], g["output_tokens"],
+                     local=backend is None or backend.local)
+            costs[g["contender"]] = costs.get(g["contender"], Cost(0.0, True)) + c
+        total = sum(costs.values(), Cost(0.0, True))
+        console.print(Text("cost: " + ", ".join(f"{n}: {format_cost(c)}" for n, c in sorted(costs.items()))
+                           + f"; run total {format_cost(total)}"))
     for line in stats.failures[:10]:
         console.print(Text(f"  failed {line}", style="red"), soft_wrap=True)
 
@@ -134,7 +185,7 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
 
         store = Store(db, readonly=True) if Path(db).exists() else None
         run_id = None if (store is None or new_run) else store.find_resumable_run(fingerprint, run_seed)
-        print_plan(console, suite, plan, store, run_id)
+        print_plan(console, suite, plan, store, run_id, runtime)
         if store:
             store.close()
         return 0
@@ -157,7 +208,7 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
                 store.mark_run(run_id, "interrupted")
                 raise
         store.mark_run(run_id, "complete" if stats.failed == 0 else "incomplete")
-        print_summary(console, store, run_id, stats)
+        print_summary(console, store, run_id, stats, runtime, suite)
         return 0 if stats.failed == 0 else 1
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from brie_bench.api import Limits, stable_hash
 from brie_bench.errors import InputError
+from brie_bench.prices import Price
 from brie_bench.records import DEFAULT_CRITERIA
 from brie_bench.yamlload import LineIndex, format_loc, load_yaml, validation_error
 
@@ -121,6 +122,7 @@ class SuiteSpec(_Strict):
     judges: dict[str, JudgeSpec] = Field(default_factory=dict, max_length=50)
     defaults: Settings = Field(default_factory=Settings)
     sections: list[SectionSpec] = Field(min_length=1, max_length=1000)
+    prices: dict[str, Price] = Field(default_factory=dict, description="USD per million tokens, by model id")
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ class Suite:
         return data
 
     def fingerprint(self) -> str:
-        return stable_hash(self.snapshot())
+        """What identifies "the same suite" for resuming: everything that changes a unit, not prices or prose."""
+        data = self.snapshot()
+        for key in ("prices", "description"):
+            data.pop(key, None)
+        return stable_hash(data)
 
     def limited(self, limit: int | None) -> "Suite":
         """The same suite with only the first `limit` prompts of each section (`--limit`)."""
