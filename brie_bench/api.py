@@ -36,6 +36,7 @@ from brie_bench.errors import (  # noqa: F401  (re-exported for plugins)
     MissingKeyError,
     PermanentError,
     PluginError,
+    StopRun,
     TransientError,
 )
 from brie_bench.records import (  # noqa: F401  (re-exported for plugins)
@@ -69,7 +70,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 __all__ = [
     "hookimpl", "ModelBackend", "BackendOptions", "Judge", "JudgeOptions", "Limits",
     "BackendContext", "JudgeContext", "stable_hash", "CallError", "TransientError",
-    "PermanentError", "InputError", "MissingKeyError", "PluginError", "BlindedPair",
+    "PermanentError", "InputError", "MissingKeyError", "PluginError", "StopRun", "BlindedPair",
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
     "Usage", "DEFAULT_CRITERIA", "LABELS", "PARSER_VERSION", "VERDICT_SCHEMA", "ParsedVerdict",
     "parse_json_verdict", "parse_verdict", "validate_structured", "verdict_schema", "resolve_relative",

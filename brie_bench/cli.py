@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from brie_bench import __version__
-from brie_bench.errors import BrieBenchError, InputError
+from brie_bench.errors import BrieBenchError, InputError, StopRun
 from brie_bench.plugin_manager import Registry, load_plugins, register_commands
 from brie_bench.suite import Suite, load_suite
 
@@ -48,6 +48,10 @@ class BrieGroup(click.Group):
         except InputError as exc:
             err_console().print(Text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
+        except StopRun as exc:
+            err_console().print(Text(f"stopped: {exc or 'on request'}; everything finished so far is stored, "
+                                     "rerun the same command to continue"), soft_wrap=True)
+            ctx.exit(EXIT_FAILED_UNITS)
         except sqlite3.OperationalError as exc:
             err_console().print(Text(f"error: database {ctx.obj.get('db') if ctx.obj else ''}: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_FAILED_UNITS)
@@ -204,12 +208,23 @@ def _add_optional_commands(group: click.Group) -> None:
 _add_optional_commands(cli)
 
 
+def _plugins_dir_from(argv: list[str]) -> str | None:
+    """Find --plugins-dir before click parses, so plugin files can add commands too."""
+    for i, arg in enumerate(argv):
+        if arg == "--plugins-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--plugins-dir="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    registry = load_plugins(None)
+    args = list(sys.argv[1:] if argv is None else argv)
+    registry = load_plugins(_plugins_dir_from(args))
     register_commands(registry, cli, lambda plugin, cause: err_console().print(
         Text(f"warning: plugin {plugin} could not add commands: {cause}")))
     try:
-        cli.main(args=argv, prog_name="brie-bench")
+        cli.main(args=args, prog_name="brie-bench")
     except KeyboardInterrupt:
         err_console().print("interrupted: everything finished so far is stored; rerun to resume")
         sys.exit(130)

@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 from brie_bench.api import Limits
 from brie_bench.blinding import blind, unblind
-from brie_bench.errors import CallError, TransientError
+from brie_bench.errors import CallError, StopRun, TransientError
 from brie_bench.limits import RateLimiter, RetryPolicy, estimate_tokens
 from brie_bench.plan import GenerationUnit, JudgmentUnit, Plan
 from brie_bench.records import GenerationResult, JudgeResult
@@ -99,6 +99,8 @@ class Engine:
                 error: CallError = TransientError(f"timed out after {limits.timeout_s:g} s", kind="timeout")
             except CallError as exc:
                 error = exc
+            except StopRun:
+                raise
             except Exception as exc:  # noqa: BLE001 - a plugin bug: record it, never a verdict
                 error = CallError(f"{type(exc).__name__}: {exc}", kind="plugin_error")
             final = not error.transient or attempt == limits.max_attempts

@@ -69,3 +69,11 @@ class PermanentError(CallError):
 
 class MissingKeyError(InputError):
     """An API key environment variable that a contender or judge needs is not set."""
+
+
+class StopRun(BrieBenchError):
+    """Stop the whole run cleanly, now (e.g. a person at the terminal pressed quit).
+
+    The unit in hand is not recorded; everything finished before is stored and a
+    rerun continues from there.
+    """

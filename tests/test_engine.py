@@ -141,3 +141,23 @@ def test_plugins_command_lists_sources_and_failures(tmp_path):
     assert "scripted" in result.output and "built-in" in result.output
     assert "broken.py" in result.output and "not_a_real_module_xyz" in result.output
     assert "transient_failures" in result.output  # option schema shown with --verbose
+
+
+def test_plugin_can_add_a_cli_command(tmp_path):
+    import subprocess
+    import sys
+
+    plugs = tmp_path / "plugs"
+    plugs.mkdir()
+    (plugs / "hello.py").write_text(
+        "import click\n"
+        "from brie_bench.api import hookimpl\n\n"
+        "@hookimpl\n"
+        "def register_commands(cli):\n"
+        "    @cli.command()\n"
+        "    def hello():\n"
+        "        click.echo('hello from a plugin')\n")
+    result = subprocess.run([sys.executable, "-m", "brie_bench", "--plugins-dir", str(plugs), "hello"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "hello from a plugin" in result.stdout
