@@ -1,0 +1,305 @@
+"""The `gemini` backend: Google's Gemini models through the google-genai SDK.
+
+Why it is written this way:
+
+* System messages become `system_instruction`; assistant turns are sent with
+  the role "model", as the API requires.
+* Structured answers use JSON mode: `response_mime_type=application/json`
+  plus the schema in `response_json_schema` (plain JSON Schema) or, with
+  `schema_field: response_schema`, Google's OpenAPI-subset schema.
+* google-genai does not retry unless given `retry_options`, and then ignores
+  `retry-after`; the backend sets `attempts=1` explicitly (which also turns
+  off an implicit retry on the aiohttp transport), and the engine retries.
+  Gemini says how long to wait in a `RetryInfo.retryDelay` error detail, not
+  a header; both are read.
+* A bad key comes back as HTTP 400 `API_KEY_INVALID`, mapped to an auth error.
+* Blocked prompts (`promptFeedback.blockReason`) and answers stopped for
+  safety (`finishReason` SAFETY, PROHIBITED_CONTENT, ...) are refusals.
+See docs/providers/gemini.md.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from typing import Any, Literal, Mapping
+
+from pydantic import Field
+
+from brie_bench.api import (
+    BackendContext,
+    BackendOptions,
+    CallError,
+    GenerationRequest,
+    GenerationResult,
+    InputError,
+    Limits,
+    ModelBackend,
+    PermanentError,
+    TransientError,
+    Usage,
+    hookimpl,
+)
+
+#: finishReason values that mean the content policy stopped the answer.
+REFUSAL_FINISH_REASONS = frozenset({
+    "SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT", "MODEL_ARMOR",
+})
+
+
+class GeminiOptions(BackendOptions):
+    """Options for the `gemini` backend. The key comes from the environment, never from here."""
+
+    base_url: str | None = Field(default=None,
+                                 description="API endpoint; default https://generativelanguage.googleapis.com")
+    api_version: str = Field(default="v1beta", description="API version path segment")
+    timeout_s: float = Field(default=120.0, gt=0, le=86_400, description="HTTP timeout per request, seconds")
+    omit_params: list[Literal["temperature", "top_p", "seed"]] = Field(
+        default_factory=list, description="sampling parameters not to send")
+    schema_field: Literal["response_json_schema", "response_schema"] = Field(
+        default="response_json_schema",
+        description="where structured-output schemas go: plain JSON Schema (default) or Google's "
+                    "OpenAPI-subset response_schema")
+    extra_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra GenerateContentConfig fields, e.g. thinking_config: {thinking_budget: 0} "
+                    "or safety_settings")
+
+
+class GeminiBackend(ModelBackend):
+    """Gemini over the official `google-genai` SDK's async client (`client.aio`)."""
+
+    name = "gemini"
+    description = "Google Gemini API (google-genai); structured answers through JSON mode"
+    Options = GeminiOptions
+    default_limits = Limits(max_concurrency=8, timeout_s=180.0)
+    default_key_envs = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+    options: GeminiOptions
+
+    def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
+        super().__init__(model, options, context)
+        self._client: Any = None
+
+    def identity(self) -> dict[str, Any]:
+        """Backend, model and the options that change answers (not timeouts or key settings)."""
+        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s"}, exclude_defaults=True)
+        return {"backend": self.name, "model": self.model, "options": opts}
+
+    def check_ready(self) -> None:
+        """The key must be set, and `extra_config` must name real GenerateContentConfig fields."""
+        super().check_ready()
+        if self.options.extra_config:
+            from google.genai import types
+
+            try:
+                types.GenerateContentConfig(**self.options.extra_config)
+            except Exception as exc:  # pydantic's ValidationError, kept to one line
+                first = str(exc).splitlines()[:3]
+                raise InputError(f"{self.context.name}: invalid gemini extra_config: {' '.join(first)}",
+                                 field="options.extra_config") from None
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from google import genai  # lazy: a missing SDK must not break other plugins
+            from google.genai import types
+
+            self._client = genai.Client(
+                api_key=self.api_key(),
+                http_options=types.HttpOptions(
+                    base_url=self.options.base_url,
+                    api_version=self.options.api_version,
+                    timeout=int(self.options.timeout_s * 1000),  # milliseconds
+                    retry_options=types.HttpRetryOptions(attempts=1),  # the engine retries
+                ),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aio.aclose()
+
+    # -- requests ----------------------------------------------------------------------
+    def _request_parts(self, request: GenerationRequest) -> tuple[list[Any], Any]:
+        """(contents, GenerateContentConfig) for one request."""
+        from google.genai import types
+
+        p = request.params
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        contents = [types.Content(role="model" if m.role == "assistant" else "user",
+                                  parts=[types.Part(text=m.content)])
+                    for m in request.messages if m.role != "system"]
+        config: dict[str, Any] = {"max_output_tokens": p.max_tokens}
+        sampling = {"temperature": p.temperature, "top_p": p.top_p, "seed": p.seed}
+        config.update({k: v for k, v in sampling.items() if k not in self.options.omit_params})
+        if system:
+            config["system_instruction"] = system
+        if request.response_schema is not None:
+            config["response_mime_type"] = "application/json"
+            config[self.options.schema_field] = dict(request.response_schema)
+        config.update(self.options.extra_config)
+        return contents, types.GenerateContentConfig(**config)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        contents, config = self._request_parts(request)
+        client = self._get_client()
+        try:
+            response = await client.aio.models.generate_content(model=self.model, contents=contents,
+                                                                config=config)
+        except Exception as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return self._result(response, structured=request.response_schema is not None)
+
+    def _result(self, response: Any, *, structured: bool) -> GenerationResult:
+        """A GenerationResult from a GenerateContentResponse; blocks and empty answers raise."""
+        feedback = getattr(response, "prompt_feedback", None)
+        block = getattr(feedback, "block_reason", None)
+        if block:
+            raise PermanentError(f"gemini: prompt blocked for model {self.model!r} ({_enum_name(block)})",
+                                 kind="refusal")
+        candidates = getattr(response, "candidates", None)
+        if not candidates:
+            raise TransientError(f"gemini: answer without candidates from model {self.model!r}",
+                                 kind="malformed")
+        candidate = candidates[0]
+        finish = _enum_name(getattr(candidate, "finish_reason", None))
+        if finish in REFUSAL_FINISH_REASONS:
+            raise PermanentError(f"gemini: model {self.model!r} stopped for {finish}", kind="refusal")
+        parts = getattr(getattr(candidate, "content", None), "parts", None) or []
+        text = "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
+        usage = getattr(response, "usage_metadata", None)
+        output_tokens = sum(getattr(usage, f, 0) or 0 for f in ("candidates_token_count", "thoughts_token_count"))
+        return GenerationResult(
+            text=text,
+            usage=Usage(input_tokens=getattr(usage, "prompt_token_count", 0) or 0, output_tokens=output_tokens),
+            finish_reason=finish,
+            structured=_json_object(text) if structured else None,
+            model=getattr(response, "model_version", None),
+        )
+
+    # -- errors ------------------------------------------------------------------------
+    def _map_error(self, exc: BaseException) -> CallError | None:
+        """The CallError for an SDK or transport exception; None when it is not a call failure."""
+        from google.genai import errors
+
+        if isinstance(exc, errors.APIError):
+            response = getattr(exc, "response", None)
+            headers = getattr(response, "headers", None)
+            return self._status_error(int(exc.code or 0), exc.status, str(exc.message or ""), exc.details,
+                                      headers)
+        kind = _transport_kind(exc)
+        if kind == "timeout":
+            return TransientError(f"gemini: no answer within {self.options.timeout_s:g}s", kind="timeout")
+        if kind is not None:
+            return TransientError(self._redact(f"gemini: {kind}: {type(exc).__name__}: {exc}"[:300]), kind=kind)
+        return None
+
+    def _status_error(self, status: int, gstatus: str | None, detail: str, body: Any,
+                      headers: Mapping[str, str] | None) -> CallError:
+        msg = self._redact(f"gemini HTTP {status} {gstatus or ''} for model {self.model!r}: {detail}"[:400])
+        details = _error_details(body)
+        if status == 429:
+            wait = _retry_after(headers)
+            if wait is None:
+                wait = _retry_delay(details)
+            return TransientError(msg, kind="rate_limit", retry_after=wait, status=status)
+        reasons = {d.get("reason") for d in details}
+        if status in (401, 403) or "API_KEY_INVALID" in reasons or "API key not valid" in detail:
+            return PermanentError(msg, kind="auth", status=status)
+        if status == 404:
+            return PermanentError(msg, kind="model", status=status)
+        if status == 408 or gstatus == "DEADLINE_EXCEEDED":
+            return TransientError(msg, kind="timeout", status=status)
+        if status >= 500:
+            return TransientError(msg, kind="server", status=status)
+        return PermanentError(msg, kind="bad_request", status=status)
+
+    def _redact(self, text: str) -> str:
+        key = self.api_key()
+        return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+# -- small helpers (duplicated in each provider plugin: built-ins import only brie_bench.api) --
+
+def _enum_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _error_details(body: Any) -> list[Mapping[str, Any]]:
+    """The `error.details` list of a Google error body (empty when absent)."""
+    if not isinstance(body, Mapping):
+        return []
+    err = body.get("error", body)
+    details = err.get("details") if isinstance(err, Mapping) else None
+    return [d for d in details if isinstance(d, Mapping)] if isinstance(details, list) else []
+
+
+def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:
+    """Seconds from a google.rpc.RetryInfo detail such as {"retryDelay": "12.5s"}."""
+    for d in details:
+        delay = d.get("retryDelay")
+        if isinstance(delay, str):
+            m = re.fullmatch(r"\s*([0-9.]+)s\s*", delay)
+            if m:
+                return float(m.group(1))
+    return None
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in `text`, or None (the caller then validates the text itself)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _transport_kind(exc: BaseException) -> str | None:
+    """timeout / connection / malformed for transport exceptions (google-genai does not wrap them)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"TimeoutException", "TimeoutError", "ServerTimeoutError"}:
+        return "timeout"
+    if names & {"JSONDecodeError"}:
+        return "malformed"
+    if names & {"TransportError", "NetworkError", "ConnectionError", "ClientConnectionError",
+                "RemoteProtocolError", "ServerDisconnectedError", "ClientPayloadError"}:
+        return "connection"
+    return None
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register(GeminiBackend)
