@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import random
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 from brie_bench.api import Limits
@@ -56,12 +57,23 @@ class RateLimiter:
             yield
 
 
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter; a server's retry-after wins (capped)."""
+    """Exponential backoff with jitter; a server's retry-after wins (capped).
 
-    base_s: float = 1.0
-    cap_s: float = 60.0
+    `BRIE_BENCH_RETRY_BASE_S` and `BRIE_BENCH_RETRY_CAP_S` change the defaults
+    (tests and benchmarks use short waits).
+    """
+
+    base_s: float = field(default_factory=lambda: _env_float("BRIE_BENCH_RETRY_BASE_S", 1.0))
+    cap_s: float = field(default_factory=lambda: _env_float("BRIE_BENCH_RETRY_CAP_S", 60.0))
     max_retry_after_s: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
