@@ -230,6 +230,11 @@ class ModelBackend:
         raise PermanentError(f"backend {self.name} does not expose token probabilities",
                              kind="unsupported")
 
+    #: Backends with a batch API implement `submit_batch(items) -> batch_id` and
+    #: `poll_batch(batch_id) -> BatchPoll`; see `supports_batch`.
+    def supports_batch(self) -> bool:
+        return callable(getattr(self, "submit_batch", None)) and callable(getattr(self, "poll_batch", None))
+
     def provenance(self) -> dict[str, Any] | None:
         """Where this contender came from (e.g. an adapter's training manifest), stored with the run."""
         return None
@@ -270,6 +275,15 @@ class Judge:
         }
 
     async def judge(self, pair: BlindedPair) -> JudgeResult:
+        raise NotImplementedError
+
+    # -- optional: provider batch APIs (`batch: true` on a judge in a suite) -------------
+    def batch_request(self, pair: BlindedPair) -> GenerationRequest | None:
+        """The one backend request that judges `pair`, for batch submission; None if unsupported."""
+        return None
+
+    def batch_result(self, pair: BlindedPair, result: GenerationResult) -> JudgeResult:
+        """Turn the batch answer to `batch_request(pair)` into a verdict."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

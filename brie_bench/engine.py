@@ -21,7 +21,7 @@ from brie_bench.blinding import blind, unblind
 from brie_bench.errors import CallError, StopRun, TransientError
 from brie_bench.limits import RateLimiter, RetryPolicy, estimate_tokens
 from brie_bench.plan import GenerationUnit, JudgmentUnit, Plan
-from brie_bench.records import GenerationResult, JudgeResult
+from brie_bench.records import BlindedPair, GenerationResult, JudgeResult
 from brie_bench.runtime import Runtime
 from brie_bench.store import Store
 
@@ -166,23 +166,23 @@ class Engine:
         self.reporter.finish("generation")
 
     # -- judging -----------------------------------------------------------------------
-    async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str]) -> None:
-        judge = self.runtime.judges[unit.judge]
+    def _pair(self, unit: JudgmentUnit, texts: dict[str, str]) -> BlindedPair:
         by_contender = {c: texts[k] for c, k in unit.gen_keys}
-        pair = blind(unit.prompt.text, by_contender, unit.assignment, criteria=unit.criteria,
+        return blind(unit.prompt.text, by_contender, unit.assignment, criteria=unit.criteria,
                      system_prompt=unit.system_prompt)
-        tokens = estimate_tokens([pair.prompt, pair.answer_a, pair.answer_b], 512)
-        outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair))
-        if outcome is not None and not isinstance(outcome[0], JudgeResult):
-            self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="judgment", name=unit.judge,
-                                  attempt=1, kind="plugin_error", transient=False, final=True,
-                                  message=f"judge returned {type(outcome[0]).__name__}, not JudgeResult")
-            outcome = None
-        if outcome is None:
-            self.stats.judgments_failed += 1
-            self.reporter.advance("judging", False)
+
+    def _fail_judgment(self, unit: JudgmentUnit, kind: str, message: str, *, transient: bool = False) -> None:
+        self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="judgment", name=unit.judge,
+                              attempt=1, kind=kind, transient=transient, final=True, message=message)
+        self.stats.failures.append(f"judgment {unit.judge}: {kind}: {message}")
+        self.stats.judgments_failed += 1
+        self.reporter.advance("judging", False)
+
+    def _save_judgment(self, unit: JudgmentUnit, result: Any, latency: float | None) -> None:
+        judge = self.runtime.judges[unit.judge]
+        if not isinstance(result, JudgeResult):
+            self._fail_judgment(unit, "plugin_error", f"judge returned {type(result).__name__}, not JudgeResult")
             return
-        result, latency = outcome
         a, b = unit.assignment.a, unit.assignment.b
         self.store.save_judgment({
             "run_id": self.run_id, "unit_key": unit.key, "section": unit.section, "prompt_id": unit.prompt.id,
@@ -199,6 +199,86 @@ class Engine:
         self.stats.judgments_done += 1
         self.reporter.advance("judging", True)
 
+    async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str]) -> None:
+        judge = self.runtime.judges[unit.judge]
+        pair = self._pair(unit, texts)
+        tokens = estimate_tokens([pair.prompt, pair.answer_a, pair.answer_b], 512)
+        outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair))
+        if outcome is None:
+            self.stats.judgments_failed += 1
+            self.reporter.advance("judging", False)
+            return
+        self._save_judgment(unit, outcome[0], outcome[1])
+
+    async def _judge_in_batches(self, judge_name: str, units: list[JudgmentUnit], texts: dict[str, str]) -> None:
+        """Judge through the provider's batch API: submit once, record the batch id at once, poll.
+
+        A rerun after a crash polls the batches already recorded instead of submitting again.
+        """
+        judge = self.runtime.judges[judge_name]
+        backend = judge.backend
+        assert backend is not None
+        by_key = {u.key: u for u in units}
+        pairs = {u.key: self._pair(u, texts) for u in units}
+        open_batches = self.store.open_batches(self.run_id, judge_name)
+        in_flight = {k for _, keys in open_batches for k in keys}
+        items, direct = [], []
+        for u in units:
+            if u.key in in_flight:
+                continue
+            request = judge.batch_request(pairs[u.key])
+            (items if request is not None else direct).append((u.key, request) if request is not None else u)
+        await asyncio.gather(*(self._judge_one(u, texts) for u in direct))
+        if items:
+            outcome = await self._call(judge_name, "batch_submit", [k for k, _ in items], 0,
+                                       lambda: backend.submit_batch(items))  # type: ignore[attr-defined]
+            if outcome is None:
+                for key, _ in items:
+                    self.stats.judgments_failed += 1
+                    self.reporter.advance("judging", False)
+            else:
+                batch_id = outcome[0]
+                self.store.save_batch(self.run_id, judge_name, batch_id, [k for k, _ in items])
+                open_batches.append((batch_id, [k for k, _ in items]))
+        done: set[str] = set()
+        poll_s = self.runtime.batch[judge_name]
+        while open_batches:
+            for batch_id, keys in list(open_batches):
+                outcome = await self._call(judge_name, "batch_poll", [batch_id], 0,
+                                           lambda b=batch_id: backend.poll_batch(b))  # type: ignore[attr-defined]
+                if outcome is None:  # polling failed for good this time: leave the batch open for a rerun
+                    open_batches.remove((batch_id, keys))
+                    for key in keys:
+                        if key in by_key and key not in done:
+                            self.stats.judgments_failed += 1
+                            self.reporter.advance("judging", False)
+                    continue
+                poll = outcome[0]
+                for custom_id, result in poll.results.items():
+                    unit = by_key.get(custom_id)
+                    if unit is None or custom_id in done:
+                        continue
+                    done.add(custom_id)
+                    if isinstance(result, CallError):
+                        self._fail_judgment(unit, result.kind, str(result), transient=result.transient)
+                    else:
+                        try:
+                            verdict = judge.batch_result(pairs[custom_id], result)
+                        except Exception as exc:  # noqa: BLE001 - never a verdict from a failure
+                            self._fail_judgment(unit, "plugin_error", f"{type(exc).__name__}: {exc}")
+                            continue
+                        self._save_judgment(unit, verdict, None)
+                if poll.done:
+                    self.store.finish_batch(self.run_id, batch_id, poll.status or "done")
+                    open_batches.remove((batch_id, keys))
+                    for key in keys:
+                        if key in by_key and key not in done:
+                            done.add(key)
+                            self._fail_judgment(by_key[key], "batch_missing", f"batch {batch_id} ended without it",
+                                                transient=True)
+            if open_batches:
+                await asyncio.sleep(poll_s)
+
     async def run_judgments(self, plan: Plan) -> None:
         stored = self.store.stored_judgment_keys(self.run_id)
         todo = [u for u in plan.judgments if u.key not in stored]
@@ -208,7 +288,12 @@ class Engine:
         ready = [u for u in todo if all(k in texts for _, k in u.gen_keys)]
         self.stats.judgments_blocked = len(todo) - len(ready)
         self.reporter.phase("judging", len(plan.judgments), self.stats.judgments_cached)
-        await asyncio.gather(*(self._judge_one(u, texts) for u in ready))
+        batched: dict[str, list[JudgmentUnit]] = defaultdict(list)
+        direct: list[JudgmentUnit] = []
+        for u in ready:
+            (batched[u.judge] if u.judge in self.runtime.batch else direct).append(u)
+        await asyncio.gather(*(self._judge_one(u, texts) for u in direct),
+                             *(self._judge_in_batches(j, units, texts) for j, units in batched.items()))
         self.reporter.finish("judging")
 
     async def run(self, plan: Plan) -> EngineStats:

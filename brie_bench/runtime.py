@@ -27,6 +27,7 @@ class Runtime:
     contenders: dict[str, ModelBackend]
     judges: dict[str, Judge]
     limits: dict[str, Limits] = field(default_factory=dict)  # per contender or judge name
+    batch: dict[str, float] = field(default_factory=dict)     # judge name -> poll interval, for batch judges
 
     def judge_model(self, name: str) -> str | None:
         backend = self.judges[name].backend
@@ -92,7 +93,17 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
             raise
         except Exception as exc:  # noqa: BLE001
             raise suite.error(f"judge {j.type!r} could not be set up: {exc}", ("judges", name)) from None
-    return Runtime(contenders, judges, limits)
+    batch: dict[str, float] = {}
+    for name, j in spec.judges.items():
+        if not j.batch:
+            continue
+        judge = judges[name]
+        if type(judge).batch_request is Judge.batch_request or judge.backend is None:
+            raise suite.error(f"judge type {j.type!r} cannot judge in batches", ("judges", name, "batch"))
+        if not judge.backend.supports_batch():
+            raise suite.error(f"backend {j.backend!r} has no batch API", ("judges", name, "batch"))
+        batch[name] = float(j.batch_poll_s)
+    return Runtime(contenders, judges, limits, batch)
 
 
 def versions() -> dict[str, Any]:

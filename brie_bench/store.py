@@ -102,6 +102,16 @@ CREATE TABLE IF NOT EXISTS errors (
     message TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batches (
+    run_id TEXT NOT NULL,
+    judge TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    unit_keys TEXT NOT NULL,
+    status TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (run_id, batch_id)
+);
 CREATE INDEX IF NOT EXISTS judgments_by_run ON judgments(run_id, section);
 CREATE INDEX IF NOT EXISTS errors_by_run ON errors(run_id);
 """
@@ -296,6 +306,24 @@ class Store:
              "g.output_tokens, g.finish_reason, g.model, g.backend FROM run_generations rg "
              "JOIN generations g ON g.key = rg.gen_key WHERE rg.run_id=?")
         return [dict(r) for r in self.conn.execute(q, (run_id,))]
+
+    # -- provider batches -------------------------------------------------------------
+    def save_batch(self, run_id: str, judge: str, batch_id: str, unit_keys: Sequence[str]) -> None:
+        """Record a submitted batch at once, so a crash never resubmits it."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO batches(run_id, judge, batch_id, unit_keys, status, submitted_at) "
+                "VALUES (?,?,?,?,?,?)", (run_id, judge, batch_id, _dumps(list(unit_keys)), "open", time.time()))
+
+    def open_batches(self, run_id: str, judge: str) -> list[tuple[str, list[str]]]:
+        rows = self.conn.execute("SELECT batch_id, unit_keys FROM batches WHERE run_id=? AND judge=? AND "
+                                 "status='open' ORDER BY submitted_at", (run_id, judge)).fetchall()
+        return [(r["batch_id"], json.loads(r["unit_keys"])) for r in rows]
+
+    def finish_batch(self, run_id: str, batch_id: str, status: str = "done") -> None:
+        with self.conn:
+            self.conn.execute("UPDATE batches SET status=?, finished_at=? WHERE run_id=? AND batch_id=?",
+                              (status, time.time(), run_id, batch_id))
 
     # -- errors ----------------------------------------------------------------------
     def save_error(self, *, run_id: str, unit_key: str, unit_kind: str, name: str, attempt: int, kind: str,

@@ -90,6 +90,8 @@ class JudgeSpec(_Strict):
     backend_options: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     limits: Limits | None = None
+    batch: bool = Field(default=False, description="judge through the provider's batch API")
+    batch_poll_s: Num = Field(default=30.0, gt=0, le=3600, description="seconds between batch polls")
 
 
 class PromptSpec(_Strict):

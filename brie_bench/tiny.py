@@ -417,4 +417,8 @@ def build_random_lora(path: str | os.PathLike[str], base_path: str | os.PathLike
     model.save_pretrained(str(path))
     if base_model_name is not None:
         _patch_json(path / "adapter_config.json", {"base_model_name_or_path": base_model_name})
+    # PEFT's generated model card embeds the absolute base path; keep the folder position-independent.
+    (path / "README.md").write_text(
+        f"# Random LoRA adapter (r={r}, seed={seed})\n\nBuilt by brie_bench.tiny for tests; it is noise, "
+        f"not a trained model. Base: {base_model_name or 'see adapter_config.json'}.\n", encoding="utf-8")
     return path

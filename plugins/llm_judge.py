@@ -237,17 +237,23 @@ class LLMJudge(Judge):
             raise PermanentError(f"judge {self.context.name!r} (llm) has no backend", kind="config")
         if self.options.mode == "logprob":
             return await self._judge_logprob(pair)
-        messages = self.messages(pair)
+        result = await self.backend.generate(self.request(pair))
+        return self.result(pair, result)
+
+    def request(self, pair: BlindedPair) -> GenerationRequest:
+        """The judging call for a pair (generate mode): used directly and by batch submission."""
         json_mode = self.options.verdict == "json"
-        request = GenerationRequest(
-            messages=messages,
+        return GenerationRequest(
+            messages=self.messages(pair),
             params=SamplingParams(temperature=self.options.temperature, top_p=1.0,
                                   max_tokens=self.options.max_tokens, seed=self.context.seed),
             response_schema=verdict_schema(self.criteria) if json_mode else None,
             schema_name="verdict",
         )
-        result = await self.backend.generate(request)
-        if json_mode:
+
+    def result(self, pair: BlindedPair, result: GenerationResult) -> JudgeResult:
+        """Parse the judge model's answer (text or structured) into a label verdict."""
+        if self.options.verdict == "json":
             if result.structured is not None:
                 parsed = validate_structured(result.structured, self.criteria)
             else:
@@ -255,6 +261,12 @@ class LLMJudge(Judge):
         else:
             parsed = parse_verdict(result.text or "", self.criteria)
         return _to_result(parsed, result)
+
+    def batch_request(self, pair: BlindedPair) -> GenerationRequest | None:
+        return None if self.options.mode == "logprob" else self.request(pair)
+
+    def batch_result(self, pair: BlindedPair, result: GenerationResult) -> JudgeResult:
+        return self.result(pair, result)
 
     async def _judge_logprob(self, pair: BlindedPair) -> JudgeResult:
         assert self.backend is not None

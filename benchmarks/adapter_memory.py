@@ -1,0 +1,166 @@
+"""Peak memory of baseline + adapter contenders: one shared base vs the base loaded twice.
+
+The usual suite compares a base model with base + LoRA. The `hf` backend keeps
+ONE copy of the base (the baseline runs under `disable_adapter()`); the naive
+alternative loads the base once per contender. This builds a ~100M-parameter
+random Qwen2 (fp32, ~0.4 GB) and a random LoRA adapter, then runs each variant
+in a fresh subprocess that loads both contenders, generates a few tokens with
+each, and reports its own peak RSS (resource.getrusage ru_maxrss). A third
+child only imports the libraries, to show the fixed overhead. Target:
+ratio = shared / twice <= 0.6. The last line is machine-readable:
+
+    RESULT adapter_memory_ratio=<r> shared_mib=<..> twice_mib=<..> imports_mib=<..> target=0.6
+
+Run: python benchmarks/adapter_memory.py [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.6
+#: ~100M parameters with Qwen-style grouped-query attention (12 query heads, 2 KV heads).
+SHAPE = {"hidden": 768, "layers": 12, "heads": 12, "kv_heads": 2, "intermediate": 3072}
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _vm_hwm_mib() -> float | None:
+    """Peak RSS of this process image alone (/proc VmHWM), as a cross-check on ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def child(variant: str, model: str, adapter: str) -> None:
+    """Run in a fresh process: load one variant, generate, print peak RSS as JSON."""
+    import asyncio
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from brie_bench.api import BackendContext, GenerationRequest, Message, SamplingParams
+    from brie_bench.plugins.hf import HFBackend, HFOptions
+
+    torch.set_num_threads(2)
+    params = SamplingParams(temperature=0.0, max_tokens=4)
+    request = GenerationRequest((Message("user", "What is attention?"),), params)
+    if variant == "shared":  # what Brie Bench does: two contenders, one base
+        ctx = BackendContext("contender", "bench")
+        baseline = HFBackend(model, HFOptions(device="cpu"), ctx)
+        brie = HFBackend(model, HFOptions(device="cpu", adapter=adapter), ctx)
+
+        async def both() -> None:
+            await baseline.generate_batch([request])
+            await brie.generate_batch([request])
+
+        asyncio.run(both())
+        assert baseline.load() is brie.load()
+    elif variant == "twice":  # the naive way: each contender loads its own base
+        tok = AutoTokenizer.from_pretrained(model)
+        ids = tok.apply_chat_template([{"role": "user", "content": "What is attention?"}],
+                                      add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+        tuned = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32), adapter).eval()
+        with torch.inference_mode():
+            for m in (base, tuned):
+                m.generate(**ids, max_new_tokens=4, do_sample=False)
+    elif variant != "imports":
+        raise SystemExit(f"unknown variant {variant}")
+    print(json.dumps({"variant": variant, "peak_mib": _peak_mib(), "vm_hwm_mib": _vm_hwm_mib()}))
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    """Run this script in a fresh interpreter; return the JSON object it prints last.
+
+    The parent stays small (stdlib only, models built in a child too): Linux carries
+    a process's peak RSS across fork+exec into the child's ru_maxrss.
+    """
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env,
+                         timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"child {args[:2]} failed:\n{out.stderr[-3000:]}")
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
+    return json.loads(line)
+
+
+def build(folder: str) -> None:
+    """Child: build the ~100M base and its adapter into `folder` (reused when present)."""
+    from safetensors import safe_open
+
+    from brie_bench import tiny
+
+    model, adapter = Path(folder) / "base-100m", Path(folder) / "lora"
+    if not (model / "model.safetensors").exists():
+        tiny.build_random_qwen2(model, seed=0, **SHAPE)
+    if not (adapter / "adapter_model.safetensors").exists():
+        tiny.build_random_lora(adapter, model, seed=1, r=16, lora_alpha=32)
+    with safe_open(str(model / "model.safetensors"), "pt") as fh:
+        n_params = sum(_prod(fh.get_slice(k).get_shape()) for k in fh.keys())
+    print(json.dumps({"model": str(model), "adapter": str(adapter), "params": n_params}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="build the models here and keep them (reused on rerun)")
+    parser.add_argument("--child", nargs=3, metavar=("VARIANT", "MODEL", "ADAPTER"), help=argparse.SUPPRESS)
+    parser.add_argument("--build", metavar="DIR", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    if args.build:
+        build(args.build)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="brie-bench-adapter-mem-") as tmp:
+        folder = args.keep or Path(tmp)
+        t0 = time.perf_counter()
+        built = run_child("--build", str(folder))
+        n_params = built["params"]
+        print(f"built {n_params / 1e6:.1f}M-parameter base + LoRA r=16 in {time.perf_counter() - t0:.1f} s "
+              f"(parent peak RSS {_peak_mib():.0f} MiB)")
+        reports = {v: run_child("--child", v, built["model"], built["adapter"])
+                   for v in ("imports", "shared", "twice")}
+    peaks = {v: float(r["peak_mib"]) for v, r in reports.items()}
+
+    for variant, report in reports.items():
+        print(f"{variant:>7}: peak RSS {report['peak_mib']:,.0f} MiB (VmHWM {report['vm_hwm_mib'] or 0:,.0f} MiB)")
+    ratio = peaks["shared"] / peaks["twice"]
+    weights_ratio = (peaks["shared"] - peaks["imports"]) / (peaks["twice"] - peaks["imports"])
+    print(f"ratio shared/twice = {ratio:.3f} (target <= {TARGET:g}); "
+          f"above the import overhead: {weights_ratio:.3f}")
+    print(f"RESULT adapter_memory_ratio={ratio:.3f} shared_mib={peaks['shared']:.0f} "
+          f"twice_mib={peaks['twice']:.0f} imports_mib={peaks['imports']:.0f} "
+          f"ratio_above_imports={weights_ratio:.3f} params_m={n_params / 1e6:.1f} target={TARGET:g}")
+
+
+def _prod(shape: list[int]) -> int:
+    total = 1
+    for dim in shape:
+        total *= dim
+    return total
+
+
+if __name__ == "__main__":
+    main()

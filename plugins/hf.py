@@ -1,0 +1,498 @@
+"""The `hf` backend: a local transformers causal LM, optionally with a PEFT (LoRA) adapter.
+
+The typical suite compares a base model with the same base plus an adapter.
+Loading the base twice would double memory for nothing, so every backend in
+the process that names the same base (model, revision, dtype, device) shares
+ONE loaded model: the first adapter turns it into a `PeftModel`, further
+adapters are added with `load_adapter` under their own names, an adapter
+contender selects its adapter with `set_adapter`, and the baseline runs inside
+`with model.disable_adapter():`, which gives exactly the base model's logits.
+A lock per shared base serialises calls, because the active adapter is state
+on the shared model.
+
+torch, transformers and peft are imported lazily, inside functions, so this
+module (and `brie-bench plugins`) works where they are not installed.
+
+Model ids may be hub ids, local folders, or Brie Bench's tiny random models
+(``tiny:qwen2``...), resolved through the public `brie_bench.tiny` module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import gc
+import hashlib
+import os
+import threading
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+from pydantic import Field
+
+from brie_bench.api import (
+    BackendContext,
+    BackendOptions,
+    GenerationRequest,
+    GenerationResult,
+    InputError,
+    Limits,
+    Message,
+    ModelBackend,
+    PermanentError,
+    Usage,
+    hookimpl,
+)
+
+TINY_PREFIX = "tiny:"
+_ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+class HFOptions(BackendOptions):
+    """Options of the `hf` backend."""
+
+    adapter: str | None = Field(default=None, description="PEFT adapter: local folder, hub id or tiny id")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="weights dtype; auto = bfloat16/float16 on GPU, float32 on CPU")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1, mps ...")
+    batch_size: int = Field(default=8, ge=1, le=4096, description="prompts per model.generate call")
+    trust_remote_code: bool = Field(default=False, description="allow model code from the hub")
+    revision: str | None = Field(default=None, description="hub revision (branch, tag or commit)")
+    generation_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra transformers GenerationConfig fields (top_k, repetition_penalty, min_new_tokens...)")
+
+
+# ---------------------------------------------------------------------------------------
+# The process-wide cache of loaded base models
+# ---------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class SharedBase:
+    """One loaded base model (plain or wrapped in a PeftModel) and everyone who uses it."""
+
+    key: tuple[Any, ...]
+    model: Any
+    tokenizer: Any
+    generation_config: Any
+    device: str
+    #: Serialises calls: the active adapter is state on the shared model.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+    #: adapter name -> where it was loaded from
+    adapters: dict[str, str] = field(default_factory=dict)
+
+
+_BASES: dict[tuple[Any, ...], SharedBase] = {}
+_BASES_LOCK = threading.Lock()
+#: Sampling draws from torch's process-global RNG; seeding it and sampling must not
+#: interleave with another model's sampling in another thread, or seeds stop meaning anything.
+_SAMPLING_LOCK = threading.Lock()
+
+
+def shared_bases() -> list[SharedBase]:
+    """The base models loaded right now (for tests, benchmarks and diagnostics)."""
+    with _BASES_LOCK:
+        return list(_BASES.values())
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _resolve_dtype(dtype: str, device: str) -> Any:
+    """float32 on CPU (half precision is slow there); bfloat16 on GPUs that have it, else float16."""
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _hash_adapter_weights(folder: Path) -> str | None:
+    """sha256 over the adapter's weight file(s), so a retrained adapter gets new unit keys."""
+    digest = hashlib.sha256()
+    found = False
+    for name in _ADAPTER_WEIGHT_FILES:
+        file = folder / name
+        if file.is_file():
+            found = True
+            digest.update(name.encode())
+            with file.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest() if found else None
+
+
+def _looks_like_path(value: str) -> bool:
+    """A path the user meant as local (not a hub id such as "org/name")."""
+    return value.startswith((".", "/", "~")) or value.count("/") > 1 or os.sep != "/" and os.sep in value
+
+
+# ---------------------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------------------
+#: Written next to an adapter by `brie-bench train`; its provenance is stored with each run.
+MANIFEST_FILE = "brie_manifest.json"
+
+
+class HFBackend(ModelBackend):
+    """A local transformers model (plus optional PEFT adapter) that generates in batches."""
+
+    name = "hf"
+    description = "local transformers model, optional PEFT adapter; shares one base between contenders"
+    Options = HFOptions
+    default_limits = Limits(max_concurrency=1, timeout_s=3600.0, max_attempts=2)
+    supports_choice_logprobs = True
+    local = True
+
+    options: HFOptions
+
+    def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
+        super().__init__(model, options, context)
+        self.batch_size = self.options.batch_size
+        self._shared: SharedBase | None = None
+        self._adapter_name: str | None = None
+        self._adapter_hash: str | None = None
+        self._adapter_hash_done = False
+        self._load_lock = threading.Lock()
+
+    # -- where things are -----------------------------------------------------------------
+    def _resolve(self, ref: str, what: str) -> str:
+        """A tiny id, local folder or hub id -> what from_pretrained should get."""
+        if ref.startswith(TINY_PREFIX):
+            from brie_bench import tiny  # the one sanctioned core import: tiny ids are public API
+
+            return str(tiny.resolve(ref, self.context.cache_dir))
+        local = Path(self.context.resolve_path(ref)).expanduser()
+        if local.is_dir():
+            return str(local.resolve())
+        if _looks_like_path(ref):
+            raise InputError(f"{what} folder {ref!r} does not exist", field=what)
+        return ref
+
+    def _adapter_digest(self) -> str | None:
+        if not self._adapter_hash_done:
+            adapter = self.options.adapter
+            if adapter and not adapter.startswith(TINY_PREFIX):
+                folder = Path(self.context.resolve_path(adapter)).expanduser()
+                if folder.is_dir():
+                    self._adapter_hash = _hash_adapter_weights(folder)
+            self._adapter_hash_done = True
+        return self._adapter_hash
+
+    def provenance(self) -> dict[str, Any] | None:
+        """The adapter's training manifest (written by `brie-bench train`), when there is one."""
+        adapter = self.options.adapter
+        if not adapter or adapter.startswith(TINY_PREFIX):
+            return None
+        manifest = Path(self.context.resolve_path(adapter)).expanduser() / MANIFEST_FILE
+        try:
+            return json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def identity(self) -> dict[str, Any]:
+        """Model and adapter as given, plus the adapter's weight hash; never tiny cache paths.
+
+        `batch_size` is left out: it changes speed, not what the answers mean.
+        """
+        opts = self.options.model_dump(exclude={"api_key_env", "batch_size"}, exclude_defaults=True)
+        ident: dict[str, Any] = {"backend": self.name, "model": self.model, "options": opts}
+        if self.model.startswith(TINY_PREFIX) or (self.options.adapter or "").startswith(TINY_PREFIX):
+            from brie_bench import tiny
+
+            ident["tiny_version"] = tiny.TINY_VERSION
+        digest = self._adapter_digest()
+        if digest:
+            ident["adapter_sha256"] = digest
+        return ident
+
+    def check_ready(self) -> None:
+        """Fail early on a missing local model/adapter folder or unknown generation options."""
+        super().check_ready()
+        for ref, what in ((self.model, "model"), (self.options.adapter, "adapter")):
+            if ref and not ref.startswith(TINY_PREFIX):
+                if not Path(self.context.resolve_path(ref)).expanduser().is_dir() and _looks_like_path(ref):
+                    raise InputError(f"{what} folder {ref!r} does not exist", field=what)
+            elif ref:
+                from brie_bench import tiny
+
+                if ref not in tiny.TINY_IDS:
+                    raise InputError(f"unknown tiny model {ref!r}; known: {', '.join(tiny.TINY_IDS)}",
+                                     field=what)
+        if self.options.generation_config:
+            from transformers import GenerationConfig
+
+            unused = GenerationConfig().update(**copy.deepcopy(self.options.generation_config))
+            if unused:
+                raise InputError(f"unknown GenerationConfig field(s): {', '.join(sorted(unused))}",
+                                 field="options.generation_config")
+
+    # -- loading --------------------------------------------------------------------------
+    def load(self) -> SharedBase:
+        """Load (or join) the shared base model and attach this backend's adapter. Blocking.
+
+        Safe to call from several threads; the engine calls it in a worker thread.
+        """
+        with self._load_lock:
+            if self._shared is not None:
+                return self._shared
+            model_path = self._resolve(self.model, "model")
+            adapter_path = self._resolve(self.options.adapter, "adapter") if self.options.adapter else None
+            device = _resolve_device(self.options.device)
+            dtype = _resolve_dtype(self.options.dtype, device)
+            key = (model_path, self.options.revision, str(dtype), device, self.options.trust_remote_code)
+            with _BASES_LOCK:
+                shared = _BASES.get(key)
+                if shared is None:
+                    shared = self._load_base(key, model_path, dtype, device)
+                    _BASES[key] = shared
+                shared.users += 1
+            try:
+                if adapter_path is not None:
+                    self._adapter_name = self._attach_adapter(shared, adapter_path)
+            except BaseException:
+                self._release(shared)
+                raise
+            self._shared = shared
+            return shared
+
+    def _load_base(self, key: tuple[Any, ...], model_path: str, dtype: Any, device: str) -> SharedBase:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # Loading bars and info logs would tear through the run's own progress display.
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        # PEFT asks transformers a deprecated question on every adapter load; nothing for a user to do.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+        kwargs: dict[str, Any] = {"revision": self.options.revision,
+                                  "trust_remote_code": self.options.trust_remote_code}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_path, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, device_map=device, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise PermanentError(f"hf: cannot load model {self.model!r}: {exc}", kind="load") from exc
+        model.eval()
+        tokenizer.padding_side = "left"  # generation continues every row from its last real token
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if not getattr(tokenizer, "chat_template", None):
+            raise PermanentError(f"hf: model {self.model!r} has no chat template; use an instruct/chat model "
+                                 "or add chat_template.jinja to its folder", kind="config")
+        return SharedBase(key=key, model=model, tokenizer=tokenizer,
+                          generation_config=copy.deepcopy(model.generation_config), device=device)
+
+    def _attach_adapter(self, shared: SharedBase, adapter_path: str) -> str:
+        """Load the adapter onto the shared model under a content-derived name; returns the name."""
+        from peft import PeftModel
+
+        digest = self._adapter_digest() or hashlib.sha256(adapter_path.encode()).hexdigest()
+        name = "brie_" + hashlib.sha256(f"{adapter_path}\0{digest}".encode()).hexdigest()[:12]
+        with shared.lock:
+            if name in shared.adapters:
+                return name
+            try:
+                if isinstance(shared.model, PeftModel):
+                    shared.model.load_adapter(adapter_path, adapter_name=name)
+                else:
+                    shared.model = PeftModel.from_pretrained(shared.model, adapter_path, adapter_name=name)
+            except (OSError, ValueError, KeyError) as exc:
+                raise PermanentError(f"hf: cannot load adapter {self.options.adapter!r}: {exc}",
+                                     kind="load") from exc
+            shared.model.to(shared.device)
+            shared.model.eval()
+            shared.adapters[name] = adapter_path
+        return name
+
+    @contextmanager
+    def _active_model(self, shared: SharedBase) -> Iterator[Any]:
+        """The shared model with this backend's adapter on, or all adapters off. Hold shared.lock."""
+        from peft import PeftModel
+
+        model = shared.model
+        if self._adapter_name is not None:
+            model.set_adapter(self._adapter_name)
+            yield model
+        elif isinstance(model, PeftModel):
+            with model.disable_adapter():
+                yield model
+        else:
+            yield model
+
+    # -- generation -----------------------------------------------------------------------
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Generate for up to `batch_size` requests that share sampling parameters, in one call."""
+        if not requests:
+            return []
+        return await asyncio.to_thread(self._generate_sync, list(requests))
+
+    def _prompt_text(self, shared: SharedBase, messages: Sequence[Message]) -> str:
+        return shared.tokenizer.apply_chat_template(
+            [m.to_dict() for m in messages], tokenize=False, add_generation_prompt=True)
+
+    def _generation_config(self, shared: SharedBase, params: Any) -> Any:
+        gen = copy.deepcopy(shared.generation_config)
+        unused = gen.update(**copy.deepcopy(self.options.generation_config))
+        if unused:  # check_ready reports this as an InputError before any call
+            raise PermanentError(f"hf: unknown GenerationConfig field(s): {', '.join(sorted(unused))}",
+                                 kind="config")
+        if params.temperature > 0:
+            gen.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:  # greedy: clear sampling knobs so transformers does not warn about unused ones
+            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        gen.max_new_tokens = params.max_tokens
+        tok = shared.tokenizer
+        eos = gen.eos_token_id if gen.eos_token_id is not None else []
+        eos_ids = {eos} if isinstance(eos, int) else set(eos)
+        if tok.eos_token_id is not None:
+            eos_ids.add(tok.eos_token_id)
+        gen.eos_token_id = sorted(eos_ids)
+        gen.pad_token_id = tok.pad_token_id
+        return gen
+
+    def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        import torch
+
+        params = requests[0].params
+        if any(r.params != params for r in requests):
+            raise ValueError("hf.generate_batch: requests in one batch must share sampling parameters")
+        shared = self.load()
+        tok = shared.tokenizer
+        prompts = [self._prompt_text(shared, r.messages) for r in requests]
+        gen = self._generation_config(shared, params)
+        sampling = bool(gen.do_sample)
+        with shared.lock:
+            # The chat template already holds every special token the model expects.
+            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            inputs = {k: enc[k].to(shared.device) for k in ("input_ids", "attention_mask")}
+            with self._active_model(shared) as model, torch.inference_mode():
+                if sampling:
+                    with _SAMPLING_LOCK:
+                        torch.manual_seed(params.seed)
+                        out = model.generate(**inputs, generation_config=gen)
+                else:
+                    out = model.generate(**inputs, generation_config=gen)
+        prompt_len = enc["input_ids"].shape[1]
+        new_tokens = out[:, prompt_len:].tolist()
+        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+        eos_ids = set(gen.eos_token_id)
+        results = []
+        for row, n_prompt in zip(new_tokens, prompt_counts):
+            stop_at = next((i for i, t in enumerate(row) if t in eos_ids), None)
+            if stop_at is None:
+                kept, n_out, finish = row, len(row), "length"
+            else:
+                kept, n_out, finish = row[:stop_at], stop_at + 1, "stop"
+            results.append(GenerationResult(
+                text=tok.decode(kept, skip_special_tokens=True),
+                usage=Usage(input_tokens=int(n_prompt), output_tokens=n_out),
+                finish_reason=finish,
+                model=self.model,
+            ))
+        return results
+
+    # -- choice log-probabilities ---------------------------------------------------------
+    async def choice_logprobs(self, messages: Sequence[Message], choices: Sequence[str],
+                              assistant_prefix: str = "") -> dict[str, float | None]:
+        """Summed log-probability of each choice's tokens after the prompt and `assistant_prefix`."""
+        return await asyncio.to_thread(self._choice_logprobs_sync, list(messages), list(choices),
+                                       assistant_prefix)
+
+    def choice_token_ids(self, shared: SharedBase, context: str, choice: str) -> tuple[list[int], list[int]]:
+        """(context ids, choice ids) as scored by `choice_logprobs`.
+
+        Trailing spaces of the context move into the choice ("Winner: " + "A" is
+        scored as "Winner:" + " A"), because BPE tokenizers attach a space to the
+        word after it; the choice ids are the tail of the joint encoding whenever
+        the context's own encoding is a prefix of it.
+        """
+        tok = shared.tokenizer
+        stripped = context.rstrip(" \t")
+        moved = context[len(stripped):]
+        ctx_ids = tok(stripped, add_special_tokens=False)["input_ids"]
+        full_ids = tok(stripped + moved + choice, add_special_tokens=False)["input_ids"]
+        if full_ids[:len(ctx_ids)] == ctx_ids:
+            return ctx_ids, full_ids[len(ctx_ids):]
+        return ctx_ids, tok(moved + choice, add_special_tokens=False)["input_ids"]
+
+    def _choice_logprobs_sync(self, messages: list[Message], choices: list[str],
+                              assistant_prefix: str) -> dict[str, float | None]:
+        import torch
+
+        shared = self.load()
+        context = self._prompt_text(shared, messages) + assistant_prefix
+        rows: list[tuple[str, list[int], list[int]]] = []
+        result: dict[str, float | None] = {}
+        for choice in choices:
+            ctx_ids, cont_ids = self.choice_token_ids(shared, context, choice)
+            if not choice or not cont_ids or not ctx_ids:
+                result[choice] = None
+            else:
+                rows.append((choice, ctx_ids, cont_ids))
+        if not rows:
+            return result
+        width = max(len(c) + len(k) for _, c, k in rows)
+        pad = shared.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (_, ctx_ids, cont_ids) in enumerate(rows):  # right padding: positions stay 0..n-1
+            seq = ctx_ids + cont_ids
+            ids[i, :len(seq)] = torch.tensor(seq)
+            mask[i, :len(seq)] = 1
+        with shared.lock:
+            with self._active_model(shared) as model, torch.inference_mode():
+                logits = model(input_ids=ids.to(shared.device), attention_mask=mask.to(shared.device)).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for i, (choice, ctx_ids, cont_ids) in enumerate(rows):
+            start = len(ctx_ids)
+            total = 0.0
+            for j, token in enumerate(cont_ids):
+                total += float(logprobs[i, start + j - 1, token])  # logits at t predict token t+1
+            result[choice] = total
+        return {c: result[c] for c in choices}
+
+    # -- lifetime -------------------------------------------------------------------------
+    def _release(self, shared: SharedBase) -> None:
+        with _BASES_LOCK:
+            shared.users -= 1
+            if shared.users <= 0:
+                _BASES.pop(shared.key, None)
+                shared.model = None
+                shared.tokenizer = None
+
+    async def aclose(self) -> None:
+        """Leave the shared base; the last user drops it so its memory can be freed."""
+        shared, self._shared = self._shared, None
+        if shared is None:
+            return
+        self._release(shared)
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is present whenever a model was loaded
+            pass
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register(HFBackend)
