@@ -10,6 +10,7 @@ whose expansion visits more than `max_nodes` nodes).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -198,11 +199,29 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|list|dict|tuple|set|[a-z-]+\[.*\]|function-.*|"
+                       r"json-or-python.*|lax-or-strict.*|is-instance.*|tagged-union.*)$")
+
+
+def _clean_loc(loc: Iterable[str | int], index: LineIndex, prefix: PathKey) -> PathKey:
+    """Drop pydantic's union-member tags (e.g. 'bool', "literal['auto']") from an error path.
+
+    A part is kept when the document really has that key; otherwise a part that
+    looks like a type tag is pydantic naming the union branch it tried.
+    """
+    out: PathKey = prefix
+    for part in loc:
+        if isinstance(part, str) and _TYPE_TAG.match(part) and (out + (part,)) not in index.lines:
+            continue
+        out = out + (part,)
+    return out
+
+
 def validation_error(exc: ValidationError, path: str | Path, index: LineIndex,
                      model: type[BaseModel] | None = None, prefix: PathKey = ()) -> InputError:
     """Turn the first pydantic error into a one-line InputError naming file, field path and line."""
     err = exc.errors(include_url=False)[0]
-    loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = _clean_loc(err["loc"], index, prefix)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         known = _known_fields(model, loc[len(prefix):-1]) if model is not None else None
