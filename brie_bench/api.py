@@ -260,6 +260,8 @@ class Judge:
     deterministic: ClassVar[bool] = False
     #: Whether the engine may call `judge` concurrently (a person at a terminal may not).
     concurrent: ClassVar[bool] = True
+    #: Limits for judges that call no backend (a backend's own limits apply otherwise).
+    default_limits: ClassVar[Limits | None] = None
 
     def __init__(self, options: JudgeOptions, backend: ModelBackend | None, context: JudgeContext) -> None:
         self.options = options

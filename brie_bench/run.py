@@ -26,11 +26,12 @@ from brie_bench.summary import error_counts, tally
 class RichReporter:
     """Progress bars per phase with counts, errors and ETA."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, live: bool = True) -> None:
+        # A person judging at this terminal needs it to themselves: no live redraws then.
         self.progress = Progress(
             TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("errors {task.fields[errors]}"), TimeElapsedColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), console=console, transient=False)
+            TimeRemainingColumn(), console=console, transient=False, disable=not live)
         self.tasks: dict[str, TaskID] = {}
         self.errors: Counter[str] = Counter()
 
@@ -200,7 +201,8 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
         else:
             console.print(Text(f"resuming run {run_id}: {suite.name} (seed {run_seed})"))
         store.mark_run(run_id, "running")
-        with RichReporter(console) as reporter:
+        live = all(j.concurrent for j in runtime.judges.values())
+        with RichReporter(console, live=live) as reporter:
             engine = Engine(store, run_id, runtime, run_seed=run_seed, reporter=reporter, concurrency=concurrency)
             try:
                 stats = asyncio.run(_run_and_close(engine, runtime, plan))

@@ -51,7 +51,7 @@ class Runtime:
 
 
 def _limits(cls: type, override: Limits | None) -> Limits:
-    base: Limits = getattr(cls, "default_limits", Limits())
+    base: Limits = getattr(cls, "default_limits", None) or Limits()
     if override is None:
         return base
     return base.model_copy(update=override.model_dump(exclude_unset=True))
@@ -83,7 +83,8 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
                            BackendContext("judge", name, cache_dir, base_dir))
             limits[name] = _limits(bcls, j.limits)
         else:
-            limits[name] = j.limits or Limits(max_concurrency=1)
+            limits[name] = _limits(judge_cls, j.limits) if judge_cls.default_limits else (
+                j.limits or Limits(max_concurrency=1))
         if not judge_cls.concurrent:
             limits[name] = limits[name].model_copy(update={"max_concurrency": 1})
         try:

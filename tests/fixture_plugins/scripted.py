@@ -23,6 +23,7 @@ class ScriptedOptions(BackendOptions):
     transient_failures: int = 0   # fail this many times per distinct request before answering
     permanent_if: str = ""        # fail permanently when the prompt contains this text
     call_log: str = ""            # append one line per call to this file
+    reply: str = ""               # answer exactly this text (e.g. a rubric-shaped answer for a judge's model)
 
 
 class ScriptedBackend(ModelBackend):
@@ -51,6 +52,9 @@ class ScriptedBackend(ModelBackend):
             self.failures[digest] = seen + 1
             raise TransientError("rate limited", kind="rate_limit", retry_after=0.01, status=429)
         words = prompt.split()
+        if self.options.reply:
+            return GenerationResult(text=self.options.reply, usage=Usage(len(words), len(self.options.reply.split())),
+                                    finish_reason="stop")
         text = f"{self.options.style} answer on {' '.join(words[:4])} {self.options.marker}".strip()
         if self.options.style == "long":
             text += " with much more to say about it" * 3
