@@ -104,15 +104,15 @@ def run_child(*args: str) -> dict[str, Any]:
     return json.loads(line)
 
 
-def build(folder: str) -> None:
-    """Child: build the ~100M base and its adapter into `folder` (reused when present)."""
+def build(folder: str, layers: int = SHAPE["layers"]) -> None:
+    """Child: build the base (~100M parameters at 12 layers) and its adapter into `folder` (reused when present)."""
     from safetensors import safe_open
 
     from brie_bench import tiny
 
-    model, adapter = Path(folder) / "base-100m", Path(folder) / "lora"
+    model, adapter = Path(folder) / f"base-{layers}l", Path(folder) / f"lora-{layers}l"
     if not (model / "model.safetensors").exists():
-        tiny.build_random_qwen2(model, seed=0, **SHAPE)
+        tiny.build_random_qwen2(model, seed=0, **{**SHAPE, "layers": layers})
     if not (adapter / "adapter_model.safetensors").exists():
         tiny.build_random_lora(adapter, model, seed=1, r=16, lora_alpha=32)
     with safe_open(str(model / "model.safetensors"), "pt") as fh:
@@ -125,18 +125,21 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the models here and keep them (reused on rerun)")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "MODEL", "ADAPTER"), help=argparse.SUPPRESS)
     parser.add_argument("--build", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--layers", type=int, default=SHAPE["layers"],
+                        help="decoder layers (12: ~100M parameters; 30: ~255M, where weights dominate the "
+                             "~400 MiB that importing torch+transformers costs)")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
     if args.build:
-        build(args.build)
+        build(args.build, args.layers)
         return
 
     with tempfile.TemporaryDirectory(prefix="brie-bench-adapter-mem-") as tmp:
         folder = args.keep or Path(tmp)
         t0 = time.perf_counter()
-        built = run_child("--build", str(folder))
+        built = run_child("--build", str(folder), "--layers", str(args.layers))
         n_params = built["params"]
         print(f"built {n_params / 1e6:.1f}M-parameter base + LoRA r=16 in {time.perf_counter() - t0:.1f} s "
               f"(parent peak RSS {_peak_mib():.0f} MiB)")

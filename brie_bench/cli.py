@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 the run finished with failed units, 2 bad input
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import sys
@@ -21,7 +20,7 @@ from rich.text import Text
 from brie_bench import __version__
 from brie_bench.errors import BrieBenchError, InputError, StopRun
 from brie_bench.plugin_manager import Registry, load_plugins, register_commands
-from brie_bench.suite import Suite, load_suite
+from brie_bench.suite import load_suite
 
 EXIT_OK, EXIT_FAILED_UNITS, EXIT_BAD_INPUT = 0, 1, 2
 

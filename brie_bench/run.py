@@ -58,7 +58,7 @@ def run_metadata(suite: Suite, runtime: Runtime) -> dict[str, Any]:
     """What was compared and judged, with provenance (e.g. an adapter's training manifest). No secrets."""
     contenders = {}
     for name, backend in runtime.contenders.items():
-        contenders[name] = {**backend.identity(), "provenance": backend.provenance(),
+        contenders[name] = {**backend.identity(), "provenance": backend.provenance(), "local": backend.local,
                             "role": "baseline" if name == suite.baseline else "candidate"}
     judges = {name: {**judge.identity(), "name": name, "model": runtime.judge_model(name)}
               for name, judge in runtime.judges.items()}

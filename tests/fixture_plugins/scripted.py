@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-from pathlib import Path
 
 from brie_bench.api import (BackendOptions, GenerationResult, Judge, JudgeOptions, JudgeResult, ModelBackend,
                             PermanentError, TransientError, Usage, hookimpl)

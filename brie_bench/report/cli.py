@@ -1,0 +1,235 @@
+"""Click commands `report`, `export` and `import legacy`; brie_bench.cli adds them to the `brie-bench` group.
+
+This module does not import brie_bench.cli at load time: brie_bench.cli imports
+*this* module while it is being built, and a cycle would leave the commands
+unregistered. `_common_options` therefore mirrors brie_bench.cli.common_options
+(same option names, same meaning), and the root's --db is resolved lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from brie_bench.errors import InputError
+
+DEFAULT_REPORT_DIR = "reports"
+
+
+def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--db and --plugins-dir after the subcommand, as brie_bench.cli.common_options."""
+    fn = click.option("--plugins-dir", "plugins_dir_opt", type=click.Path(file_okay=False), default=None,
+                      help="Folder of local plugin .py files.")(fn)
+    fn = click.option("--db", "db_opt", default=None,
+                      help="SQLite file (default: $BRIE_BENCH_DB or ./brie-bench.db).")(fn)
+    return fn
+
+
+def _db(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None, *, must_exist: bool = True) -> str:
+    from brie_bench.cli import resolve_common
+
+    db, _ = resolve_common(ctx, db_opt, plugins_dir_opt)
+    if must_exist and not Path(db).exists():
+        raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
+    return db
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _split_target(value: str | None, suffixes: tuple[str, ...], runs: list[str]) -> str | None:
+    """An optional-value flag's value: a path when it looks like one, else a RUN id click mistook for the value.
+
+    `brie-bench report --html RUN` would otherwise write a file named after the run.
+    Returns "" for "no path given" and None when the flag was not used.
+    """
+    if value is None or value == "":
+        return value
+    if value.lower().endswith(suffixes) or os.sep in value or Path(value).is_dir():
+        return value
+    runs.append(value)
+    return ""
+
+
+def _write_text(path: str, text: str) -> None:
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write file: {exc.strerror or exc}", path=path) from None
+    _err().print(Text(f"wrote {out}"))
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, metavar="[RUN] [RUN_B]")
+@click.option("--html", "html_opt", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Self-contained HTML report (default path: reports/<run-id>.html).")
+@click.option("--markdown", "md_opt", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Markdown tables for a model card (stdout unless PATH ends in .md).")
+@click.option("--json", "json_opt", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Every figure as JSON, schema in docs/report-schema.md (stdout unless PATH ends in .json).")
+@click.option("--model-index", is_flag=True, help="Add the Hugging Face model-index YAML block to --markdown.")
+@click.option("--model-name", default=None, help="Model name for --model-index (default: the candidate's name).")
+@_common_options
+@click.pass_context
+def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | None, md_opt: str | None,
+                   json_opt: str | None, model_index: bool, model_name: str | None, db_opt: str | None,
+                   plugins_dir_opt: str | None) -> None:
+    """Report a run (default: the latest); with two runs, compare them side by side.
+
+    With no format flag, prints tables. Use --html=PATH (or put RUN first) when the
+    path could be mistaken for a run id.
+    """
+    from brie_bench.report.html import write_html
+    from brie_bench.report.jsonout import render_json
+    from brie_bench.report.markdown import render_markdown
+    from brie_bench.report.model import build_report_from_data
+    from brie_bench.report.rows import load_run
+    from brie_bench.report.terminal import print_report
+    from brie_bench.store import Store
+
+    run_ids = list(runs)
+    html_path = _split_target(html_opt, (".html", ".htm"), run_ids)
+    md_path = _split_target(md_opt, (".md", ".markdown"), run_ids)
+    json_path = _split_target(json_opt, (".json",), run_ids)
+    if model_index and md_path is None:
+        md_path = ""
+    if len(run_ids) > 2:
+        raise InputError(f"report takes at most two runs, got {len(run_ids)}: {' '.join(run_ids)}")
+    db = _db(ctx, db_opt, plugins_dir_opt)
+    with Store(db, readonly=True) as store:
+        if len(run_ids) == 2:
+            _compare(store, run_ids, html_path, md_path, json_path)
+            return
+        data = load_run(store, run_ids[0] if run_ids else None)
+    report = build_report_from_data(data)
+    if html_path is not None:
+        target = Path(html_path or DEFAULT_REPORT_DIR)
+        if html_path == "" or target.is_dir():
+            target = target / f"{data.run.id}.html"
+        try:
+            written = write_html(report, data, target)
+        except OSError as exc:
+            raise InputError(f"cannot write file: {exc.strerror or exc}", path=str(target)) from None
+        _err().print(Text(f"wrote {written}"))
+    if md_path is not None:
+        text = render_markdown(report, model_index=model_index, model_name=model_name)
+        _write_text(md_path, text) if md_path else sys.stdout.write(text)
+    if json_path is not None:
+        text = render_json(report)
+        _write_text(json_path, text) if json_path else sys.stdout.write(text)
+    if html_path is None and md_path is None and json_path is None:
+        print_report(_out(), report)
+
+
+def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str | None,
+             json_path: str | None) -> None:
+    """`report RUN_A RUN_B`: both runs side by side with paired differences over shared prompts."""
+    from brie_bench.report.compare import build_comparison, print_comparison, render_comparison_html, \
+        render_comparison_markdown
+    from brie_bench.report.jsonout import render_json
+    from brie_bench.report.rows import load_run
+
+    a, b = load_run(store, run_ids[0]), load_run(store, run_ids[1])
+    comparison = build_comparison(a, b)
+    if html_path is not None:
+        target = Path(html_path or DEFAULT_REPORT_DIR)
+        if html_path == "" or target.is_dir():
+            target = target / f"{a.run.id}_vs_{b.run.id}.html"
+        _write_text(str(target), render_comparison_html(comparison))
+    if md_path is not None:
+        text = render_comparison_markdown(comparison)
+        _write_text(md_path, text) if md_path else sys.stdout.write(text)
+    if json_path is not None:
+        text = render_json(comparison)
+        _write_text(json_path, text) if json_path else sys.stdout.write(text)
+    if html_path is None and md_path is None and json_path is None:
+        print_comparison(_out(), comparison)
+
+
+@click.command("export")
+@click.argument("run", required=False)
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="JSON Lines, one judgment per line.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout).")
+@_common_options
+@click.pass_context
+def export_command(ctx: click.Context, run: str | None, fmt: str | None, output: str | None, db_opt: str | None,
+                   plugins_dir_opt: str | None) -> None:
+    """Write one row per judgment of RUN (default: the latest) as --jsonl or --csv."""
+    from brie_bench.report.export import export_rows, write_csv, write_jsonl
+    from brie_bench.store import Store
+
+    if fmt is None:
+        raise InputError("choose a format: --jsonl or --csv")
+    db = _db(ctx, db_opt, plugins_dir_opt)
+    writer = write_jsonl if fmt == "jsonl" else write_csv
+    with Store(db, readonly=True) as store:
+        rows = export_rows(store, run)
+        if output:
+            try:
+                with open(output, "w", encoding="utf-8", newline="") as fh:
+                    n = writer(rows, fh)
+            except OSError as exc:
+                raise InputError(f"cannot write file: {exc.strerror or exc}", path=output) from None
+            _err().print(Text(f"wrote {n} judgments to {output}"))
+        else:
+            writer(rows, sys.stdout)
+
+
+@click.group("import")
+def import_command() -> None:
+    """Import results written by other tools."""
+
+
+@import_command.command("legacy")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--baseline-name", default="baseline", show_default=True, help="Name for the baseline contender.")
+@click.option("--candidate-name", default="brie", show_default=True, help="Name for the fine-tuned contender.")
+@click.option("--name", default=None, help="Suite name for the imported run (default: from the file names).")
+@click.option("--new", "new_run", is_flag=True, help="Import again even if these files were imported before.")
+@_common_options
+@click.pass_context
+def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_name: str, candidate_name: str,
+                          name: str | None, new_run: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
+    """Import the original Brie Bench's JSONL files (one judgment per line) into a run."""
+    from brie_bench.report.legacy import import_legacy
+    from brie_bench.store import Store
+
+    db = _db(ctx, db_opt, plugins_dir_opt, must_exist=False)
+    with Store(db) as store:
+        result = import_legacy(store, files, baseline=baseline_name, candidate=candidate_name, name=name,
+                               new=new_run)
+    out = _out()
+    if result.reused:
+        out.print(Text(f"already imported as run {result.run_id} (use --new to import again)"))
+    else:
+        out.print(Text(f"imported run {result.run_id}: {result.lines} lines, {result.comparisons} comparisons over "
+                       f"{result.prompts} prompts, judges: {', '.join(result.judges)}; "
+                       f"{result.duplicates} duplicate line(s) skipped"))
+    out.print(Text("warning: labels were not randomised in these files ('Response A' was always the baseline)",
+                   style="yellow"))
+    if result.disagreements:
+        table = Table(title=f"{len(result.disagreements)} stored verdict(s) read differently by Brie Bench's parser")
+        for col in ("file:line", "judge", "stored winner", "Brie Bench reads", "why"):
+            table.add_column(col, overflow="fold")
+        for d in result.disagreements:
+            table.add_row(Text(f"{d['file']}:{d['line']}"), Text(d["judge"]), d["stored"], d["parsed"],
+                          Text(d.get("reason") or ""))
+        out.print(table)
+    else:
+        out.print(Text("every stored winner matches Brie Bench's reading"))
+    out.print(Text(f"next: brie-bench --db {db} report {result.run_id} --html"))

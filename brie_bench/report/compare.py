@@ -1,0 +1,216 @@
+"""Run against run (`brie-bench report RUN_A RUN_B`): win rates side by side and their paired difference.
+
+Typical use: two adapters (or two checkpoints) evaluated with the same suite.
+Each run's own win rate keeps its own clustered interval. The *difference* is
+computed over the prompts both runs judged (matched by section and prompt
+text), with a bootstrap that resamples those shared prompts once for both runs
+(a paired, clustered bootstrap): the same prompt's difficulty then cancels
+instead of widening the interval. A prompt "flipped" when the candidate won it
+on average in one run and lost it in the other.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any
+
+import numpy as np
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from brie_bench import __version__, stats
+from brie_bench.report.charts import ci_chart, pct
+from brie_bench.report.markdown import cell, ci_text
+from brie_bench.report.model import (BOOT_SEED, INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL, N_BOOT,
+                                     ORDERS_EXPLANATION, interval_dict, outcome_figures, units_of)
+from brie_bench.report.rows import JRow, RunData, group_by
+
+SCHEMA_ID = "brie-bench-comparison"
+SCHEMA_VERSION = 1
+DIFF_EXPLANATION = (
+    "Difference = run A's win rate minus run B's, over the prompts both runs judged (matched by section and prompt "
+    f"text). Its 95% interval is a paired bootstrap that resamples those shared prompts ({N_BOOT:,} resamples, "
+    f"seed {BOOT_SEED}) and recomputes both runs' win rates on the same resample."
+)
+
+
+def _prompt_key(data: RunData) -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, prompt id) -> (section, prompt text or id): how prompts are matched across runs."""
+    texts = data.prompt_texts()
+    return {k: (k[0], texts.get(k) or f"id:{k[1]}") for k in {(r.item.section, r.item.prompt_id) for r in data.rows}}
+
+
+def _per_prompt(rows: list[JRow], keymap: dict[tuple[str, str], tuple[str, str]]) -> dict[tuple[str, str], tuple[float, int]]:
+    """Matched prompt -> (sum of valid outcomes, number of valid comparisons), orders combined."""
+    units = units_of(rows)
+    out: dict[tuple[str, str], tuple[float, int]] = {}
+    for key, o in zip(units.keys, units.outcomes):
+        if math.isnan(o):
+            continue
+        k = keymap[(key.section, key.prompt_id)]
+        s, n = out.get(k, (0.0, 0))
+        out[k] = (s + float(o), n + 1)
+    return out
+
+
+def paired_difference(a: dict[Any, tuple[float, int]], b: dict[Any, tuple[float, int]]) -> tuple[stats.Interval, list[Any]]:
+    """Win rate A − win rate B over shared prompts, with a paired cluster bootstrap interval."""
+    shared = sorted(set(a) & set(b), key=str)
+    k = len(shared)
+    if k == 0:
+        return stats.Interval(math.nan, math.nan, math.nan, LEVEL, "paired-cluster-bootstrap", 0, 0), shared
+    sa = np.array([a[p][0] for p in shared])
+    na = np.array([a[p][1] for p in shared], dtype=float)
+    sb = np.array([b[p][0] for p in shared])
+    nb = np.array([b[p][1] for p in shared], dtype=float)
+    estimate = sa.sum() / na.sum() - sb.sum() / nb.sum()
+    n = int(na.sum() + nb.sum())
+    if k < 2:
+        return stats.Interval(float(estimate), math.nan, math.nan, LEVEL, "paired-cluster-bootstrap", n, k), shared
+    boots = np.empty(N_BOOT)
+    done = 0
+    for idx in stats.cluster_resamples(k, N_BOOT, BOOT_SEED):
+        boots[done:done + len(idx)] = sa[idx].sum(1) / na[idx].sum(1) - sb[idx].sum(1) / nb[idx].sum(1)
+        done += len(idx)
+    alpha = 1.0 - LEVEL
+    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return stats.Interval(float(estimate), float(low), float(high), LEVEL, "paired-cluster-bootstrap", n, k), shared
+
+
+def _side(rows: list[JRow]) -> dict[str, Any]:
+    units = units_of(rows)
+    return {"candidate": rows[0].item.candidate, "baseline": rows[0].item.baseline,
+            "model": rows[0].judge_model, **outcome_figures(units.outcomes, units.clusters)}
+
+
+def _entry(rows_a: list[JRow], rows_b: list[JRow], keys_a: dict, keys_b: dict, judge: str) -> dict[str, Any]:
+    pa, pb = _per_prompt(rows_a, keys_a), _per_prompt(rows_b, keys_b)
+    diff, shared = paired_difference(pa, pb)
+    flipped = []
+    for p in shared:
+        ma, mb = pa[p][0] / pa[p][1], pb[p][0] / pb[p][1]
+        if (ma - 0.5) * (mb - 0.5) < 0:
+            flipped.append({"section": p[0], "prompt": p[1].removeprefix("id:"), "win_rate_a": ma, "win_rate_b": mb})
+    return {"judge": judge, "a": _side(rows_a), "b": _side(rows_b), "difference": interval_dict(diff),
+            "n_shared_prompts": len(shared), "flipped": flipped}
+
+
+def _key(rows: list[JRow], single: bool) -> Any:
+    return rows[0].judge if single else (rows[0].judge, rows[0].item.candidate)
+
+
+def build_comparison(a: RunData, b: RunData) -> dict[str, Any]:
+    """The side-by-side dict for two runs: per judge and per section, A, B and A − B."""
+    single = len({r.item.candidate for r in a.rows}) <= 1 and len({r.item.candidate for r in b.rows}) <= 1
+    ka, kb = _prompt_key(a), _prompt_key(b)
+
+    def by_judge(rows: list[JRow]) -> dict[Any, list[JRow]]:
+        return {_key(g, single): g for g in group_by(rows, "item.candidate", "judge").values()}
+
+    ja, jb = by_judge(a.rows), by_judge(b.rows)
+    judges = [_entry(ja[k], jb[k], ka, kb, ja[k][0].judge) for k in ja if k in jb]
+    sections = []
+    for name in dict.fromkeys(a.section_order() + b.section_order()):
+        sa = by_judge([r for r in a.rows if r.item.section == name])
+        sb = by_judge([r for r in b.rows if r.item.section == name])
+        entries = [_entry(sa[k], sb[k], ka, kb, sa[k][0].judge) for k in sa if k in sb]
+        if entries:
+            sections.append({"section": name, "judges": entries})
+    warnings = []
+    only = sorted(str(k) for k in set(ja) ^ set(jb))
+    if only:
+        warnings.append({"kind": "unmatched-judges", "text": f"judged in only one run, not compared: {', '.join(only)}"})
+    for label, data in (("A", a), ("B", b)):
+        if data.legacy:
+            warnings.append({"kind": "legacy-labels", "text": f"Run {label}: {LEGACY_WARNING}"})
+    for e in judges:
+        if e["n_shared_prompts"] == 0:
+            warnings.append({"kind": "no-shared-prompts", "text": f"{e['judge']}: the runs share no prompt, so no "
+                             "difference can be computed."})
+        elif not e["difference"]["trusted"]:
+            warnings.append({"kind": "untrusted", "text": f"{e['judge']}: the difference {e['difference']['note']}."})
+
+    def run_info(d: RunData) -> dict[str, Any]:
+        return {"id": d.run.id, "suite": d.run.suite_name, "seed": d.run.seed, "status": d.run.status,
+                "legacy": d.legacy, "n_judgments": len(d.rows)}
+
+    return {
+        "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "brie_bench_version": __version__,
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_a": run_info(a), "run_b": run_info(b),
+        "method": {"interval": INTERVAL_EXPLANATION, "difference": DIFF_EXPLANATION, "orders": ORDERS_EXPLANATION},
+        "judges": judges, "sections": sections, "warnings": warnings,
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _ci(ci: dict[str, Any], fmt: Any = pct) -> Text:
+    if not ci.get("trusted"):
+        return Text(f"{fmt(ci.get('estimate'))} {ci.get('note')}", style="red")
+    return Text(f"{fmt(ci['estimate'])} [{fmt(ci['low'])}, {fmt(ci['high'])}]")
+
+
+def print_comparison(console: Console, comparison: dict[str, Any]) -> None:
+    """Rich tables: per judge and per section, A, B, A − B and flipped prompts."""
+    a, b = comparison["run_a"]["id"], comparison["run_b"]["id"]
+    for title, blocks in (("per judge", [(None, comparison["judges"])]),
+                          ("per section", [(s["section"], s["judges"]) for s in comparison["sections"]])):
+        table = Table(title=f"A = {a} vs B = {b}, {title}", box=box.SIMPLE_HEAD,
+                      caption="difference: paired bootstrap over shared prompts")
+        for col in ("section", "judge", "A win rate [95% CI]", "B win rate [95% CI]", "A − B [95% CI]", "shared",
+                    "flipped"):
+            table.add_column(col, overflow="fold")
+        for section, entries in blocks:
+            for e in entries:
+                table.add_row(Text(section or "all"), Text(e["judge"]), _ci(e["a"]["ci95"]), _ci(e["b"]["ci95"]),
+                              _ci(e["difference"], signed_pct), str(e["n_shared_prompts"]), str(len(e["flipped"])))
+        console.print(table)
+    for e in comparison["judges"]:
+        for f in e["flipped"]:
+            console.print(Text(f"flipped ({e['judge']}): [{f['section']}] {f['prompt'][:100]} — "
+                               f"A {pct(f['win_rate_a'])}, B {pct(f['win_rate_b'])}"), soft_wrap=True)
+    for w in comparison["warnings"]:
+        console.print(Text(f"warning: {w['text']}", style="yellow"), soft_wrap=True)
+
+
+def signed_pct(x: float | None) -> str:
+    """+0.125 -> '+12.5 pts'."""
+    return "–" if x is None else f"{100 * x:+.1f} pts"
+
+
+def render_comparison_markdown(comparison: dict[str, Any]) -> str:
+    a, b = comparison["run_a"], comparison["run_b"]
+    out = [f"## Brie Bench: run {cell(a['id'])} (A) vs run {cell(b['id'])} (B)", "", comparison["method"]["difference"],
+           "", "| Section | Judge | A win rate (95% CI) | B win rate (95% CI) | A − B (95% CI) | Shared prompts | Flipped |",
+           "| --- | --- | --- | --- | --- | ---: | ---: |"]
+    for section, entries in [("all", comparison["judges"])] + [(s["section"], s["judges"])
+                                                               for s in comparison["sections"]]:
+        for e in entries:
+            d = e["difference"]
+            dtext = f"{signed_pct(d['estimate'])} ({d['note']})" if not d["trusted"] else \
+                f"{signed_pct(d['estimate'])} ({signed_pct(d['low'])} to {signed_pct(d['high'])})"
+            out.append(f"| {cell(section)} | {cell(e['judge'])} | {cell(ci_text(e['a']['ci95']))} | "
+                       f"{cell(ci_text(e['b']['ci95']))} | {cell(dtext)} | {e['n_shared_prompts']} | "
+                       f"{len(e['flipped'])} |")
+    out.append("")
+    for w in comparison["warnings"]:
+        out += [f"> **Warning:** {cell(w['text'])}", ""]
+    return "\n".join(out) + "\n"
+
+
+def render_comparison_html(comparison: dict[str, Any]) -> str:
+    from brie_bench.report.html import environment
+
+    blocks = [("all", comparison["judges"])] + [(x["section"], x["judges"]) for x in comparison["sections"]]
+    rows = [{"label": f"{s} · {e['judge']}", "interval": e["difference"]} for s, entries in blocks for e in entries]
+    chart = ci_chart(rows, lo=-1.0, hi=1.0, ref=0.0, ticks=(-1, -0.5, 0, 0.5, 1), fmt=signed_pct) if rows else None
+    return environment().get_template("compare.html.j2").render(c=comparison, diff_chart=chart, blocks=blocks)
+
+
+__all__ = ["build_comparison", "paired_difference", "print_comparison", "render_comparison_markdown",
+           "render_comparison_html"]

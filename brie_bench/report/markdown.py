@@ -1,0 +1,145 @@
+"""Markdown for a model card: per-judge and per-domain tables, an agreement line, and the model-index block.
+
+Cells are escaped (pipes, newlines, angle brackets) because names come from
+suite files and a model card renders HTML. Untrusted intervals say so in the
+cell rather than being silently printed as findings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from brie_bench.report.charts import pct
+from brie_bench.report.model import N_BOOT
+
+
+def cell(value: Any) -> str:
+    """One table cell: no pipe, newline or HTML can break the table or the card."""
+    text = "–" if value is None else str(value)
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\r", " ").replace("\n", " "))
+
+
+def ci_text(ci: dict[str, Any]) -> str:
+    """'62.5% (48.0–75.1%)' or '62.5% (cannot be trusted: only 3 prompts)'."""
+    est = pct(ci.get("estimate"))
+    if not ci.get("trusted"):
+        return f"{est} ({ci.get('note')})"
+    return f"{est} ({pct(ci['low'])[:-1]}–{pct(ci['high'])})"
+
+
+def _row(values: list[Any]) -> str:
+    return "| " + " | ".join(cell(v) for v in values) + " |"
+
+
+def _table(header: list[str], rows: list[list[Any]], numeric_from: int = 0) -> list[str]:
+    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
+    return [_row(header), "| " + " | ".join(align) + " |", *(_row(r) for r in rows)]
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_name: str | None = None) -> str:
+    """Tables ready to paste into a model card; with `model_index`, the YAML block as well."""
+    run = report["run"]
+    multi = len({j["candidate"] for j in report["judges"]}) > 1
+    out = [f"## Brie Bench: {cell(run['suite'])}", ""]
+    for w in report["warnings"]:
+        if w["kind"] == "legacy-labels":
+            out += [f"> **Warning:** {cell(w['text'])}", ""]
+    out += [
+        f"Blind pairwise comparison against the baseline (run `{cell(run['id'])}`, seed {run['seed']}, "
+        f"{run['n_judgments']} judgments over {run['n_prompts']} prompts). Win rate counts a tie as half a win; "
+        f"95% intervals resample whole prompts (clustered bootstrap, {N_BOOT:,} resamples). Invalid verdicts are "
+        "excluded and counted.",
+        "",
+        "### Per judge",
+        "",
+    ]
+    header = ["Judge", "Judge model"] + (["Candidate"] if multi else []) + \
+        ["Wins", "Losses", "Ties", "Invalid", "Win rate (95% CI)", "Strict win rate", "Prompts"]
+    rows = []
+    for j in report["judges"]:
+        rows.append([j["judge"], j["model"] or "–"] + ([j["candidate"]] if multi else []) +
+                    [j["wins"], j["losses"], j["ties"], j["invalid"], ci_text(j["ci95"]),
+                     pct(j["strict_win_rate"]), j["n_prompts"]])
+    for ag in report["agreement"]:
+        mv = ag["majority_vote"]
+        rows.append(["majority vote", ", ".join(ag["judges"])] + ([ag["candidate"]] if multi else []) +
+                    [mv["wins"], mv["losses"], mv["ties"], mv["invalid"], ci_text(mv["ci95"]),
+                     pct(mv["strict_win_rate"]), mv["n_prompts"]])
+    out += _table(header, rows, numeric_from=3 if multi else 2) + [""]
+    out += ["### Per domain", ""]
+    header = ["Domain", "Judge"] + (["Candidate"] if multi else []) + ["W / L / T / invalid", "Win rate (95% CI)",
+                                                                       "Prompts"]
+    rows = [[s["section"], e["judge"]] + ([e["candidate"]] if multi else []) +
+            [f"{e['wins']} / {e['losses']} / {e['ties']} / {e['invalid']}", ci_text(e["ci95"]), e["n_prompts"]]
+            for s in report["sections"] for e in s["judges"]]
+    out += _table(header, rows, numeric_from=99) + [""]
+    for ag in report["agreement"]:
+        out.append(
+            f"**Agreement** ({cell(ag['candidate'])}, {len(ag['judges'])} judges): all judges agree on "
+            f"{pct(ag['percent_all'])} of {ag['n_complete']} comparisons; Fleiss' κ = {_fmt(ag['fleiss_kappa'])}, "
+            f"Krippendorff's α = {_fmt(ag['krippendorff_alpha'])}, Gwet's AC1 = {_fmt(ag['gwet_ac1'])}. "
+            "Kappa can be low while judges mostly agree, when one verdict dominates (the kappa paradox); "
+            "AC1 and percent agreement are not affected.")
+        out.append("")
+    if not report["agreement"]:
+        out += ["**Agreement:** one judge per candidate, so no agreement figure.", ""]
+    if model_index:
+        out += ["### model-index", "",
+                "Paste into the model card's YAML front matter (between the `---` lines):", "",
+                "```yaml", model_index_yaml(report, model_name).rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+def model_index(report: dict[str, Any], model_name: str | None = None) -> dict[str, Any]:
+    """The Hugging Face `model-index` structure: one result per domain (and overall), win rates in percent."""
+    candidates = list(dict.fromkeys(j["candidate"] for j in report["judges"]))
+    suite = report["run"]["suite"]
+    models = []
+    for cand in candidates:
+        results = []
+
+        def metrics_for(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            metrics = []
+            for e in entries:
+                if e["candidate"] != cand:
+                    continue
+                for key, label in (("win_rate", "Win rate"), ("strict_win_rate", "Strict win rate")):
+                    value = e.get(key)
+                    if value is None or not math.isfinite(value):
+                        continue
+                    ci = e["ci95"] if key == "win_rate" else e["strict_ci95"]
+                    name = f"{label} vs {e['baseline']} (judge: {e['judge']}"
+                    if ci.get("trusted"):
+                        name += f", 95% CI {100 * ci['low']:.1f}–{100 * ci['high']:.1f}"
+                    name += ")"
+                    metrics.append({"type": key, "value": round(100 * value, 1), "name": name, "verified": False})
+            return metrics
+
+        overall = metrics_for(report["judges"])
+        if overall:
+            results.append({"task": {"type": "text-generation", "name": "Pairwise preference vs base model"},
+                            "dataset": {"type": "brie-bench", "name": f"Brie Bench {suite}", "config": "all"},
+                            "metrics": overall})
+        for s in report["sections"]:
+            metrics = metrics_for(s["judges"])
+            if metrics:
+                results.append({"task": {"type": "text-generation", "name": "Pairwise preference vs base model"},
+                                "dataset": {"type": "brie-bench", "name": f"Brie Bench {suite}: {s['section']}",
+                                            "config": s["section"]},
+                                "metrics": metrics})
+        name = model_name if (model_name and len(candidates) == 1) else cand
+        models.append({"name": name, "results": results})
+    return {"model-index": models}
+
+
+def model_index_yaml(report: dict[str, Any], model_name: str | None = None) -> str:
+    """`model_index` as YAML text (safe_dump: any name is quoted as needed)."""
+    return yaml.safe_dump(model_index(report, model_name), sort_keys=False, allow_unicode=True, width=1000)

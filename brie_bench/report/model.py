@@ -1,0 +1,474 @@
+"""Build one versioned report dict for a run: every figure the HTML, Markdown and JSON show.
+
+All statistics come from `brie_bench.stats`; this module only decides *what* to
+feed them (which rows, which clusters) and how to name the results. The dict it
+returns is plain data (str, int, float, None, list, dict) whose layout is
+documented in docs/report-schema.md; bump `SCHEMA_VERSION` when a field changes
+meaning or disappears (adding fields is compatible).
+
+Counting rule: a *comparison* is one pair of answers (section, prompt, sample,
+baseline, candidate) seen by one judge. Under ``orders: both`` it has two
+judgments; they count once, as the shared verdict when both orders agree and
+as a tie when they disagree (MT-Bench's rule), invalid when either is invalid.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from brie_bench import __version__, stats
+from brie_bench.report.rows import NAN, ItemKey, JRow, RunData, group_by, load_run
+from brie_bench.store import Store
+
+SCHEMA_VERSION = 1
+SCHEMA_ID = "brie-bench-report"
+N_BOOT = 2000
+BOOT_SEED = 0
+LEVEL = 0.95
+#: Below this many prompts a clustered interval is too rough to read, even where it exists.
+MIN_PROMPTS = 5
+#: A judge that answers invalidly this often is flagged.
+INVALID_WARN = 0.10
+ALPHA = 0.05
+
+INTERVAL_EXPLANATION = (
+    "Intervals are 95% percentile bootstrap intervals that resample whole prompts "
+    f"({N_BOOT:,} resamples, seed {BOOT_SEED}). Judgments of the same prompt share its answers and "
+    "its difficulty, so they are not independent: resampling prompts keeps that dependence "
+    "inside each resample and gives honest widths, where a row-level interval would be too "
+    "narrow. The number of prompts, not of judgments, is the real sample size. An interval "
+    f"'cannot be trusted' when there is no valid verdict, a single prompt, or fewer than {MIN_PROMPTS} prompts."
+)
+ORDERS_EXPLANATION = (
+    "A comparison judged in both orders counts once: the shared verdict when both orders agree, "
+    "a tie when they disagree (as in MT-Bench), invalid when either order was invalid."
+)
+WIN_RATE_EXPLANATION = (
+    "Win rate: the candidate's share of valid verdicts, a tie counting as half a win (0.5 = no "
+    "preference). Strict win rate: wins / (wins + losses + ties), the figure the original Brie Bench "
+    "published. Invalid verdicts (unparseable, refused, errored) are never counted as ties or wins."
+)
+LEGACY_WARNING = (
+    "Imported from the original Brie Bench: labels were NOT randomised. 'Response A' was always the "
+    "baseline and 'Response B' always the fine-tune; only the print order changed. Any preference a "
+    "judge has for the label 'B' is credited to the fine-tune, and label bias cannot be told apart "
+    "from a real preference."
+)
+FLIP_EXPLANATION = (
+    "A verdict that changes when the two answers swap places followed the position or label, not the "
+    "content; a win in one order and a loss in the other is also the signature of a prompt injection "
+    "in an answer ('say Response A is better')."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def finite(x: float | None) -> float | None:
+    """A float, or None for NaN/inf (JSON has no NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def interval_dict(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS) -> dict[str, Any]:
+    """An `Interval` as report data, with the trust verdict the report prints next to it."""
+    clusters = ci.n_clusters
+    if ci.n == 0:
+        note = "cannot be trusted: no valid verdict"
+    elif not ci.reliable:
+        note = f"cannot be trusted: only {clusters or 0} prompt{'' if clusters == 1 else 's'}, no interval exists"
+    elif clusters is not None and clusters < min_prompts:
+        note = f"cannot be trusted: only {clusters} prompts"
+    else:
+        note = None
+    return {
+        "estimate": finite(ci.estimate), "low": finite(ci.low), "high": finite(ci.high),
+        "level": ci.level, "method": ci.method, "n": ci.n, "n_prompts": clusters,
+        "reliable": ci.reliable, "trusted": note is None, "note": note,
+    }
+
+
+def wilson_dict(ci: stats.Interval) -> dict[str, Any]:
+    """A Wilson interval (each row its own unit): trusted when it exists."""
+    return {"estimate": finite(ci.estimate), "low": finite(ci.low), "high": finite(ci.high),
+            "level": ci.level, "method": ci.method, "n": ci.n, "n_prompts": None,
+            "reliable": ci.reliable, "trusted": ci.reliable,
+            "note": None if ci.reliable else "cannot be trusted: no data"}
+
+
+def combine(first: float, second: float) -> float:
+    """One outcome for a comparison judged in both orders (MT-Bench rule)."""
+    if math.isnan(first) or math.isnan(second):
+        return NAN
+    return first if first == second else stats.TIE
+
+
+@dataclass
+class Units:
+    """One outcome per comparison (orders combined), with its prompt and answer lengths."""
+
+    keys: list[ItemKey]
+    outcomes: np.ndarray
+    clusters: np.ndarray
+    len_ft: np.ndarray
+    len_base: np.ndarray
+    pairs: list[tuple[ItemKey, float, float]]
+
+
+def units_of(rows: Sequence[JRow]) -> Units:
+    """Collapse one judge's rows into comparisons; pairs judged in both orders are combined."""
+    by_item: dict[ItemKey, dict[int, JRow]] = {}
+    for r in rows:
+        by_item.setdefault(r.item, {})[r.order_index] = r
+    keys, outs, lf, lb, pairs = [], [], [], [], []
+    for key, orders in by_item.items():
+        any_row = next(iter(orders.values()))
+        if 0 in orders and 1 in orders:
+            o = combine(orders[0].outcome, orders[1].outcome)
+            pairs.append((key, orders[0].outcome, orders[1].outcome))
+        else:
+            o = any_row.outcome
+        keys.append(key)
+        outs.append(o)
+        lf.append(len(any_row.text_ft))
+        lb.append(len(any_row.text_base))
+    return Units(keys, np.asarray(outs, dtype=float), np.asarray([k.cluster for k in keys], dtype=object),
+                 np.asarray(lf, dtype=float), np.asarray(lb, dtype=float), pairs)
+
+
+def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
+    return np.asarray([k.cluster for k in keys], dtype=object)
+
+
+def outcome_figures(outcomes: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
+    """Counts, win rates, their clustered intervals and the sign test for one set of comparisons."""
+    c = stats.counts(outcomes)
+    ci = stats.clustered_bootstrap_ci(outcomes, clusters, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
+    sci = stats.clustered_bootstrap_ci(stats.strict_outcomes(outcomes), clusters, n_boot=N_BOOT, level=LEVEL,
+                                       seed=BOOT_SEED)
+    return {
+        "wins": c.wins, "losses": c.losses, "ties": c.ties, "invalid": c.invalid,
+        "n": c.total, "n_valid": c.n_valid,
+        "n_prompts": len(set(clusters.tolist())),
+        "invalid_rate": finite(c.invalid / c.total) if c.total else None,
+        "win_rate": finite(stats.win_rate(outcomes)),
+        "strict_win_rate": finite(stats.strict_win_rate(outcomes)),
+        "ci95": interval_dict(ci),
+        "strict_ci95": interval_dict(sci),
+        "sign_test_p": finite(stats.sign_test(c.wins, c.losses)),
+    }
+
+
+# --------------------------------------------------------------------------- sections of the report
+
+
+def judge_entry(rows: Sequence[JRow], meta: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures for one judge against one candidate."""
+    first = rows[0]
+    units = units_of(rows)
+    entry = {
+        "judge": first.judge, "model": first.judge_model or meta.get("model"),
+        "judge_type": first.judge_type, "baseline": first.item.baseline, "candidate": first.item.candidate,
+        "n_judgments": len(rows),
+        "invalid_judgments": int(sum(1 for r in rows if math.isnan(r.outcome))),
+    }
+    entry.update(outcome_figures(units.outcomes, units.clusters))
+    lc = stats.length_controlled_win_rate(units.outcomes, units.len_ft, units.len_base, units.clusters, level=LEVEL)
+    entry["length_controlled"] = {**interval_dict(lc.win_rate), "raw_win_rate": finite(lc.raw_win_rate),
+                                  "length_coef": finite(lc.length_coef)}
+    p = np.asarray([r.p_ft for r in rows], dtype=float)
+    if np.isfinite(p).any():
+        entry["logprob_preference"] = interval_dict(stats.logprob_preference(
+            p, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED))
+    else:
+        entry["logprob_preference"] = None
+    return entry
+
+
+def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
+    """Label, position, order-consistency and length diagnostics for one judge and candidate."""
+    first = rows[0]
+    out_rows = np.asarray([r.outcome for r in rows], dtype=float)
+    ft_is_a = np.asarray([r.ft_is_a for r in rows], dtype=bool)
+    winning_a, fa = stats.label_winners(out_rows, ft_is_a)
+    lb = stats.label_bias(winning_a, fa, level=LEVEL)
+    # Position: did the answer shown first win? (= label A in Brie Bench runs, not in legacy ones.)
+    decisive = [r for r in rows if r.outcome in (stats.WIN, stats.LOSS)]
+    first_won = sum(1 for r in decisive if (r.outcome == stats.WIN) == (r.ft_is_a == (r.first_label == "A")))
+    pos_ci = stats.wilson_ci(first_won, len(decisive), LEVEL)
+    units = units_of(rows)
+    pc = stats.position_consistency(np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2))
+    flipped = []
+    for i in pc.flipped:
+        key, a, b = units.pairs[i]
+        flipped.append({"section": key.section, "prompt_id": key.prompt_id, "sample_index": key.sample_index,
+                        "outcome_first_order": a, "outcome_second_order": b,
+                        "reversal": abs(a - b) == 1.0})
+    lenb = stats.length_bias(units.outcomes, units.len_ft, units.len_base, level=LEVEL)
+    label_randomised = not legacy and len(set(ft_is_a.tolist())) > 1
+    return {
+        "judge": first.judge, "candidate": first.item.candidate, "baseline": first.item.baseline,
+        "label": {
+            "randomised": label_randomised,
+            "label_a_share": wilson_dict(lb.label_a), "p_value": finite(lb.p_label),
+            "ft_win_rate_as_a": finite(lb.ft_win_rate_as_a), "ft_win_rate_as_b": finite(lb.ft_win_rate_as_b),
+            "odds_ratio": finite(lb.odds_ratio), "fisher_p": finite(lb.fisher_p), "n_decisive": lb.n,
+            "significant": bool(label_randomised and lb.fisher_p == lb.fisher_p and lb.fisher_p < ALPHA),
+        },
+        "position": {
+            "first_shown_share": wilson_dict(pos_ci),
+            "p_value": finite(stats.sign_test(first_won, len(decisive) - first_won)),
+            "n_decisive": len(decisive),
+            "significant": bool(decisive and stats.sign_test(first_won, len(decisive) - first_won) < ALPHA),
+        },
+        "order_consistency": {
+            "n_pairs": pc.n_pairs, "consistent": finite(pc.consistent), "n_flipped": len(pc.flipped),
+            "reversals": pc.reversals, "flipped": flipped,
+        },
+        "length": {
+            "ft_longer": wilson_dict(lenb.longer), "ft_shorter": wilson_dict(lenb.shorter),
+            "n_equal": lenb.n_equal, "share_ft_longer": finite(lenb.share_ft_longer),
+            "spearman_rho": finite(lenb.spearman_rho), "p_value": finite(lenb.p_value),
+        },
+    }
+
+
+def criteria_entries(rows: Sequence[JRow]) -> list[dict[str, Any]]:
+    """Per-criterion mean 1–5 scores and the paired (candidate − baseline) difference."""
+    names = sorted({k for r in rows for k in r.scores_ft} & {k for r in rows for k in r.scores_base})
+    if not names:
+        return []
+    ft = {n: [r.scores_ft.get(n, NAN) for r in rows] for n in names}
+    base = {n: [r.scores_base.get(n, NAN) for r in rows] for n in names}
+    diffs = stats.criterion_differences(ft, base, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL,
+                                        seed=BOOT_SEED)
+    first = rows[0]
+    return [{"judge": first.judge, "candidate": first.item.candidate, "criterion": d.criterion,
+             "mean_candidate": finite(d.mean_ft), "mean_baseline": finite(d.mean_base),
+             "difference": interval_dict(d.difference)} for d in diffs.values()]
+
+
+def _matrix(rows: Sequence[JRow], judges: list[str]) -> tuple[list[ItemKey], np.ndarray]:
+    """Items x judges matrix of combined outcomes (NaN where a judge gave no valid verdict)."""
+    per_judge = {j: units_of([r for r in rows if r.judge == j]) for j in judges}
+    items: dict[ItemKey, None] = {}
+    for u in per_judge.values():
+        items.update(dict.fromkeys(u.keys))
+    keys = list(items)
+    index = {k: i for i, k in enumerate(keys)}
+    m = np.full((len(keys), len(judges)), np.nan)
+    for col, j in enumerate(judges):
+        u = per_judge[j]
+        for k, o in zip(u.keys, u.outcomes):
+            m[index[k], col] = o
+    return keys, m
+
+
+def agreement_entry(rows: Sequence[JRow], judges: list[str]) -> dict[str, Any]:
+    """Agreement between judges over the comparisons of one candidate, plus the majority vote."""
+    keys, m = _matrix(rows, judges)
+    ag = stats.agreement(m)
+    mv = stats.majority_vote(m)
+    first = rows[0]
+    return {
+        "candidate": first.item.candidate, "baseline": first.item.baseline, "judges": judges,
+        "n_items": ag.n_items, "n_complete": ag.n_complete, "percent_all": finite(ag.percent_all),
+        "fleiss_kappa": finite(ag.fleiss_kappa), "krippendorff_alpha": finite(ag.krippendorff_alpha),
+        "gwet_ac1": finite(ag.gwet_ac1),
+        "pairs": [{"judge_a": judges[p.raters[0]], "judge_b": judges[p.raters[1]], "n": p.n,
+                   "percent": finite(p.percent), "cohen_kappa": finite(p.cohen_kappa)} for p in ag.pairs],
+        "note": ag.note,
+        "majority_vote": {"judges": judges, **outcome_figures(mv.consensus, _clusters(keys))},
+    }
+
+
+def _cost_block(data: RunData) -> dict[str, Any]:
+    """Tokens, latency and (where prices are known) USD, per judge and per contender."""
+    from brie_bench.prices import Price, cost, price_table
+
+    overrides: dict[str, Price] = {}
+    for model, p in (data.snapshot.get("prices") or {}).items():
+        try:
+            overrides[model] = Price.model_validate(p)
+        except Exception:  # noqa: BLE001 - a bad price must not break the report
+            continue
+    table = price_table(overrides)
+    meta = data.run.metadata
+    judges: dict[str, dict[str, Any]] = {}
+    for r in data.rows:
+        j = judges.setdefault(r.judge, {"name": r.judge, "model": r.judge_model, "calls": 0, "input_tokens": 0,
+                                        "output_tokens": 0, "latency_s": 0.0})
+        j["calls"] += 1
+        j["input_tokens"] += r.input_tokens
+        j["output_tokens"] += r.output_tokens
+        j["latency_s"] += r.latency_s or 0.0
+    contenders: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for g in data.generations:
+        if g["gen_key"] in seen:
+            continue
+        seen.add(g["gen_key"])
+        c = contenders.setdefault(g["contender"], {"name": g["contender"], "model": g.get("model"),
+                                                   "generations": 0, "input_tokens": 0, "output_tokens": 0})
+        c["generations"] += 1
+        c["input_tokens"] += int(g.get("input_tokens") or 0)
+        c["output_tokens"] += int(g.get("output_tokens") or 0)
+    total_usd, all_priced = 0.0, True
+    for kind, block in (("judge", judges), ("contender", contenders)):
+        for name, entry in block.items():
+            info = (meta.get("judges" if kind == "judge" else "contenders") or {}).get(name) or {}
+            backend = info.get("backend")
+            backend_name = backend.get("backend") if isinstance(backend, dict) else backend
+            # Runs record no `local` flag yet; the hf backend is the built-in local one.
+            local = bool(info.get("local", backend_name == "hf"))
+            c = cost(table, entry.get("model"), entry["input_tokens"], entry["output_tokens"], local=local)
+            entry["usd"] = round(c.usd, 6) if c.priced else None
+            entry["priced"] = c.priced
+            total_usd += c.usd
+            all_priced = all_priced and c.priced
+    return {"judges": list(judges.values()), "contenders": list(contenders.values()),
+            "total_usd": round(total_usd, 6) if all_priced else None,
+            "known_usd": round(total_usd, 6), "all_priced": all_priced}
+
+
+def _contenders(data: RunData) -> list[dict[str, Any]]:
+    meta = data.run.metadata
+    baseline = meta.get("baseline") or data.snapshot.get("baseline")
+    names = dict.fromkeys(list((meta.get("contenders") or {}).keys()))
+    for r in data.rows:
+        names.setdefault(r.item.baseline, None)
+        names.setdefault(r.item.candidate, None)
+    out = []
+    for name in names:
+        info = (meta.get("contenders") or {}).get(name) or {}
+        options = info.get("options") or {}
+        role = info.get("role") or ("baseline" if name == baseline else "candidate")
+        out.append({"name": name, "role": role, "backend": info.get("backend"), "model": info.get("model"),
+                    "adapter": options.get("adapter") if isinstance(options, dict) else None,
+                    "options": options, "provenance": info.get("provenance")})
+    return out
+
+
+def _judge_info(data: RunData) -> list[dict[str, Any]]:
+    meta = data.run.metadata.get("judges") or {}
+    names = dict.fromkeys(list(meta.keys()))
+    for r in data.rows:
+        names.setdefault(r.judge, None)
+    out = []
+    for name in names:
+        info = meta.get(name) or {}
+        backend = info.get("backend")
+        first = next((r for r in data.rows if r.judge == name), None)
+        out.append({"name": name, "type": info.get("judge") or (first.judge_type if first else None),
+                    "model": info.get("model") or (first.judge_model if first else None),
+                    "backend": backend.get("backend") if isinstance(backend, dict) else backend,
+                    "options": info.get("options") or {}})
+    return out
+
+
+def _iso(ts: float | None) -> str | None:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds") if ts else None
+
+
+def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    if data.legacy:
+        out.append({"kind": "legacy-labels", "text": LEGACY_WARNING})
+        n_dis = len(data.run.metadata.get("disagreements") or [])
+        if n_dis:
+            out.append({"kind": "legacy-parse", "text": f"{n_dis} stored verdict(s) disagree with how Brie Bench's "
+                        "parser reads the judge's answer; the report uses Brie Bench's reading (see the legacy import section)."})
+    if data.run.status not in ("complete",):
+        out.append({"kind": "status", "text": f"Run status is '{data.run.status}': some comparisons are missing."})
+    if not data.rows:
+        out.append({"kind": "empty", "text": "This run has no judgments yet."})
+    for j in report["judges"]:
+        who = f"{j['judge']} ({j['candidate']} vs {j['baseline']})"
+        if not j["ci95"]["trusted"]:
+            out.append({"kind": "untrusted", "text": f"{who}: the win-rate interval {j['ci95']['note']}."})
+        if (j["invalid_rate"] or 0) > INVALID_WARN:
+            out.append({"kind": "invalid", "text": f"{who}: {j['invalid']} of {j['n']} comparisons "
+                        f"({j['invalid_rate']:.0%}) have no valid verdict; they are excluded, not counted as ties."})
+    for b in report["bias"]:
+        who = f"{b['judge']} ({b['candidate']})"
+        if b["label"]["significant"]:
+            out.append({"kind": "label-bias", "text": f"{who}: the candidate's win rate depends on which label it "
+                        f"carried (Fisher p = {b['label']['fisher_p']:.3g}); this judge's verdicts follow the label."})
+        if b["position"]["significant"]:
+            out.append({"kind": "position-bias", "text": f"{who}: the answer shown first wins "
+                        f"{b['position']['first_shown_share']['estimate']:.0%} of decisive verdicts "
+                        f"(p = {b['position']['p_value']:.3g})."})
+        if b["order_consistency"]["n_flipped"]:
+            oc = b["order_consistency"]
+            out.append({"kind": "order-flips", "text": f"{who}: {oc['n_flipped']} of {oc['n_pairs']} comparisons "
+                        f"judged in both orders changed verdict when the order changed ({oc['reversals']} from a win "
+                        "to a loss): possible position bias or prompt injection; they are flagged in the list."})
+    return out
+
+
+def build_report_from_data(data: RunData) -> dict[str, Any]:
+    """The report dict for already-loaded run data (see `build_report`)."""
+    run = data.run
+    judge_meta = {j["name"]: j for j in _judge_info(data)}
+    by_judge = group_by(data.rows, "item.candidate", "judge")
+    judges = [judge_entry(rows, judge_meta.get(j, {})) for (_, j), rows in by_judge.items()]
+    sections = []
+    for name in data.section_order():
+        sec_rows = [r for r in data.rows if r.item.section == name]
+        entries = []
+        for (_, j), rows in group_by(sec_rows, "item.candidate", "judge").items():
+            u = units_of(rows)
+            entries.append({"judge": j, "candidate": rows[0].item.candidate, "baseline": rows[0].item.baseline,
+                            "model": rows[0].judge_model, **outcome_figures(u.outcomes, u.clusters)})
+        sections.append({"section": name, "n_prompts": len({r.item.prompt_id for r in sec_rows}),
+                         "n_judgments": len(sec_rows), "judges": entries})
+    agreement = []
+    for _, rows in group_by(data.rows, "item.candidate").items():
+        names = list(dict.fromkeys(r.judge for r in rows))
+        if len(names) >= 2:
+            agreement.append(agreement_entry(rows, names))
+    bias = [bias_entry(rows, legacy=data.legacy) for rows in by_judge.values()]
+    criteria = [c for rows in by_judge.values() for c in criteria_entries(rows)]
+    prompts = {r.item.cluster for r in data.rows}
+    finals = [e for e in data.errors if e.get("final")]
+    report: dict[str, Any] = {
+        "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "brie_bench_version": __version__,
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run": {
+            "id": run.id, "suite": run.suite_name, "suite_path": run.suite_path,
+            "description": data.snapshot.get("description"), "seed": run.seed, "status": run.status,
+            "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
+            "legacy": data.legacy, "labels_randomised": not data.legacy,
+            "versions": run.versions, "n_judgments": len(data.rows),
+            "n_comparisons": len({(r.item, r.judge) for r in data.rows}),
+            "n_prompts": len(prompts), "failed_units": len(finals),
+        },
+        "method": {"interval": INTERVAL_EXPLANATION, "orders": ORDERS_EXPLANATION,
+                   "win_rate": WIN_RATE_EXPLANATION, "kappa_paradox": stats.KAPPA_PARADOX,
+                   "flips": FLIP_EXPLANATION, "level": LEVEL, "n_boot": N_BOOT, "seed": BOOT_SEED,
+                   "min_prompts": MIN_PROMPTS},
+        "contenders": _contenders(data),
+        "judge_info": list(judge_meta.values()),
+        "judges": judges,
+        "sections": sections,
+        "agreement": agreement,
+        "bias": bias,
+        "criteria": criteria,
+        "cost": _cost_block(data),
+        "legacy": {"files": run.metadata.get("files"), "disagreements": run.metadata.get("disagreements") or [],
+                   "duplicates": run.metadata.get("duplicates", 0)} if data.legacy else None,
+    }
+    report["warnings"] = _warnings(report, data)
+    return report
+
+
+def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
+    """Build the report dict for `run_id` (the latest run when None). Pure data; render it with html/markdown."""
+    return build_report_from_data(load_run(store, run_id))
