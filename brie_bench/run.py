@@ -130,7 +130,7 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
     errors = error_counts(store.errors(run_id))
     table = Table(title=f"Run {run_id}: each candidate against the baseline", box=box.SIMPLE_HEAD, padding=(0, 1),
                   pad_edge=False,
-                  caption="W/L/T: candidate wins/losses/ties (ties count half in win%); inv: invalid verdicts, never counted; retry/fail: judge calls retried/failed")
+                  caption="W/L/T: comparisons the candidate won/lost/tied (ties count half in win%; a pair judged in both orders counts once, a tie if the orders disagree); inv: invalid, never counted; retry/fail: judge calls retried/failed")
     tallies = tally(rows)
     widths = {"judge": max([len(t.judge) for t in tallies] + [5]),
               "model": max([len(t.judge_model or "-") for t in tallies] + [5]),

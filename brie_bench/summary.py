@@ -1,10 +1,17 @@
-"""The end-of-run summary: per judge and candidate, wins, losses, ties, invalid — straight from stored rows."""
+"""The end-of-run summary: per judge and candidate, wins, losses, ties, invalid — straight from stored rows.
+
+Counts are over comparisons, the same way the report counts them: a pair judged in
+both orders is one comparison (its agreeing verdict, a tie when the orders disagree,
+invalid when either is invalid).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
+
+from brie_bench.blinding import combine_orders
 
 
 @dataclass
@@ -28,9 +35,24 @@ class JudgeTally:
         return (self.wins + 0.5 * self.ties) / self.valid if self.valid else None
 
 
-def tally(rows: Iterable[dict[str, Any]]) -> list[JudgeTally]:
-    table: dict[tuple[str, str, str], JudgeTally] = {}
+def comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per comparison: a pair judged in both orders counts once (`combine_orders`), as in the report."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
+        groups[(r["judge"], r["baseline"], r["candidate"], r["section"], r["prompt_id"], r["sample_index"])].append(r)
+    out = []
+    for group in groups.values():
+        winner = group[0]["winner"]
+        if len(group) == 2:
+            winner = combine_orders(group[0]["winner"], group[1]["winner"])
+        out.append({**group[0], "winner": winner})
+    return out
+
+
+def tally(rows: Iterable[dict[str, Any]]) -> list[JudgeTally]:
+    """Wins, losses, ties and invalid verdicts per judge and candidate, over comparisons."""
+    table: dict[tuple[str, str, str], JudgeTally] = {}
+    for r in comparisons(rows):
         key = (r["judge"], r["baseline"], r["candidate"])
         t = table.get(key)
         if t is None:
