@@ -64,6 +64,9 @@ from brie_bench.verdicts import (  # noqa: E402,F401
     verdict_schema,
 )
 
+# Helpers for HTTP provider backends (retry-after, transport errors, JSON, key redaction).
+from brie_bench.http_helpers import json_object, redact, retry_after_seconds, transport_error_kind  # noqa: E402,F401
+
 PROJECT_NAME = "brie_bench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
@@ -74,6 +77,7 @@ __all__ = [
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
     "Usage", "DEFAULT_CRITERIA", "LABELS", "PARSER_VERSION", "VERDICT_SCHEMA", "ParsedVerdict",
     "parse_json_verdict", "parse_verdict", "validate_structured", "verdict_schema", "resolve_relative",
+    "json_object", "redact", "retry_after_seconds", "transport_error_kind",
 ]
 
 

@@ -22,16 +22,17 @@ See docs/providers/anthropic.md.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from pydantic import Field
 
 from brie_bench.api import (
+    redact,
+    retry_after_seconds,
+    transport_error_kind,
     BackendContext,
     BackendOptions,
     CallError,
@@ -285,7 +286,7 @@ class AnthropicBackend(ModelBackend):
             etype = err.get("type") if isinstance(err, Mapping) else None
             message = err.get("message") if isinstance(err, Mapping) else None
             return self._status_error(exc.status_code, str(message or exc.message), exc.response.headers, etype)
-        kind = _transport_kind(exc)
+        kind = transport_error_kind(exc)
         if kind is not None:
             return TransientError(self._redact(f"anthropic: {kind}: {type(exc).__name__}: {exc}"[:300]),
                                   kind=kind)
@@ -295,7 +296,7 @@ class AnthropicBackend(ModelBackend):
                       etype: str | None = None) -> CallError:
         msg = self._redact(f"anthropic HTTP {status} for model {self.model!r}: {detail}"[:400])
         if status == 429:
-            return TransientError(msg, kind="rate_limit", retry_after=_retry_after(headers), status=status)
+            return TransientError(msg, kind="rate_limit", retry_after=retry_after_seconds(headers), status=status)
         if status in (401, 403):
             return PermanentError(msg, kind="auth", status=status)
         if status == 402:  # billing: waiting does not help
@@ -309,54 +310,16 @@ class AnthropicBackend(ModelBackend):
         return PermanentError(msg, kind="bad_request", status=status)
 
     def _redact(self, text: str) -> str:
-        key = self.api_key()
-        return text.replace(key, "***") if key and len(key) >= 4 else text
+        return redact(text, self.api_key())
 
 
-# -- small helpers (duplicated in each provider plugin: built-ins import only brie_bench.api) --
+# -- small helpers --
 
 def _forced_tool(message: Any) -> str | None:
     """The name of the first tool_use block (for batch results whose request is unknown)."""
     for block in getattr(message, "content", None) or []:
         if getattr(block, "type", None) == "tool_use":
             return getattr(block, "name", None)
-    return None
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _transport_kind(exc: BaseException) -> str | None:
-    """timeout / connection / malformed for transport exceptions that escaped the SDK's own types."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"TimeoutException", "TimeoutError", "ServerTimeoutError"}:
-        return "timeout"
-    if names & {"JSONDecodeError"}:
-        return "malformed"
-    if names & {"TransportError", "NetworkError", "ConnectionError", "ClientConnectionError",
-                "RemoteProtocolError", "ServerDisconnectedError"}:
-        return "connection"
     return None
 
 

@@ -20,15 +20,16 @@ See docs/providers/gemini.md.
 
 from __future__ import annotations
 
-import email.utils
-import json
 import re
-import time
 from typing import Any, Literal, Mapping
 
 from pydantic import Field
 
 from brie_bench.api import (
+    json_object,
+    redact,
+    retry_after_seconds,
+    transport_error_kind,
     BackendContext,
     BackendOptions,
     CallError,
@@ -180,7 +181,7 @@ class GeminiBackend(ModelBackend):
             text=text,
             usage=Usage(input_tokens=getattr(usage, "prompt_token_count", 0) or 0, output_tokens=output_tokens),
             finish_reason=finish,
-            structured=_json_object(text) if structured else None,
+            structured=json_object(text) if structured else None,
             model=getattr(response, "model_version", None),
         )
 
@@ -194,7 +195,7 @@ class GeminiBackend(ModelBackend):
             headers = getattr(response, "headers", None)
             return self._status_error(int(exc.code or 0), exc.status, str(exc.message or ""), exc.details,
                                       headers)
-        kind = _transport_kind(exc)
+        kind = transport_error_kind(exc)
         if kind == "timeout":
             return TransientError(f"gemini: no answer within {self.options.timeout_s:g}s", kind="timeout")
         if kind is not None:
@@ -206,7 +207,7 @@ class GeminiBackend(ModelBackend):
         msg = self._redact(f"gemini HTTP {status} {gstatus or ''} for model {self.model!r}: {detail}"[:400])
         details = _error_details(body)
         if status == 429:
-            wait = _retry_after(headers)
+            wait = retry_after_seconds(headers)
             if wait is None:
                 wait = _retry_delay(details)
             return TransientError(msg, kind="rate_limit", retry_after=wait, status=status)
@@ -222,11 +223,10 @@ class GeminiBackend(ModelBackend):
         return PermanentError(msg, kind="bad_request", status=status)
 
     def _redact(self, text: str) -> str:
-        key = self.api_key()
-        return text.replace(key, "***") if key and len(key) >= 4 else text
+        return redact(text, self.api_key())
 
 
-# -- small helpers (duplicated in each provider plugin: built-ins import only brie_bench.api) --
+# -- small helpers --
 
 def _enum_name(value: Any) -> str | None:
     if value is None:
@@ -251,52 +251,6 @@ def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:
             m = re.fullmatch(r"\s*([0-9.]+)s\s*", delay)
             if m:
                 return float(m.group(1))
-    return None
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The JSON object in `text`, or None (the caller then validates the text itself)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _transport_kind(exc: BaseException) -> str | None:
-    """timeout / connection / malformed for transport exceptions (google-genai does not wrap them)."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"TimeoutException", "TimeoutError", "ServerTimeoutError"}:
-        return "timeout"
-    if names & {"JSONDecodeError"}:
-        return "malformed"
-    if names & {"TransportError", "NetworkError", "ConnectionError", "ClientConnectionError",
-                "RemoteProtocolError", "ServerDisconnectedError", "ClientPayloadError"}:
-        return "connection"
     return None
 
 

@@ -19,16 +19,18 @@ Why it is written this way:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import Field
 
 from brie_bench.api import (
+    json_object,
+    redact,
+    retry_after_seconds,
+    transport_error_kind,
     BackendContext,
     BackendOptions,
     CallError,
@@ -197,7 +199,7 @@ class OpenAIBackend(ModelBackend):
             usage=Usage(input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                         output_tokens=getattr(usage, "completion_tokens", 0) or 0),
             finish_reason=choice.finish_reason,
-            structured=_json_object(text) if structured else None,
+            structured=json_object(text) if structured else None,
             model=getattr(response, "model", None),
         )
 
@@ -340,7 +342,7 @@ class OpenAIBackend(ModelBackend):
             code = err.get("code") if isinstance(err, Mapping) else None
             message = err.get("message") if isinstance(err, Mapping) else None
             return self._status_error(exc.status_code, str(message or exc.message), exc.response.headers, code)
-        kind = _transport_kind(exc)
+        kind = transport_error_kind(exc)
         if kind is not None:
             return TransientError(self._redact(f"openai: {kind}: {type(exc).__name__}: {exc}"[:300]), kind=kind)
         return None
@@ -351,7 +353,7 @@ class OpenAIBackend(ModelBackend):
         if status == 429:
             if code == "insufficient_quota":  # out of credit: waiting does not help
                 return PermanentError(msg, kind="quota", status=status)
-            return TransientError(msg, kind="rate_limit", retry_after=_retry_after(headers), status=status)
+            return TransientError(msg, kind="rate_limit", retry_after=retry_after_seconds(headers), status=status)
         if status in (401, 403):
             return PermanentError(msg, kind="auth", status=status)
         if status == 404:
@@ -365,56 +367,10 @@ class OpenAIBackend(ModelBackend):
         return PermanentError(msg, kind="bad_request", status=status)
 
     def _redact(self, text: str) -> str:
-        key = self.api_key()
-        return text.replace(key, "***") if key and len(key) >= 4 else text
+        return redact(text, self.api_key())
 
 
-# -- small helpers (duplicated in each provider plugin: built-ins import only brie_bench.api) --
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The JSON object in `text`, or None (the caller then validates the text itself)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _transport_kind(exc: BaseException) -> str | None:
-    """timeout / connection / malformed for transport exceptions that escaped the SDK's own types."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"TimeoutException", "TimeoutError", "ServerTimeoutError"}:
-        return "timeout"
-    if names & {"JSONDecodeError"}:
-        return "malformed"
-    if names & {"TransportError", "NetworkError", "ConnectionError", "ClientConnectionError",
-                "RemoteProtocolError", "ServerDisconnectedError"}:
-        return "connection"
-    return None
+# -- small helpers --
 
 
 def _logaddexp(a: float, b: float) -> float:
