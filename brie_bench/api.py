@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -77,7 +77,7 @@ __all__ = [
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
     "Usage", "DEFAULT_CRITERIA", "LABELS", "PARSER_VERSION", "VERDICT_SCHEMA", "ParsedVerdict",
     "parse_json_verdict", "parse_verdict", "validate_structured", "verdict_schema", "resolve_relative",
-    "json_object", "redact", "retry_after_seconds", "transport_error_kind",
+    "BatchPoll", "json_object", "redact", "retry_after_seconds", "transport_error_kind",
 ]
 
 
@@ -245,6 +245,22 @@ class ModelBackend:
 
     async def aclose(self) -> None:
         """Release clients, threads, or models. Called once when a run ends."""
+
+
+@dataclass
+class BatchPoll:
+    """The state of a provider batch, as `ModelBackend.poll_batch` reports it.
+
+    `results` maps each custom id (the judgment's unit key) to its result or to
+    the error that item got (a `TransientError` when resubmitting may help);
+    `done` is True once the provider has finished the batch; `counts` are the
+    provider's own request counts.
+    """
+
+    done: bool
+    results: dict[str, GenerationResult | CallError] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    status: str = ""
 
 
 class Judge:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from pydantic import Field
 
 from brie_bench.api import (
+    BatchPoll,
     redact,
     retry_after_seconds,
     transport_error_kind,
@@ -72,21 +72,6 @@ class AnthropicOptions(BackendOptions):
         description="description of the forced tool used for structured answers")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="extra JSON fields sent with every request (e.g. top_k)")
-
-
-@dataclass
-class BatchPoll:
-    """The state of a provider batch: done when the provider has finished it.
-
-    `results` maps each custom id to its result or to the error that item
-    got (a `TransientError` when resubmitting it may help). `counts` are the
-    provider's own request counts.
-    """
-
-    done: bool
-    results: dict[str, GenerationResult | CallError] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    status: str = ""
 
 
 class AnthropicBackend(ModelBackend):

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import Field
 
 from brie_bench.api import (
+    BatchPoll,
     json_object,
     redact,
     retry_after_seconds,
@@ -73,21 +73,6 @@ class OpenAIOptions(BackendOptions):
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
         description="extra JSON fields sent with every request (e.g. top_k for vLLM)")
-
-
-@dataclass
-class BatchPoll:
-    """The state of a provider batch: done when the provider has finished it.
-
-    `results` maps each custom id to its result or to the error that item
-    got (a `TransientError` when resubmitting it may help). `counts` are the
-    provider's own request counts.
-    """
-
-    done: bool
-    results: dict[str, GenerationResult | CallError] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    status: str = ""
 
 
 class OpenAIBackend(ModelBackend):
