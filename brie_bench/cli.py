@@ -15,7 +15,8 @@ from typing import Any, Callable
 import click
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
+
+from brie_bench.textsafe import safe_text
 
 from brie_bench import __version__
 from brie_bench.errors import BrieBenchError, InputError, StopRun
@@ -45,17 +46,17 @@ class BrieGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            err_console().print(Text(f"error: {exc}"), soft_wrap=True)
+            err_console().print(safe_text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
         except StopRun as exc:
-            err_console().print(Text(f"stopped: {exc or 'on request'}; everything finished so far is stored, "
+            err_console().print(safe_text(f"stopped: {exc or 'on request'}; everything finished so far is stored, "
                                      "rerun the same command to continue"), soft_wrap=True)
             ctx.exit(EXIT_FAILED_UNITS)
         except sqlite3.OperationalError as exc:
-            err_console().print(Text(f"error: database {ctx.obj.get('db') if ctx.obj else ''}: {exc}"), soft_wrap=True)
+            err_console().print(safe_text(f"error: database {ctx.obj.get('db') if ctx.obj else ''}: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_FAILED_UNITS)
         except BrieBenchError as exc:
-            err_console().print(Text(f"error: {exc}"), soft_wrap=True)
+            err_console().print(safe_text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
 
 
@@ -76,7 +77,7 @@ def get_registry(plugins_dir: str | None, *, quiet: bool = False) -> Registry:
     registry = load_plugins(plugins_dir)
     if not quiet:
         for plugin, cause in registry.failures:
-            err_console().print(Text(f"warning: plugin {plugin} not loaded: {cause}"), soft_wrap=True)
+            err_console().print(safe_text(f"warning: plugin {plugin} not loaded: {cause}"), soft_wrap=True)
     return registry
 
 
@@ -106,7 +107,7 @@ def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, pl
         suite = load_suite(path)
         build_runtime(suite, registry)
         n_prompts = sum(len(s.prompts) for s in suite.sections)
-        out_console().print(Text(f"ok: {path}: {len(suite.sections)} sections, {n_prompts} prompts, "
+        out_console().print(safe_text(f"ok: {path}: {len(suite.sections)} sections, {n_prompts} prompts, "
                            f"{len(suite.spec.contenders)} contenders, {len(suite.spec.judges)} judges"))
 
 
@@ -147,19 +148,19 @@ def plugins(ctx: click.Context, verbose: bool, db_opt: str | None, plugins_dir_o
         table.add_column(col)
     for kind, entries in (("backend", registry.backends), ("judge", registry.judges)):
         for name, cls in sorted(entries.items()):
-            table.add_row(kind, name, registry.origins[(kind, name)], Text(cls.description or (cls.__doc__ or "").strip().split("\n")[0]))
+            table.add_row(kind, safe_text(name), safe_text(registry.origins[(kind, name)]), safe_text(cls.description or (cls.__doc__ or "").strip().split("\n")[0]))
     out_console().print(table)
     if verbose:
         for kind, entries in (("backend", registry.backends), ("judge", registry.judges)):
             for name, cls in sorted(entries.items()):
-                opts = Table(title=f"{kind} {name}: options")
+                opts = Table(title=safe_text(f"{kind} {name}: options"))
                 for col in ("option", "type", "default", "description"):
                     opts.add_column(col)
                 for row in option_rows(cls.Options):
-                    opts.add_row(*(Text(c) for c in row))
+                    opts.add_row(*(safe_text(c) for c in row))
                 out_console().print(opts)
     for plugin, cause in registry.failures:
-        out_console().print(Text(f"failed: {plugin}: {cause}", style="red"))
+        out_console().print(safe_text(f"failed: {plugin}: {cause}", style="red"))
 
 
 @cli.command()
@@ -175,13 +176,13 @@ def runs(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) ->
     if not Path(db).exists():
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     with Store(db, readonly=True) as store:
-        table = Table(title=f"Runs in {db}")
+        table = Table(title=safe_text(f"Runs in {db}"))
         for col in ("run", "suite", "seed", "status", "created", "judgments"):
             table.add_column(col)
         for r in store.runs():
             n = store.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=?", (r.id,)).fetchone()[0]
             created = datetime.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(r.id, Text(r.suite_name), str(r.seed), r.status, created, str(n))
+            table.add_row(r.id, safe_text(r.suite_name), str(r.seed), r.status, created, str(n))
         out_console().print(table)
 
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     registry = load_plugins(_plugins_dir_from(args))
     register_commands(registry, cli, lambda plugin, cause: err_console().print(
-        Text(f"warning: plugin {plugin} could not add commands: {cause}")))
+        safe_text(f"warning: plugin {plugin} could not add commands: {cause}")))
     try:
         cli.main(args=args, prog_name="brie-bench")
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
 from brie_bench.api import Limits
 from brie_bench.blinding import blind, unblind
@@ -63,6 +63,25 @@ class EngineStats:
     @property
     def failed(self) -> int:
         return self.generations_failed + self.judgments_failed + self.judgments_blocked
+
+
+async def run_all(coroutines: Iterable[Awaitable[Any]]) -> None:
+    """Run coroutines concurrently; the first failure cancels the rest and is raised as itself.
+
+    A failure here is never a model error (those are recorded by `_call`), but
+    something that must stop the run: a store write that failed (disk full,
+    read-only file) or `StopRun`. Cancelling the rest at once keeps other units
+    from failing the same way and leaves no task running into shutdown.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coroutine in coroutines:
+                group.create_task(coroutine)  # type: ignore[arg-type]
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 class Engine:
@@ -160,7 +179,7 @@ class Engine:
         for (contender, _), units in groups.items():
             size = max(1, int(getattr(self.runtime.contenders[contender], "batch_size", 1) or 1))
             batches.extend(units[i:i + size] for i in range(0, len(units), size))
-        await asyncio.gather(*(self._generate_batch(b) for b in batches))
+        await run_all(self._generate_batch(b) for b in batches)
         self.store.link_generations(self.run_id, [(l.section, l.prompt_id, l.sample_index, l.contender, l.key)
                                                   for l in plan.links])
         self.reporter.finish("generation")
@@ -228,7 +247,7 @@ class Engine:
                 continue
             request = judge.batch_request(pairs[u.key])
             (items if request is not None else direct).append((u.key, request) if request is not None else u)
-        await asyncio.gather(*(self._judge_one(u, texts) for u in direct))
+        await run_all(self._judge_one(u, texts) for u in direct)
         if items:
             outcome = await self._call(judge_name, "batch_submit", [k for k, _ in items], 0,
                                        lambda: backend.submit_batch(items))  # type: ignore[attr-defined]
@@ -292,8 +311,8 @@ class Engine:
         direct: list[JudgmentUnit] = []
         for u in ready:
             (batched[u.judge] if u.judge in self.runtime.batch else direct).append(u)
-        await asyncio.gather(*(self._judge_one(u, texts) for u in direct),
-                             *(self._judge_in_batches(j, units, texts) for j, units in batched.items()))
+        await run_all([*(self._judge_one(u, texts) for u in direct),
+                       *(self._judge_in_batches(j, units, texts) for j, units in batched.items())])
         self.reporter.finish("judging")
 
     async def run(self, plan: Plan) -> EngineStats:

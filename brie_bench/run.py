@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
+
+from brie_bench.textsafe import safe_text
 
 from brie_bench.engine import Engine, EngineStats
 from brie_bench.plan import Plan, build_plan
@@ -96,7 +97,7 @@ def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, 
                runtime: Runtime | None = None) -> None:
     stored_gen = store.stored_generation_keys([u.key for u in plan.generations]) if store else set()
     stored_judg = store.stored_judgment_keys(run_id) if (store and run_id) else set()
-    table = Table(title=f"Plan for {suite.name}" + (f" (resuming run {run_id})" if run_id else " (new run)"))
+    table = Table(title=safe_text(f"Plan for {suite.name}" + (f" (resuming run {run_id})" if run_id else " (new run)")))
     for col in ("section", "prompts", "samples", "orders", "generation calls", "judge calls", "stored"):
         table.add_column(col)
     gen_by_section: Counter[str] = Counter()
@@ -108,19 +109,19 @@ def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, 
     judg_by_section: Counter[str] = Counter(u.section for u in plan.judgments)
     stored_by_section: Counter[str] = Counter(u.section for u in plan.judgments if u.key in stored_judg)
     for s in suite.sections:
-        table.add_row(Text(s.name), str(len(s.prompts)), str(s.settings.samples), s.settings.orders,
+        table.add_row(safe_text(s.name), str(len(s.prompts)), str(s.settings.samples), s.settings.orders,
                       str(gen_by_section[s.name]), str(judg_by_section[s.name]),
                       f"{stored_by_section[s.name]}/{judg_by_section[s.name]}")
     console.print(table)
     per_judge: Counter[str] = Counter(u.judge for u in plan.judgments)
-    console.print(Text(
+    console.print(safe_text(
         f"generation calls: {len(plan.generations)} ({len(stored_gen)} already stored); "
         f"judge calls: {len(plan.judgments)} ({len(stored_judg)} already stored); "
         + ", ".join(f"{j}: {n}" for j, n in sorted(per_judge.items()))))
     if runtime is not None:
         estimates = estimate_costs(suite, runtime, plan, stored_gen, stored_judg)
         total = sum(estimates.values(), Cost(0.0, True))
-        console.print(Text("estimated cost of what is left: " + ", ".join(
+        console.print(safe_text("estimated cost of what is left: " + ", ".join(
             f"{name}: {format_cost(c)}" for name, c in estimates.items()) + f"; total {format_cost(total)}"))
 
 
@@ -140,14 +141,14 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
     for t in tallies:
         rate = f"{t.win_rate:.1%}" if t.win_rate is not None else "-"
         e = errors.get(t.judge, {"retried": 0, "failed": 0})
-        table.add_row(Text(t.judge), Text(t.judge_model or "-"), Text(t.candidate),
+        table.add_row(safe_text(t.judge), safe_text(t.judge_model or "-"), safe_text(t.candidate),
                       str(t.wins), str(t.losses), str(t.ties), str(t.invalid), rate, str(e["retried"]),
                       str(e["failed"]))
     console.print(table)
     contender_errors = {n: e for n, e in errors.items() if n not in {t.judge for t in tallies}}
     for name, e in sorted(contender_errors.items()):
-        console.print(Text(f"{name}: {e['retried']} calls retried, {e['failed']} failed"))
-    console.print(Text(
+        console.print(safe_text(f"{name}: {e['retried']} calls retried, {e['failed']} failed"))
+    console.print(safe_text(
         f"generations: {stats.generations_done} new, {stats.generations_cached} cached, "
         f"{stats.generations_failed} failed; judgments: {stats.judgments_done} new, {stats.judgments_cached} "
         f"stored, {stats.judgments_failed} failed, {stats.judgments_blocked} waiting on failed generations; "
@@ -166,10 +167,10 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
                      local=backend is None or backend.local)
             costs[g["contender"]] = costs.get(g["contender"], Cost(0.0, True)) + c
         total = sum(costs.values(), Cost(0.0, True))
-        console.print(Text("cost: " + ", ".join(f"{n}: {format_cost(c)}" for n, c in sorted(costs.items()))
+        console.print(safe_text("cost: " + ", ".join(f"{n}: {format_cost(c)}" for n, c in sorted(costs.items()))
                            + f"; run total {format_cost(total)}"))
     for line in stats.failures[:10]:
-        console.print(Text(f"  failed {line}", style="red"), soft_wrap=True)
+        console.print(safe_text(f"  failed {line}", style="red"), soft_wrap=True)
 
 
 def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None = None,
@@ -197,9 +198,9 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
             run_id = store.create_run(suite_name=suite.name, suite_path=suite.path, fingerprint=fingerprint,
                                       snapshot=suite.snapshot(), seed=run_seed, versions=versions(),
                                       metadata=run_metadata(suite, runtime))
-            console.print(Text(f"run {run_id}: {suite.name} (seed {run_seed})"))
+            console.print(safe_text(f"run {run_id}: {suite.name} (seed {run_seed})"))
         else:
-            console.print(Text(f"resuming run {run_id}: {suite.name} (seed {run_seed})"))
+            console.print(safe_text(f"resuming run {run_id}: {suite.name} (seed {run_seed})"))
         store.mark_run(run_id, "running")
         live = all(j.concurrent for j in runtime.judges.values())
         with RichReporter(console, live=live) as reporter:

@@ -9,12 +9,14 @@ here ever holds an API key: rows are built from records that carry none.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import quote
 
 from brie_bench.errors import InputError
 
@@ -139,6 +141,54 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
+#: SQLite's words for a write the file system refused -> what the user should know.
+_REFUSED_WRITES = {
+    "database or disk is full": "the disk is full",
+    "attempt to write a readonly database": "the database file or its folder is read-only",
+}
+
+
+class StoreWriteError(sqlite3.OperationalError):
+    """The file system refused a write (disk full, read-only). Committed rows are intact.
+
+    A subclass of sqlite3.OperationalError, so callers that handle database errors
+    handle it; the message says what happened and that a rerun continues.
+    """
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose transactions (``with conn:``) explain a refused write.
+
+    SQLite rolls the failed transaction back, so everything committed before it
+    stays; the message says so, instead of a bare "database or disk is full".
+    """
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            result = super().__exit__(exc_type, exc, tb)
+        except sqlite3.OperationalError as commit_error:  # the COMMIT itself was refused
+            raise _explained(commit_error) from commit_error
+        if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, StoreWriteError):
+            explained = _explained(exc)
+            if explained is not exc:
+                raise explained from exc
+        return result
+
+
+def _explained(exc: sqlite3.OperationalError) -> sqlite3.OperationalError:
+    what = _REFUSED_WRITES.get(str(exc).strip().lower())
+    if what is None:
+        return exc
+    return StoreWriteError(f"cannot write: {what} ({exc}). Everything stored before this is kept; "
+                           f"fix that (or pass --db with another file) and rerun the same command to continue")
+
+
+def _writable(path: Path) -> bool:
+    """Can this process create or change `path` (the file, or its folder when the file is new)?"""
+    target = path if path.exists() else path.parent
+    return os.access(target, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 class Store:
     """All reads and writes of the SQLite file. One instance per process and thread."""
 
@@ -148,21 +198,69 @@ class Store:
             if readonly:
                 if not Path(self.path).exists():
                     raise InputError("database not found", path=self.path)
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+                self.conn = self._open_readonly()
             else:
                 parent = Path(self.path).resolve().parent
                 if not parent.exists():
                     raise InputError(f"folder {parent} does not exist", path=self.path)
-                self.conn = sqlite3.connect(self.path, timeout=30)
+                if not _writable(Path(self.path).resolve()):
+                    raise InputError("the database file or its folder is read-only; this command writes "
+                                     "results: pass --db with a writable file (reading commands such as "
+                                     "`runs` still work on this one)", path=self.path)
+                self.conn = sqlite3.connect(self.path, timeout=30, factory=_Connection)
+                self._prepare()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"cannot open database: {exc}", path=self.path) from None
+        self.conn.row_factory = sqlite3.Row
+
+    def _prepare(self, wait_s: float = 30.0) -> None:
+        """WAL mode and the schema; waits while another process is doing the same.
+
+        Two runs started at once on a new file both switch it to WAL and create the
+        tables. Switching the journal mode can answer "database is locked" at once,
+        without SQLite's busy timeout, while the other connection holds its lock, so
+        retry for a while rather than fail one of the runs.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.executescript(SCHEMA)
                 self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                                   (str(SCHEMA_VERSION),))
                 self.conn.commit()
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"cannot open database: {exc}", path=self.path) from None
-        self.conn.row_factory = sqlite3.Row
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                self.conn.rollback()
+                time.sleep(0.02)
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Open for reading; on read-only media (no -shm can be made there) open it as immutable.
+
+        SQLite needs a writable folder to read a WAL database, so a results file on a
+        read-only mount or share would otherwise be unreadable. Immutable is safe only when
+        nothing can be writing, which a read-only folder guarantees, and when no WAL holds
+        unmerged commits (a crash leaves one behind): then say so instead of hiding them.
+        """
+        uri = f"file:{quote(str(Path(self.path).resolve()))}"
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            folder = Path(self.path).resolve().parent
+            wal = Path(self.path + "-wal")
+            if os.access(folder, os.W_OK):
+                raise
+            if wal.exists() and wal.stat().st_size > 0:
+                raise InputError("the database is on a read-only folder and its write-ahead log (-wal) holds "
+                                 "commits not merged yet; copy the file with its -wal to a writable folder",
+                                 path=self.path) from None
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
 
     def close(self) -> None:
         self.conn.close()

@@ -14,11 +14,12 @@ import yaml
 
 from brie_bench.report.charts import pct
 from brie_bench.report.model import N_BOOT
+from brie_bench.textsafe import printable
 
 
 def cell(value: Any) -> str:
     """One table cell: no pipe, newline or HTML can break the table or the card."""
-    text = "–" if value is None else str(value)
+    text = "–" if value is None else printable(str(value).replace("\r", " ").replace("\n", " "))
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("|", "\\|").replace("\r", " ").replace("\n", " "))
 

@@ -320,6 +320,17 @@ def _normalise_answer(value: Any) -> Answer:
     raise TypeError(f"responder must return str, dict or Answer, not {type(value).__name__}")
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog deep enough for a concurrent run.
+
+    With socketserver's default of 5, 16 or more simultaneous connects overflow the
+    accept queue and clients see connection resets nobody injected.
+    """
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class LoopbackProvider:
     """A scriptable fake of the three provider APIs, on 127.0.0.1 and an ephemeral port.
 
@@ -365,8 +376,11 @@ class LoopbackProvider:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "LoopbackProvider":
+        """Start serving (once: `with LoopbackProvider(...).start()` does not start a second server)."""
+        if self._server is not None:
+            return self
         handler = type("_BoundHandler", (_Handler,), {"provider": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = _Server(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -728,6 +742,10 @@ _GEMINI_PATH = re.compile(r"^/v1(?:beta|alpha)?\d*/models/(?P<model>[^:]+):gener
 
 
 class _Handler(BaseHTTPRequestHandler):
+    #: Headers and body are written separately; with Nagle's algorithm the body would wait
+    #: for the client's delayed ACK, adding ~40 ms to every answer.
+    disable_nagle_algorithm = True
+
     provider: LoopbackProvider  # set on the bound subclass
     protocol_version = "HTTP/1.1"
 

@@ -1,0 +1,189 @@
+"""Judging throughput: concurrent calls through the engine against one after another.
+
+A judging phase of N calls goes through the real engine (plan, rate limiter, retries,
+blinding, the `llm` judge with its template and parser, the `openai` backend and the
+official SDK over HTTP, one SQLite commit per verdict) to a loopback provider that
+answers every judging call after a fixed latency L. The contenders are served by the
+same loopback with no latency, so generation is cheap and stored before timing starts.
+
+Measured side by side in one process, so the ratios hold on a noisy machine:
+
+* concurrent: the judging phase at concurrency C;
+* sequential: the same N calls one after another (concurrency 1, what the original
+  scripts did), in a new run over the same stored answers;
+* issue 3's case: a phase of M calls at concurrency C, against the time the
+  sequential phase took for its first M calls.
+
+Figures: achieved calls/s, the ideal C/L, efficiency = achieved/ideal (target >= 0.85
+at C=16, L=200 ms, N=320), speedup over sequential, and the M-call ratio concurrent /
+sequential (target < 0.25 at M=160). The last line is machine-readable:
+
+    RESULT judge_efficiency=<e> achieved_cps=<a> ideal_cps=<i> speedup=<s> issue3_ratio=<r> target=0.85
+
+Run: python benchmarks/judge_throughput.py [--calls 320] [--concurrency 16] [--latency 0.2]
+     [--issue3-calls 160] [--sequential-calls N]   (fewer sequential calls: extrapolated, and said so)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+try:
+    from brie_bench.plugin_manager import load_plugins
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from brie_bench.plugin_manager import load_plugins
+from brie_bench.engine import Engine
+from brie_bench.plan import build_plan
+from brie_bench.runtime import build_runtime, versions
+from brie_bench.store import Store
+from brie_bench.suite import load_suite
+from brie_bench.testing.loopback import Call, LoopbackProvider
+
+TARGET_EFFICIENCY = 0.85
+TARGET_ISSUE3_RATIO = 0.25
+
+
+def responder(latency_s: float) -> Any:
+    """Contenders answer at once; a judging call (the template's fenced answers) waits `latency_s`."""
+
+    def respond(call: Call) -> str:
+        if "<response_a>" in call.prompt:
+            time.sleep(latency_s)
+            return "Reasoning: both are fine.\nWinner: " + ("A" if len(call.prompt) % 2 else "B")
+        return f"{call.model} on {call.prompt[:40]}"
+
+    return respond
+
+
+def suite_file(folder: Path, srv: LoopbackProvider, calls: int, concurrency: int, name: str) -> Path:
+    """One section of `calls` prompts, two contenders and one llm judge, all on the loopback."""
+    limits = {"max_concurrency": concurrency, "max_attempts": 3}
+
+    def contender(model: str) -> dict[str, Any]:
+        return {"backend": "openai", "model": model, "limits": limits,
+                "options": {"base_url": srv.openai_url, "require_key": False}}
+
+    data = {
+        "name": name, "seed": 1, "baseline": "baseline",
+        "contenders": {"baseline": contender("base"), "brie": contender("brie")},
+        "judges": {"judge": {"type": "llm", "backend": "openai", "model": "judge", "limits": limits,
+                             "backend_options": {"base_url": srv.openai_url, "require_key": False}}},
+        "defaults": {"max_tokens": 64},
+        "sections": [{"name": "s", "prompts": [f"Prompt {i}: say something about {i}." for i in range(calls)]}],
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class Clock:
+    """A reporter that timestamps every finished judgment."""
+
+    def __init__(self) -> None:
+        self.done: list[float] = []
+        self.failed = 0
+
+    def phase(self, name: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, name: str, ok: bool) -> None:
+        if name == "judging":
+            self.done.append(time.perf_counter())
+            self.failed += 0 if ok else 1
+
+    def finish(self, name: str) -> None:
+        pass
+
+
+def judging_phase(path: Path, db: Path, concurrency: int, limit: int | None = None) -> tuple[float, Clock, Any]:
+    """Store the answers, then time the judging phase alone. Returns (seconds, clock, engine stats)."""
+    suite = load_suite(path).limited(limit)
+    runtime = build_runtime(suite, load_plugins(None))
+    plan = build_plan(suite, runtime.contenders, runtime.judges, suite.spec.seed)
+    clock = Clock()
+    with Store(db) as store:
+        run_id = store.create_run(suite_name=suite.name, suite_path=suite.path, fingerprint=suite.fingerprint(),
+                                  snapshot=suite.snapshot(), seed=suite.spec.seed, versions=versions())
+        engine = Engine(store, run_id, runtime, run_seed=suite.spec.seed, reporter=clock, concurrency=concurrency)
+
+        async def go() -> float:
+            try:
+                await engine.run_generations(plan)
+                started = time.perf_counter()
+                clock.done.clear()
+                clock.start = started  # type: ignore[attr-defined]
+                await engine.run_judgments(plan)
+                return time.perf_counter() - started
+            finally:
+                await runtime.aclose()
+
+        seconds = asyncio.run(go())
+    stats = engine.stats
+    if stats.judgments_failed or stats.retries or stats.judgments_done != len(plan.judgments):
+        raise SystemExit(f"the judging phase was not clean: {stats}")
+    return seconds, clock, stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=320, help="judging calls in the main phase (N)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent judging calls (C)")
+    parser.add_argument("--latency", type=float, default=0.2, help="simulated judge latency in seconds (L)")
+    parser.add_argument("--issue3-calls", type=int, default=160, help="calls in issue 3's comparison (M)")
+    parser.add_argument("--sequential-calls", type=int, default=None,
+                        help="calls to time one after another (default: N; fewer are extrapolated)")
+    args = parser.parse_args(argv)
+    n, c, lat, m = args.calls, args.concurrency, args.latency, args.issue3_calls
+    seq_n = min(args.sequential_calls or n, n)
+    if seq_n < m:
+        parser.error("--sequential-calls must be at least --issue3-calls")
+    os.environ.setdefault("BRIE_BENCH_RETRY_BASE_S", "0.05")
+
+    with tempfile.TemporaryDirectory(prefix="brie-judge-bench-") as tmp, \
+            LoopbackProvider(responder(lat), max_lifetime_s=3600) as srv:
+        folder = Path(tmp)
+        db = folder / "bench.db"
+        main_suite = suite_file(folder, srv, n, c, "throughput")
+        issue3_suite = suite_file(folder, srv, m, c, "issue3")
+
+        conc_s, _, _ = judging_phase(main_suite, db, c)
+        seq_s, seq_clock, _ = judging_phase(main_suite, db, 1, limit=seq_n)
+        seq_m_s = seq_clock.done[m - 1] - seq_clock.start  # type: ignore[attr-defined]
+        conc_m_s, _, _ = judging_phase(issue3_suite, db, c)
+        max_in_flight = srv.max_in_flight
+
+    seq_full_s = seq_s * n / seq_n
+    achieved = n / conc_s
+    ideal = c / lat
+    efficiency = achieved / ideal
+    speedup = seq_full_s / conc_s
+    ratio = conc_m_s / seq_m_s
+    print(f"judging phase: N={n} calls, concurrency C={c}, simulated latency L={lat * 1000:.0f} ms")
+    print(f"  concurrent : {conc_s:7.2f} s  = {achieved:6.1f} calls/s (ideal C/L = {ideal:.1f} calls/s; "
+          f"lower bound ceil(N/C)*L = {-(-n // c) * lat:.2f} s)")
+    note = "" if seq_n == n else f" (timed {seq_n} calls, extrapolated to {n})"
+    print(f"  sequential : {seq_full_s:7.2f} s  = {n / seq_full_s:6.1f} calls/s{note}")
+    print(f"  efficiency : {efficiency:.3f} (target >= {TARGET_EFFICIENCY})")
+    print(f"  speedup    : {speedup:.1f}x over sequential")
+    print(f"  server saw at most {max_in_flight} calls in flight at once")
+    print(f"issue 3: {m} judging calls at concurrency {c}: {conc_m_s:.2f} s vs {seq_m_s:.2f} s one after another "
+          f"= {ratio:.3f} of the sequential time (target < {TARGET_ISSUE3_RATIO})")
+    ok = efficiency >= TARGET_EFFICIENCY and ratio < TARGET_ISSUE3_RATIO
+    print("targets " + ("met" if ok else "NOT met"))
+    print(f"RESULT judge_efficiency={efficiency:.3f} achieved_cps={achieved:.1f} ideal_cps={ideal:.1f} "
+          f"speedup={speedup:.2f} issue3_ratio={ratio:.3f} calls={n} concurrency={c} latency_s={lat:g} "
+          f"target={TARGET_EFFICIENCY}")
+
+
+if __name__ == "__main__":
+    main()
