@@ -229,3 +229,33 @@ def test_cli_run_with_keys_from_the_environment_quits_and_resumes(tmp_path: Path
     with Store(str(db), readonly=True) as store:
         assert len(store.runs()) == 1
     assert len(judgments(db)) == 6
+
+
+def test_human_verdicts_enter_the_reports_agreement_section(tmp_path: Path, screen: io.StringIO) -> None:
+    """A person and an LLM-style judge on the same run: the report measures how often they agree."""
+    from brie_bench.report import build_report
+
+    data = human_suite()
+    data["judges"]["marker"] = {"type": "marker"}  # always picks the candidate's (marked) answer
+    db = tmp_path / "h.db"
+    path = write_yaml(tmp_path / "s.yaml", data)
+
+    def keys() -> Iterator[str]:
+        # the candidate's answer carries the marker '*': press its label for the first two screens,
+        # the other label afterwards
+        for n in range(6):
+            text = screen.getvalue().rsplit("Comparison", 1)[-1]
+            a_part = text.split("Answer B")[0]
+            candidate_is_a = "*" in a_part
+            agree = n < 2
+            yield "a" if candidate_is_a == agree else "b"
+
+    human_judge.set_key_source(keys())
+    assert run_suite(path, db) == 0
+    with Store(db, readonly=True) as store:
+        report = build_report(store)
+    (entry,) = report["agreement"]  # one candidate
+    assert set(entry["judges"]) == {"alice", "marker"}
+    (pair,) = entry["pairs"]
+    assert pair["n"] == 3  # three comparisons, each judged in both orders
+    assert pair["percent"] == pytest.approx(1 / 3)
