@@ -15,6 +15,12 @@ Why it is written this way:
 * A bad key comes back as HTTP 400 `API_KEY_INVALID`, mapped to an auth error.
 * Blocked prompts (`promptFeedback.blockReason`) and answers stopped for
   safety (`finishReason` SAFETY, PROHIBITED_CONTENT, ...) are refusals.
+* Batch mode uses the SDK's own batch API with inline requests. Each request
+  carries its custom id (and whether a JSON answer was asked for) in its
+  `metadata`, which Gemini hands back with the response: results are matched by
+  that alone, never by position (inline responses are not reliably in request
+  order), so a resumed run can poll a batch it never submitted. A response
+  without metadata is not guessed at.
 See docs/providers/gemini.md.
 """
 
@@ -26,6 +32,7 @@ from typing import Any, Literal, Mapping
 from pydantic import Field
 
 from brie_bench.api import (
+    BatchPoll,
     json_object,
     redact,
     retry_after_seconds,
@@ -49,6 +56,21 @@ REFUSAL_FINISH_REASONS = frozenset({
     "SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY",
     "IMAGE_PROHIBITED_CONTENT", "MODEL_ARMOR",
 })
+
+
+#: Batch job states (as google-genai names them) after which nothing more will happen.
+BATCH_DONE_STATES = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
+                               "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
+#: Metadata keys of a batch request: the custom id, and "1" when a JSON object was asked for.
+META_ID, META_STRUCTURED = "custom_id", "structured"
+#: google.rpc.Code -> (HTTP status, status name): batch items report gRPC codes, not HTTP ones.
+GRPC_CODES: dict[int, tuple[int, str]] = {
+    1: (499, "CANCELLED"), 2: (500, "UNKNOWN"), 3: (400, "INVALID_ARGUMENT"), 4: (504, "DEADLINE_EXCEEDED"),
+    5: (404, "NOT_FOUND"), 6: (409, "ALREADY_EXISTS"), 7: (403, "PERMISSION_DENIED"),
+    8: (429, "RESOURCE_EXHAUSTED"), 9: (400, "FAILED_PRECONDITION"), 10: (409, "ABORTED"),
+    11: (400, "OUT_OF_RANGE"), 12: (501, "UNIMPLEMENTED"), 13: (500, "INTERNAL"), 14: (503, "UNAVAILABLE"),
+    15: (500, "DATA_LOSS"), 16: (401, "UNAUTHENTICATED"),
+}
 
 
 class GeminiOptions(BackendOptions):
@@ -84,6 +106,8 @@ class GeminiBackend(ModelBackend):
     def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
         super().__init__(model, options, context)
         self._client: Any = None
+        #: Custom ids of batches submitted by this instance (a resumed run polls without them).
+        self._batch_ids: dict[str, list[str]] = {}
 
     def identity(self) -> dict[str, Any]:
         """Backend, model and the options that change answers (not timeouts or key settings)."""
@@ -184,6 +208,93 @@ class GeminiBackend(ModelBackend):
             structured=json_object(text) if structured else None,
             model=getattr(response, "model_version", None),
         )
+
+    # -- batch -------------------------------------------------------------------------
+    async def submit_batch(self, items: list[tuple[str, GenerationRequest]]) -> str:
+        """Start a Gemini batch job with inline requests; returns its name ("batches/...").
+
+        Each request's `metadata` carries its custom id, so the answers can be
+        matched from the job alone. Batch jobs cost half as much and finish
+        within 24 hours; the engine polls `poll_batch` until `done`.
+        """
+        from google.genai import types
+
+        if not items:
+            raise ValueError("submit_batch needs at least one request")
+        if len({cid for cid, _ in items}) != len(items):
+            raise ValueError("submit_batch custom ids must be unique")
+        inlined = []
+        for custom_id, request in items:
+            contents, config = self._request_parts(request)
+            structured = "1" if request.response_schema is not None else "0"
+            inlined.append(types.InlinedRequest(model=self.model, contents=contents, config=config,
+                                                metadata={META_ID: custom_id, META_STRUCTURED: structured}))
+        client = self._get_client()
+        try:
+            job = await client.aio.batches.create(
+                model=self.model, src=types.BatchJobSource(inlined_requests=inlined),
+                config=types.CreateBatchJobConfig(display_name=f"brie-bench {self.context.name}"[:128]))
+        except Exception as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if not getattr(job, "name", None):
+            raise TransientError("gemini: batch created without a name", kind="malformed")
+        self._batch_ids[job.name] = [cid for cid, _ in items]
+        return str(job.name)
+
+    async def poll_batch(self, batch_id: str) -> BatchPoll:
+        """The job's state; once it has ended, every item's result or error."""
+        name = batch_id if batch_id.startswith("batches/") else f"batches/{batch_id}"
+        client = self._get_client()
+        try:
+            job = await client.aio.batches.get(name=name)
+        except Exception as exc:
+            mapped = self._map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        state = _enum_name(getattr(job, "state", None)) or ""
+        if state not in BATCH_DONE_STATES:
+            return BatchPoll(done=False, status=state)
+        results: dict[str, GenerationResult | CallError] = {}
+        responses = getattr(getattr(job, "dest", None), "inlined_responses", None) or []
+        unmatched = 0
+        for entry in responses:
+            metadata = getattr(entry, "metadata", None) or {}
+            custom_id = metadata.get(META_ID)
+            if not custom_id:  # never match by position: Gemini does not keep request order
+                unmatched += 1
+                continue
+            results[str(custom_id)] = self._batch_entry(entry, structured=metadata.get(META_STRUCTURED) == "1")
+        failed = sum(isinstance(r, CallError) for r in results.values())
+        counts = {"total": len(responses), "succeeded": len(results) - failed, "failed": failed}
+        if unmatched:
+            counts["unmatched"] = unmatched
+        why = f"ended {state}" + (f" ({unmatched} answers without metadata)" if unmatched else "")
+        for custom_id in self._batch_ids.get(name, []):
+            if custom_id not in results:
+                results[custom_id] = (
+                    PermanentError(f"gemini batch {name} failed", kind="batch_failed")
+                    if state == "JOB_STATE_FAILED" and not responses
+                    else TransientError(f"gemini batch {name} {why} without this request", kind="batch_expired"))
+        return BatchPoll(done=True, results=results, counts=counts, status=state)
+
+    def _batch_entry(self, entry: Any, *, structured: bool) -> GenerationResult | CallError:
+        """One inline response -> its result, or the error generate() would have raised."""
+        error = getattr(entry, "error", None)
+        if error is not None:
+            code = int(getattr(error, "code", None) or 0)
+            status, gstatus = (code, None) if code >= 100 else GRPC_CODES.get(code, (500, None))
+            return self._status_error(status, gstatus, str(getattr(error, "message", "") or ""), None, None)
+        response = getattr(entry, "response", None)
+        if response is None:
+            return TransientError("gemini batch item without response or error", kind="malformed")
+        try:
+            return self._result(response, structured=structured)
+        except CallError as exc:
+            return exc
 
     # -- errors ------------------------------------------------------------------------
     def _map_error(self, exc: BaseException) -> CallError | None:

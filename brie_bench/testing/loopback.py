@@ -22,7 +22,10 @@ Endpoints:
 * Anthropic: ``POST /v1/messages`` (text, and ``tool_use`` when a tool is forced),
   batch: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
   ``GET /v1/messages/batches/{id}/results``.
-* Gemini: ``POST /v1beta/models/{model}:generateContent``.
+* Gemini: ``POST /v1beta/models/{model}:generateContent``,
+  batch: ``POST /v1beta/models/{model}:batchGenerateContent`` (inline requests),
+  ``GET /v1beta/batches/{id}`` (the batch as a long-running operation; its answers
+  come back in ``metadata.output.inlinedResponses`` with each request's ``metadata``).
 
 The server stops when the ``with`` block exits, and on its own after
 ``max_lifetime_s`` so a forgotten server never hangs CI. Handler threads are
@@ -308,6 +311,15 @@ def _parse_call(protocol: Protocol, model: str, body: Mapping[str, Any]) -> Call
         cfg = body.get("generationConfig") or {}
         schema = cfg.get("responseJsonSchema") or cfg.get("responseSchema")
     return Call(protocol, model, "\n\n".join(system_parts) or None, tuple(messages), schema, body)
+
+
+#: google.rpc.Code numbers of the status names in Gemini error bodies (batch items carry a
+#: google.rpc.Status, whose `code` is the gRPC code, not the HTTP status).
+_GRPC_CODE = {"CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+              "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9, "INTERNAL": 13,
+              "UNAVAILABLE": 14, "UNAUTHENTICATED": 16}
+_GEMINI_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+_GEMINI_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
 
 
 def _normalise_answer(value: Any) -> Answer:
@@ -613,6 +625,74 @@ class LoopbackProvider:
                                         "canceled": 0, "expired": 0})
         return view
 
+    def gemini_batch_create(self, model: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> _Reply:
+        """POST models/{model}:batchGenerateContent with inline requests: answer them all now.
+
+        Each inline request is ``{"request": GenerateContentRequest, "metadata": {...}}``; its
+        answer keeps the metadata, as the real API documents.
+        """
+        if not self._key_ok("gemini", headers):
+            return _error_reply("gemini", Fault("auth"))
+        batch_in = body.get("batch") or {}
+        items = ((batch_in.get("inputConfig") or {}).get("requests") or {}).get("requests")
+        if not isinstance(items, list) or not items:
+            return _Reply(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                          "message": "batch.input_config.requests is required"}})
+        responses, ok = [], 0
+        for item in items:
+            request = item.get("request") or {}
+            reply = self.model_call("gemini", model, request, headers, in_batch=True)
+            entry: dict[str, Any] = {}
+            if reply.status == 200:
+                entry["response"] = reply.payload
+                ok += 1
+            else:
+                err = reply.payload.get("error", {})
+                entry["error"] = {"code": _GRPC_CODE.get(err.get("status", ""), 2),
+                                  "message": err.get("message", "")}
+            if item.get("metadata") is not None:
+                entry["metadata"] = item["metadata"]
+            responses.append(entry)
+        batch_id = f"batches/gem{self._next_id()}"
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        batch = {"id": batch_id, "protocol": "gemini", "polls": 0, "model": f"models/{model}",
+                 "displayName": batch_in.get("displayName", ""), "createTime": now,
+                 "responses": responses, "ok": ok}
+        with self._lock:
+            self._batches[batch_id] = batch
+        return _Reply(200, self._gemini_batch_view(batch, poll=False))
+
+    def _gemini_batch_view(self, batch: dict[str, Any], *, poll: bool = True) -> dict[str, Any]:
+        """The batch as the long-running Operation the API returns."""
+        if poll:
+            batch["polls"] += 1
+        done = poll and batch["polls"] > self.batch_polls
+        total = len(batch["responses"])
+        meta: dict[str, Any] = {"@type": _GEMINI_BATCH_TYPE, "model": batch["model"],
+                                "displayName": batch["displayName"], "createTime": batch["createTime"],
+                                "updateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        op: dict[str, Any] = {"name": batch["id"], "metadata": meta}
+        if done:
+            output = {"inlinedResponses": {"inlinedResponses": batch["responses"]}}
+            meta.update(state="BATCH_STATE_SUCCEEDED", endTime=meta["updateTime"], output=output,
+                        batchStats={"requestCount": str(total), "successfulRequestCount": str(batch["ok"]),
+                                    "failedRequestCount": str(total - batch["ok"])})
+            op.update(done=True, response={"@type": _GEMINI_OUTPUT_TYPE, **output})
+        else:
+            meta.update(state="BATCH_STATE_RUNNING" if poll else "BATCH_STATE_PENDING",
+                        batchStats={"requestCount": str(total), "pendingRequestCount": str(total)})
+        return op
+
+    def gemini_batch_get(self, batch_id: str, headers: Mapping[str, str]) -> _Reply:
+        if not self._key_ok("gemini", headers):
+            return _error_reply("gemini", Fault("auth"))
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None or batch.get("protocol") != "gemini":
+                return _Reply(404, {"error": {"code": 404, "status": "NOT_FOUND",
+                                              "message": f"Batch {batch_id} not found."}})
+            return _Reply(200, self._gemini_batch_view(batch))
+
     def anthropic_batch_get(self, batch_id: str, *, results: bool) -> _Reply:
         with self._lock:
             batch = self._batches.get(batch_id)
@@ -739,6 +819,8 @@ def _render_refusal(protocol: Protocol, call: Call, kind: str, n: int) -> dict[s
 # -- HTTP handler ------------------------------------------------------------------------
 
 _GEMINI_PATH = re.compile(r"^/v1(?:beta|alpha)?\d*/models/(?P<model>[^:]+):generateContent$")
+_GEMINI_BATCH_PATH = re.compile(r"^/v1(?:beta|alpha)?\d*/models/(?P<model>[^:]+):batchGenerateContent$")
+_GEMINI_BATCH_GET = re.compile(r"^/v1(?:beta|alpha)?\d*/(?P<name>batches/[^/:]+)$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -791,6 +873,14 @@ class _Handler(BaseHTTPRequestHandler):
         m = _GEMINI_PATH.match(path)
         if method == "POST" and m:
             return p.model_call("gemini", unquote(m.group("model")), body(), headers)
+        m = _GEMINI_BATCH_PATH.match(path)
+        if method == "POST" and m:
+            return p.gemini_batch_create(unquote(m.group("model")), body(), headers)
+        m = _GEMINI_BATCH_GET.match(path)
+        # /v1/batches/{id} is OpenAI's too: Gemini batch ids ("batches/gem...") are told apart by their record.
+        if method == "GET" and m and (not path.startswith("/v1/") or unquote(m.group("name")) in p._batches
+                                      and p._batches[unquote(m.group("name"))].get("protocol") == "gemini"):
+            return p.gemini_batch_get(unquote(m.group("name")), headers)
         batch_protocol: Protocol = "openai" if path.startswith(("/v1/files", "/v1/batches")) else "anthropic"
         if not p._key_ok(batch_protocol, headers):
             return _error_reply(batch_protocol, Fault("auth"))
