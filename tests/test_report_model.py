@@ -191,3 +191,28 @@ def test_html_escapes_server_side_text_and_carries_only_its_own_script(two_judge
     assert f"script-src 'sha256-{digest}'" in html and "default-src 'none'" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing loaded from a network
     assert html.count('<svg class="chart"') >= 4
+
+
+def test_three_contenders_get_a_bradley_terry_ranking(tmp_path: Path) -> None:
+    """Two fine-tunes against one baseline: the marked one ranks first, the unmarked one near the baseline."""
+    from helpers import run_suite, scripted_suite, write_yaml
+
+    from brie_bench.report import build_report
+    from brie_bench.store import Store
+
+    data = scripted_suite(
+        contenders={"baseline": {"backend": "scripted", "model": "base"},
+                    "brie": {"backend": "scripted", "model": "base", "options": {"marker": "*"}},
+                    "plain": {"backend": "scripted", "model": "base", "options": {"style": "other"}}},
+        sections=[{"name": "s", "prompts": [f"Question {i} about being" for i in range(12)]}])
+    db = tmp_path / "three.db"
+    assert run_suite(write_yaml(tmp_path / "s.yaml", data), db) == 0
+    with Store(db, readonly=True) as store:
+        report = build_report(store)
+    (ranking,) = report["ranking"]
+    strength = {c["contender"]: c for c in ranking["contenders"]}
+    assert ranking["anchor"] == "baseline" and strength["baseline"]["strength"] == 0
+    assert ranking["n_games"] == 24
+    assert strength["brie"]["strength"] > 2 and strength["brie"]["low"] > 0  # won every comparison
+    assert abs(strength["plain"]["strength"]) < 0.5  # the marker judge calls these ties
+    assert strength["brie"]["win_rate_vs_baseline"] > 0.9

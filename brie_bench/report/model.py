@@ -289,6 +289,46 @@ def agreement_entry(rows: Sequence[JRow], judges: list[str]) -> dict[str, Any]:
     }
 
 
+def ranking_entries(data: RunData) -> list[dict[str, Any]]:
+    """Bradley–Terry strengths per judge when a run has more than one candidate.
+
+    Pairwise win rates against the baseline do not rank several fine-tunes
+    against each other; one strength per contender that explains all the
+    comparisons does. Comparisons judged in both orders count once (as
+    everywhere in the report); invalid ones are left out; ties count half.
+    The baseline is the anchor (strength 0); intervals resample whole prompts.
+    """
+    candidates = list(dict.fromkeys(r.item.candidate for r in data.rows))
+    if len(candidates) < 2:
+        return []
+    baseline = data.rows[0].item.baseline
+    players = [baseline, *candidates]
+    out = []
+    for judge, rows in group_by(data.rows, "judge").items():
+        winners, losers, ties, clusters = [], [], [], []
+        for (_,), cand_rows in group_by(rows, "item.candidate").items():
+            units = units_of(cand_rows)
+            cand = players.index(cand_rows[0].item.candidate)
+            for outcome, cluster in zip(units.outcomes, units.clusters):
+                if math.isnan(outcome):
+                    continue
+                won = outcome >= 0.5
+                winners.append(cand if won else 0)
+                losers.append(0 if won else cand)
+                ties.append(outcome == stats.TIE)
+                clusters.append(cluster)
+        if not winners:
+            continue
+        bt = stats.bradley_terry(winners, losers, len(players), ties=ties, clusters=np.asarray(clusters, dtype=object),
+                                 anchor=0, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
+        out.append({"judge": judge, "anchor": baseline, "n_games": bt.n_games, "converged": bool(bt.converged),
+                    "contenders": [{"contender": name, "strength": finite(float(bt.scores[i])),
+                                    "low": finite(float(bt.low[i])), "high": finite(float(bt.high[i])),
+                                    "win_rate_vs_baseline": finite(float(bt.win_rate_vs_anchor[i]))}
+                                   for i, name in enumerate(players)]})
+    return out
+
+
 def _cost_block(data: RunData) -> dict[str, Any]:
     """Tokens, latency and (where prices are known) USD, per judge and per contender."""
     from brie_bench.prices import Price, cost, price_table
@@ -461,6 +501,7 @@ def build_report_from_data(data: RunData) -> dict[str, Any]:
         "agreement": agreement,
         "bias": bias,
         "criteria": criteria,
+        "ranking": ranking_entries(data),
         "cost": _cost_block(data),
         "legacy": {"files": run.metadata.get("files"), "disagreements": run.metadata.get("disagreements") or [],
                    "duplicates": run.metadata.get("duplicates", 0)} if data.legacy else None,

@@ -51,6 +51,10 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             f"agreement ({ag['candidate']}): all judges agree on {pct(ag['percent_all'])} of {ag['n_complete']}; "
             f"Fleiss κ {_num(ag['fleiss_kappa'])}, Krippendorff α {_num(ag['krippendorff_alpha'])}, "
             f"Gwet AC1 {_num(ag['gwet_ac1'])}"))
+    for rk in report.get("ranking") or []:
+        console.print(safe_text(f"Bradley–Terry ({rk['judge']}, anchor {rk['anchor']} = 0): " + ", ".join(
+            f"{c['contender']} {_num(c['strength'])} [{_num(c['low'])}, {_num(c['high'])}]"
+            for c in sorted(rk["contenders"], key=lambda c: -(c["strength"] or 0)))))
     for w in report["warnings"]:
         console.print(safe_text(f"warning: {w['text']}", style="yellow"), soft_wrap=True)
 
