@@ -135,7 +135,8 @@ class Engine:
         return None
 
     # -- generation --------------------------------------------------------------------
-    async def _generate_batch(self, units: list[GenerationUnit]) -> None:
+    async def _generate_batch(self, units: list[GenerationUnit], stored: set[str]) -> None:
+        """Generate one batch; store the results of the units not stored yet (see `run_generations`)."""
         contender = units[0].contender
         backend = self.runtime.contenders[contender]
         requests = [u.request for u in units]
@@ -152,6 +153,8 @@ class Engine:
                                           final=True, message="backend returned a malformed batch")
                 outcome = None
         for i, unit in enumerate(units):
+            if unit.key in stored:
+                continue  # regenerated only to keep the batch as planned; the stored answer stays
             if outcome is None:
                 self.stats.generations_failed += 1
                 self.reporter.advance("generation", False)
@@ -172,14 +175,20 @@ class Engine:
         self.stats.generations_total = len(plan.generations)
         self.stats.generations_cached = len(plan.generations) - len(todo)
         self.reporter.phase("generation", len(plan.generations), self.stats.generations_cached)
+        # Batches are cut from the whole plan, not from what is left to do: a sampled answer
+        # depends on which requests share its batch (they share one seeded random stream), so
+        # fixed batches make a resumed run produce exactly the answers an uninterrupted one
+        # would. A batch with any missing unit is generated whole; a local backend repeats
+        # at most batch_size - 1 stored answers, a remote one (batch_size 1) none.
         groups: dict[tuple[str, Any], list[GenerationUnit]] = defaultdict(list)
-        for unit in todo:
+        for unit in plan.generations:
             groups[(unit.contender, unit.request.params)].append(unit)
         batches: list[list[GenerationUnit]] = []
         for (contender, _), units in groups.items():
             size = max(1, int(getattr(self.runtime.contenders[contender], "batch_size", 1) or 1))
-            batches.extend(units[i:i + size] for i in range(0, len(units), size))
-        await run_all(self._generate_batch(b) for b in batches)
+            chunks = (units[i:i + size] for i in range(0, len(units), size))
+            batches.extend(c for c in chunks if any(u.key not in stored for u in c))
+        await run_all(self._generate_batch(b, stored) for b in batches)
         self.store.link_generations(self.run_id, [(l.section, l.prompt_id, l.sample_index, l.contender, l.key)
                                                   for l in plan.links])
         self.reporter.finish("generation")
