@@ -67,6 +67,9 @@ from brie_bench.verdicts import (  # noqa: E402,F401
 # Helpers for HTTP provider backends (retry-after, transport errors, JSON, key redaction).
 from brie_bench.http_helpers import json_object, redact, retry_after_seconds, transport_error_kind  # noqa: E402,F401
 
+# Tiny random local models (`tiny:qwen2`, ...) built offline: for backends that load local models.
+from brie_bench import tiny as tiny_models  # noqa: E402
+
 PROJECT_NAME = "brie_bench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
@@ -77,7 +80,7 @@ __all__ = [
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
     "Usage", "DEFAULT_CRITERIA", "LABELS", "PARSER_VERSION", "VERDICT_SCHEMA", "ParsedVerdict",
     "parse_json_verdict", "parse_verdict", "validate_structured", "verdict_schema", "resolve_relative",
-    "BatchPoll", "json_object", "redact", "retry_after_seconds", "transport_error_kind",
+    "BatchPoll", "tiny_models", "json_object", "redact", "retry_after_seconds", "transport_error_kind",
 ]
 
 

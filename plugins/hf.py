@@ -35,6 +35,7 @@ from typing import Any, Iterator, Literal, Sequence
 from pydantic import Field
 
 from brie_bench.api import (
+    tiny_models,
     BackendContext,
     BackendOptions,
     GenerationRequest,
@@ -48,7 +49,7 @@ from brie_bench.api import (
     hookimpl,
 )
 
-TINY_PREFIX = "tiny:"
+TINY_PREFIX = tiny_models.TINY_PREFIX
 _ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
@@ -175,9 +176,7 @@ class HFBackend(ModelBackend):
     def _resolve(self, ref: str, what: str) -> str:
         """A tiny id, local folder or hub id -> what from_pretrained should get."""
         if ref.startswith(TINY_PREFIX):
-            from brie_bench import tiny  # the one sanctioned core import: tiny ids are public API
-
-            return str(tiny.resolve(ref, self.context.cache_dir))
+            return str(tiny_models.resolve(ref, self.context.cache_dir))
         local = Path(self.context.resolve_path(ref)).expanduser()
         if local.is_dir():
             return str(local.resolve())
@@ -214,9 +213,7 @@ class HFBackend(ModelBackend):
         opts = self.options.model_dump(exclude={"api_key_env", "batch_size"}, exclude_defaults=True)
         ident: dict[str, Any] = {"backend": self.name, "model": self.model, "options": opts}
         if self.model.startswith(TINY_PREFIX) or (self.options.adapter or "").startswith(TINY_PREFIX):
-            from brie_bench import tiny
-
-            ident["tiny_version"] = tiny.TINY_VERSION
+            ident["tiny_version"] = tiny_models.TINY_VERSION
         digest = self._adapter_digest()
         if digest:
             ident["adapter_sha256"] = digest
@@ -230,10 +227,8 @@ class HFBackend(ModelBackend):
                 if not Path(self.context.resolve_path(ref)).expanduser().is_dir() and _looks_like_path(ref):
                     raise InputError(f"{what} folder {ref!r} does not exist", field=what)
             elif ref:
-                from brie_bench import tiny
-
-                if ref not in tiny.TINY_IDS:
-                    raise InputError(f"unknown tiny model {ref!r}; known: {', '.join(tiny.TINY_IDS)}",
+                if ref not in tiny_models.TINY_IDS:
+                    raise InputError(f"unknown tiny model {ref!r}; known: {', '.join(tiny_models.TINY_IDS)}",
                                      field=what)
         if self.options.generation_config:
             from transformers import GenerationConfig
