@@ -38,3 +38,12 @@ def write_suite(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest):
+    """A loopback provider server; it accepts only the test module's `KEY` when the module sets one."""
+    from brie_bench.testing.loopback import LoopbackProvider
+
+    with LoopbackProvider(api_key=getattr(request.module, "KEY", None), max_lifetime_s=60) as srv:
+        yield srv

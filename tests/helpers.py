@@ -53,3 +53,24 @@ def rows(db: Path, query: str, *args: Any) -> list[sqlite3.Row]:
         return conn.execute(query, args).fetchall()
     finally:
         conn.close()
+
+
+def chat_request(prompt: str = "Say something wise.", system: str | None = None, **params: Any):
+    """A GenerationRequest with an optional system prompt; `params` are SamplingParams fields."""
+    from brie_bench.records import GenerationRequest, Message, SamplingParams
+
+    msgs = ([Message("system", system)] if system else []) + [Message("user", prompt)]
+    return GenerationRequest(messages=tuple(msgs), params=SamplingParams(**params))
+
+
+def run_backend(backend: Any, fn: Any) -> Any:
+    """Run `fn(backend)` in a fresh event loop, then close the backend's client."""
+    import asyncio
+
+    async def main() -> Any:
+        try:
+            return await fn(backend)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(main())

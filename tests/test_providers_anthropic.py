@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -13,7 +13,6 @@ from brie_bench.api import (
     Message,
     MissingKeyError,
     PermanentError,
-    SamplingParams,
     TransientError,
 )
 from brie_bench.plugins.anthropic_backend import (
@@ -23,22 +22,12 @@ from brie_bench.plugins.anthropic_backend import (
     register_backends,
 )
 from brie_bench.testing.loopback import Answer, LoopbackProvider
+from helpers import run_backend as run, chat_request as request
 
 KEY = "sk-ant-test-5ecret-key-0001"
 SCHEMA = {"type": "object", "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]},
                                            "scores": {"type": "object"}},
           "required": ["winner"]}
-
-
-def request(prompt: str = "Write a koan.", system: str | None = None, **params: Any) -> GenerationRequest:
-    msgs = ([Message("system", system)] if system else []) + [Message("user", prompt)]
-    return GenerationRequest(messages=tuple(msgs), params=SamplingParams(**params))
-
-
-@pytest.fixture
-def server():
-    with LoopbackProvider(api_key=KEY, max_lifetime_s=60) as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -50,16 +39,6 @@ def make(server: LoopbackProvider, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return AnthropicBackend(model, AnthropicOptions(**opts), BackendContext("judge", "claude"))
 
     return _make
-
-
-def run(backend: AnthropicBackend, fn: Callable[[AnthropicBackend], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        try:
-            return await fn(backend)
-        finally:
-            await backend.aclose()
-
-    return asyncio.run(main())
 
 
 def test_plain_text_system_prompt_and_usage(server, make) -> None:

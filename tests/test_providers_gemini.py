@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -19,6 +18,7 @@ from brie_bench.api import (
 )
 from brie_bench.plugins.gemini_backend import GeminiBackend, GeminiOptions, register_backends
 from brie_bench.testing.loopback import Answer, LoopbackProvider
+from helpers import run_backend as run
 
 KEY = "AIza-test-gemini-5ecret-key"
 SCHEMA = {"type": "object", "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]}},
@@ -31,12 +31,6 @@ def request(*msgs: tuple[str, str], **params: Any) -> GenerationRequest:
 
 
 @pytest.fixture
-def server():
-    with LoopbackProvider(api_key=KEY, max_lifetime_s=60) as srv:
-        yield srv
-
-
-@pytest.fixture
 def make(server: LoopbackProvider, monkeypatch: pytest.MonkeyPatch) -> Callable[..., GeminiBackend]:
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
 
@@ -45,16 +39,6 @@ def make(server: LoopbackProvider, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return GeminiBackend(model, GeminiOptions(**opts), BackendContext("judge", "gemini"))
 
     return _make
-
-
-def run(backend: GeminiBackend, fn: Callable[[GeminiBackend], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        try:
-            return await fn(backend)
-        finally:
-            await backend.aclose()
-
-    return asyncio.run(main())
 
 
 def test_text_system_instruction_roles_sampling_and_usage(server, make) -> None:

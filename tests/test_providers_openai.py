@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -15,27 +15,16 @@ from brie_bench.api import (
     Message,
     MissingKeyError,
     PermanentError,
-    SamplingParams,
     TransientError,
 )
 from brie_bench.plugins.openai_backend import BatchPoll, OpenAIBackend, OpenAIOptions, register_backends
 from brie_bench.testing.loopback import Answer, LoopbackProvider
+from helpers import run_backend as run, chat_request as request
 
 KEY = "sk-test-OPENAI-5ecret-key"
 SCHEMA = {"type": "object", "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]},
                                            "reason": {"type": "string"}},
           "required": ["winner", "reason"]}
-
-
-def request(prompt: str = "Say something wise.", system: str | None = None, **params: Any) -> GenerationRequest:
-    msgs = ([Message("system", system)] if system else []) + [Message("user", prompt)]
-    return GenerationRequest(messages=tuple(msgs), params=SamplingParams(**params))
-
-
-@pytest.fixture
-def server():
-    with LoopbackProvider(api_key=KEY, max_lifetime_s=60) as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -47,18 +36,6 @@ def make(server: LoopbackProvider, monkeypatch: pytest.MonkeyPatch) -> Callable[
         return OpenAIBackend(model, OpenAIOptions(**opts), BackendContext("contender", "brie"))
 
     return _make
-
-
-def run(backend: OpenAIBackend, fn: Callable[[OpenAIBackend], Awaitable[Any]]) -> Any:
-    """Run fn(backend) in a fresh event loop and close the backend's client."""
-
-    async def main() -> Any:
-        try:
-            return await fn(backend)
-        finally:
-            await backend.aclose()
-
-    return asyncio.run(main())
 
 
 def test_plain_text_with_system_prompt_sampling_and_usage(server, make) -> None:
