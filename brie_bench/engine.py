@@ -203,6 +203,10 @@ class Engine:
         self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="judgment", name=unit.judge,
                               attempt=1, kind=kind, transient=transient, final=True, message=message)
         self.stats.failures.append(f"judgment {unit.judge}: {kind}: {message}")
+        self._count_failed_judgment()
+
+    def _count_failed_judgment(self) -> None:
+        """A judgment that produced no verdict this time (its errors are already recorded)."""
         self.stats.judgments_failed += 1
         self.reporter.advance("judging", False)
 
@@ -233,8 +237,7 @@ class Engine:
         tokens = estimate_tokens([pair.prompt, pair.answer_a, pair.answer_b], 512)
         outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair))
         if outcome is None:
-            self.stats.judgments_failed += 1
-            self.reporter.advance("judging", False)
+            self._count_failed_judgment()
             return
         self._save_judgment(unit, outcome[0], outcome[1])
 
@@ -255,15 +258,17 @@ class Engine:
             if u.key in in_flight:
                 continue
             request = judge.batch_request(pairs[u.key])
-            (items if request is not None else direct).append((u.key, request) if request is not None else u)
+            if request is None:  # this judge cannot batch this pair (e.g. logprob mode): judge it directly
+                direct.append(u)
+            else:
+                items.append((u.key, request))
         await run_all(self._judge_one(u, texts) for u in direct)
         if items:
             outcome = await self._call(judge_name, "batch_submit", [k for k, _ in items], 0,
                                        lambda: backend.submit_batch(items))  # type: ignore[attr-defined]
             if outcome is None:
-                for key, _ in items:
-                    self.stats.judgments_failed += 1
-                    self.reporter.advance("judging", False)
+                for _ in items:
+                    self._count_failed_judgment()
             else:
                 batch_id = outcome[0]
                 self.store.save_batch(self.run_id, judge_name, batch_id, [k for k, _ in items])
@@ -278,8 +283,7 @@ class Engine:
                     open_batches.remove((batch_id, keys))
                     for key in keys:
                         if key in by_key and key not in done:
-                            self.stats.judgments_failed += 1
-                            self.reporter.advance("judging", False)
+                            self._count_failed_judgment()
                     continue
                 poll = outcome[0]
                 for custom_id, result in poll.results.items():

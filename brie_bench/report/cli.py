@@ -63,6 +63,14 @@ def _split_target(value: str | None, suffixes: tuple[str, ...], runs: list[str])
     return ""
 
 
+def _emit(path: str, text: str) -> None:
+    """Write `text` to `path`, or to stdout when the flag was given without a path."""
+    if path:
+        _write_text(path, text)
+    else:
+        sys.stdout.write(text)
+
+
 def _write_text(path: str, text: str) -> None:
     out = Path(path)
     try:
@@ -127,10 +135,10 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
         _err().print(Text(f"wrote {written}"))
     if md_path is not None:
         text = render_markdown(report, model_index=model_index, model_name=model_name)
-        _write_text(md_path, text) if md_path else sys.stdout.write(text)
+        _emit(md_path, text)
     if json_path is not None:
         text = render_json(report)
-        _write_text(json_path, text) if json_path else sys.stdout.write(text)
+        _emit(json_path, text)
     if html_path is None and md_path is None and json_path is None:
         print_report(_out(), report)
 
@@ -152,10 +160,10 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
         _write_text(str(target), render_comparison_html(comparison))
     if md_path is not None:
         text = render_comparison_markdown(comparison)
-        _write_text(md_path, text) if md_path else sys.stdout.write(text)
+        _emit(md_path, text)
     if json_path is not None:
         text = render_json(comparison)
-        _write_text(json_path, text) if json_path else sys.stdout.write(text)
+        _emit(json_path, text)
     if html_path is None and md_path is None and json_path is None:
         print_comparison(_out(), comparison)
 

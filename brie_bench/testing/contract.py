@@ -167,26 +167,24 @@ def registered_judge(name: str, plugins_dir: str | Path | None = None) -> type[J
 
     Looking the class up this way also proves that discovery finds it.
     """
-    from brie_bench.plugin_manager import load_plugins
-
-    registry = load_plugins(plugins_dir)
-    if name not in registry.judges:
-        failures = "; ".join(f"{p}: {c}" for p, c in registry.failures) or "none"
-        raise LookupError(f"no judge {name!r} registered (judges: {', '.join(sorted(registry.judges))}; "
-                          f"plugin failures: {failures})")
-    return registry.judges[name]
+    return _registered("judge", name, plugins_dir)
 
 
 def registered_backend(name: str, plugins_dir: str | Path | None = None) -> type[ModelBackend]:
     """The backend class registered as `name`; see `registered_judge`."""
+    return _registered("backend", name, plugins_dir)
+
+
+def _registered(kind: str, name: str, plugins_dir: str | Path | None) -> Any:
     from brie_bench.plugin_manager import load_plugins
 
     registry = load_plugins(plugins_dir)
-    if name not in registry.backends:
+    table = registry.judges if kind == "judge" else registry.backends
+    if name not in table:
         failures = "; ".join(f"{p}: {c}" for p, c in registry.failures) or "none"
-        raise LookupError(f"no backend {name!r} registered (backends: {', '.join(sorted(registry.backends))}; "
+        raise LookupError(f"no {kind} {name!r} registered ({kind}s: {', '.join(sorted(table))}; "
                           f"plugin failures: {failures})")
-    return registry.backends[name]
+    return table[name]
 
 
 # ==================================================================================================
