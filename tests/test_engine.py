@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -10,13 +11,17 @@ from brie_bench.cli import cli
 from helpers import FIXTURE_PLUGINS, rows, run_suite, scripted_suite, write_yaml
 
 
-def test_run_stores_every_unit_and_resumes_without_calls(tmp_path):
+def logged_suite(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The scripted suite with every contender call appended to a log: (suite, database, log)."""
     log = tmp_path / "calls.jsonl"
     data = scripted_suite()
     for c in data["contenders"].values():
         c.setdefault("options", {})["call_log"] = str(log)
-    path = write_yaml(tmp_path / "suite.yaml", data)
-    db = tmp_path / "b.db"
+    return write_yaml(tmp_path / "suite.yaml", data), tmp_path / "b.db", log
+
+
+def test_run_stores_every_unit_and_resumes_without_calls(tmp_path):
+    path, db, log = logged_suite(tmp_path)
     assert run_suite(path, db) == 0
     calls = len(log.read_text().splitlines())
     assert calls == 2 * (4 + 3)  # two contenders, seven prompts
@@ -28,12 +33,7 @@ def test_run_stores_every_unit_and_resumes_without_calls(tmp_path):
 
 
 def test_new_run_reuses_generations_but_judges_again(tmp_path):
-    log = tmp_path / "calls.jsonl"
-    data = scripted_suite()
-    for c in data["contenders"].values():
-        c.setdefault("options", {})["call_log"] = str(log)
-    path = write_yaml(tmp_path / "suite.yaml", data)
-    db = tmp_path / "b.db"
+    path, db, log = logged_suite(tmp_path)
     assert run_suite(path, db) == 0
     calls = len(log.read_text().splitlines())
     assert run_suite(path, db, new_run=True) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,17 +29,11 @@ def write_lines(path: Path, lines: list[str | dict]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The tiny Qwen2 tokenizer (ChatML template), built offline into this session's temp folder."""
+def tiny_tokenizer(tiny_base_path: Path) -> object:
+    """The tiny Qwen2 tokenizer (ChatML template), from the session's offline tiny model."""
     from transformers import AutoTokenizer
 
-    from brie_bench import tiny
-
-    cache = tmp_path_factory.getbasetemp() / "brie-bench-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("BRIE_BENCH_CACHE", str(cache))
-        yield AutoTokenizer.from_pretrained(tiny.resolve("tiny:qwen2"))
+    return AutoTokenizer.from_pretrained(tiny_base_path)
 
 
 def test_sample_dataset_is_clean_and_sized_for_the_smoke_config() -> None:

@@ -8,7 +8,6 @@ output cannot drift from what training actually does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,17 +33,6 @@ def published_size_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 {"role": "assistant", "content": f"Answer {i}: the beginning of philosophy."},
             ]}) + "\n")
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from brie_bench import tiny
-
-    cache = tmp_path_factory.getbasetemp() / "brie-bench-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("BRIE_BENCH_CACHE", str(cache))
-        yield tiny.resolve("tiny:qwen2")
 
 
 def test_published_recipe_makes_290_steps() -> None:
@@ -125,7 +113,7 @@ def test_plan_matches_the_transformers_trainer(small_model, tmp_path: Path, exam
                                                                          epochs, tmp_path)
 
 
-def test_real_sft_trainer_on_published_sized_data_plans_290_steps(tiny_env: Path, published_size_data: Path,
+def test_real_sft_trainer_on_published_sized_data_plans_290_steps(tiny_base_path: Path, published_size_data: Path,
                                                                    tmp_path: Path) -> None:
     """TRL's own data preparation keeps all 1,153 examples and the Trainer plans 290 steps."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -141,9 +129,9 @@ def test_real_sft_trainer_on_published_sized_data_plans_290_steps(tiny_env: Path
         update={"max_length": 64, "activation_checkpointing": False})})
     args = sft_config(config, tmp_path, bf16=False, has_eval=False)
     records = to_records(read_chat_jsonl(published_size_data).examples)
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_env), args=args,
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_base_path), args=args,
                          train_dataset=Dataset.from_list(records),
-                         processing_class=AutoTokenizer.from_pretrained(tiny_env),
+                         processing_class=AutoTokenizer.from_pretrained(tiny_base_path),
                          peft_config=lora_config(config.lora))
     assert len(trainer.train_dataset) == PUBLISHED_EXAMPLES
     max_steps = trainer.set_initial_training_values(trainer.args, trainer.get_train_dataloader())[-1]
