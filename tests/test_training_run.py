@@ -127,6 +127,18 @@ def test_manifest_records_provenance_truthfully(smoke: SmokeRun) -> None:
     assert manifest["git"] is None or len(manifest["git"]["commit"]) == 40
 
 
+def test_adapter_readme_is_a_hub_card_naming_the_model_id(smoke: SmokeRun) -> None:
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(smoke.out / "README.md")
+    assert card.data.base_model == load_config(config_path("smoke")).base_model == "tiny:qwen2"
+    assert {"peft", "lora"} <= set(card.data.tags)
+    manifest = read_manifest(smoke.out)
+    assert manifest is not None
+    assert manifest["data"]["train"][0]["sha256"] in card.text
+    assert "(./brie_manifest.json)" in card.text
+
+
 def test_cli_shows_progress_and_a_summary(smoke: SmokeRun) -> None:
     out = smoke.output
     assert "step" in out and "6/6" in out and "loss" in out and "lr" in out and "ETA" in out

@@ -304,6 +304,7 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
                                          model=model, prepared_examples=prepared, history=progress.history,
                                          resumed_from=str(resume) if resume else None)
         write_manifest(out, result.manifest)
+        _write_card(out, config, result.manifest)
     return result
 
 
@@ -334,6 +335,16 @@ def _point_adapter_at_base(out: Path, config: TrainConfig) -> None:
     if config.revision:
         data["revision"] = config.revision
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _write_card(out: Path, config: TrainConfig, manifest: dict[str, Any]) -> None:
+    """Replace PEFT's auto-generated README (which names a local cache path) with a card the Hub reads."""
+    from brie_bench.modelcard import training_card
+    from brie_bench.training.manifest import MANIFEST_NAME
+
+    text = training_card(base_model=config.base_model, manifest=manifest, manifest_name=MANIFEST_NAME,
+                         adapter_name=out.resolve().name)
+    (out / "README.md").write_text(text, encoding="utf-8")
 
 
 def _device() -> str:

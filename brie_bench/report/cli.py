@@ -91,11 +91,15 @@ def _write_text(path: str, text: str) -> None:
               help="Every figure as JSON, schema in docs/report-schema.md (stdout unless PATH ends in .json).")
 @click.option("--model-index", is_flag=True, help="Add the Hugging Face model-index YAML block to --markdown.")
 @click.option("--model-name", default=None, help="Model name for --model-index (default: the candidate's name).")
+@click.option("--model-card", "card_opt", default=None, metavar="PATH",
+              help="Merge this run's results into a model card (README.md) in place: its model-index and the "
+                   "marked Brie Bench section; created from a small template if missing.")
+@click.option("--candidate", default=None, help="Which candidate a --model-card describes, when a run has several.")
 @_common_options
 @click.pass_context
 def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | None, md_opt: str | None,
-                   json_opt: str | None, model_index: bool, model_name: str | None, db_opt: str | None,
-                   plugins_dir_opt: str | None) -> None:
+                   json_opt: str | None, model_index: bool, model_name: str | None, card_opt: str | None,
+                   candidate: str | None, db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """Report a run (default: the latest); with two runs, compare them side by side.
 
     With no format flag, prints tables. Use --html=PATH (or put RUN first) when the
@@ -139,8 +143,27 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
     if json_path is not None:
         text = render_json(report)
         _emit(json_path, text)
-    if html_path is None and md_path is None and json_path is None:
+    if card_opt is not None:
+        _update_model_card(Path(card_opt), report, render_markdown(report), model_name, candidate)
+    if html_path is None and md_path is None and json_path is None and card_opt is None:
         print_report(_out(), report)
+
+
+def _update_model_card(path: Path, report: dict[str, Any], section: str, model_name: str | None,
+                       candidate: str | None) -> None:
+    """Merge the run into the card at `path` (see brie_bench.modelcard); rewrite it only if something changed."""
+    from brie_bench.modelcard import updated_card
+
+    try:
+        existing = path.read_text(encoding="utf-8") if path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the model card: {getattr(exc, 'strerror', None) or exc}",
+                         path=str(path)) from None
+    text = updated_card(existing, report, section, model_name=model_name, candidate=candidate)
+    if text == existing:
+        _err().print(Text(f"model card up to date: {path}"))
+        return
+    _write_text(str(path), text)
 
 
 def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str | None,

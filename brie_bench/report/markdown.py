@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import yaml
-
+from brie_bench.modelcard import model_index, model_index_yaml
 from brie_bench.report.charts import pct
 from brie_bench.report.model import N_BOOT
 from brie_bench.textsafe import printable
@@ -97,50 +96,3 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
                 "Paste into the model card's YAML front matter (between the `---` lines):", "",
                 "```yaml", model_index_yaml(report, model_name).rstrip(), "```", ""]
     return "\n".join(out)
-
-
-def model_index(report: dict[str, Any], model_name: str | None = None) -> dict[str, Any]:
-    """The Hugging Face `model-index` structure: one result per domain (and overall), win rates in percent."""
-    candidates = list(dict.fromkeys(j["candidate"] for j in report["judges"]))
-    suite = report["run"]["suite"]
-    models = []
-    for cand in candidates:
-        results = []
-
-        def metrics_for(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            metrics = []
-            for e in entries:
-                if e["candidate"] != cand:
-                    continue
-                for key, label in (("win_rate", "Win rate"), ("strict_win_rate", "Strict win rate")):
-                    value = e.get(key)
-                    if value is None or not math.isfinite(value):
-                        continue
-                    ci = e["ci95"] if key == "win_rate" else e["strict_ci95"]
-                    name = f"{label} vs {e['baseline']} (judge: {e['judge']}"
-                    if ci.get("trusted"):
-                        name += f", 95% CI {100 * ci['low']:.1f}–{100 * ci['high']:.1f}"
-                    name += ")"
-                    metrics.append({"type": key, "value": round(100 * value, 1), "name": name, "verified": False})
-            return metrics
-
-        overall = metrics_for(report["judges"])
-        if overall:
-            results.append({"task": {"type": "text-generation", "name": "Pairwise preference vs base model"},
-                            "dataset": {"type": "brie-bench", "name": f"Brie Bench {suite}", "config": "all"},
-                            "metrics": overall})
-        for s in report["sections"]:
-            metrics = metrics_for(s["judges"])
-            if metrics:
-                results.append({"task": {"type": "text-generation", "name": "Pairwise preference vs base model"},
-                                "dataset": {"type": "brie-bench", "name": f"Brie Bench {suite}: {s['section']}",
-                                            "config": s["section"]},
-                                "metrics": metrics})
-        name = model_name if (model_name and len(candidates) == 1) else cand
-        models.append({"name": name, "results": results})
-    return {"model-index": models}
-
-
-def model_index_yaml(report: dict[str, Any], model_name: str | None = None) -> str:
-    """`model_index` as YAML text (safe_dump: any name is quoted as needed)."""
-    return yaml.safe_dump(model_index(report, model_name), sort_keys=False, allow_unicode=True, width=1000)
