@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # huggingface_hub is imported lazily: `report` starts fast without it
     from huggingface_hub import EvalResult, ModelCard
@@ -138,7 +138,8 @@ def model_index(report: dict[str, Any], model_name: str | None = None) -> dict[s
     for cand in names:
         name = model_name if (model_name and len(names) == 1) else cand
         data = ModelCardData(model_name=name, eval_results=eval_results(report, cand) or None)
-        models += data.to_dict().get("model-index", [{"name": name, "results": []}])
+        as_dict = cast(dict[str, Any], data.to_dict())  # type: ignore[no-untyped-call]  # untyped in the library
+        models += as_dict.get("model-index", [{"name": name, "results": []}])
     return {"model-index": models}
 
 
@@ -164,23 +165,10 @@ def _replace_section(text: str, section: str) -> str:
     return f"{text}{sep}{block}\n"
 
 
-def load_card(path: Path) -> ModelCard:
-    """An existing card, parsed by the Hub's own loader (a card without front matter gets empty metadata)."""
-    from huggingface_hub import ModelCard
-
-    from brie_bench.errors import InputError
-
-    try:
-        return ModelCard.load(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the model card: {str(exc).splitlines()[0] if str(exc) else exc}",
-                         path=str(path)) from None
-
-
 def updated_card(existing: str | None, report: dict[str, Any], section: str, *, model_name: str | None = None,
                  candidate: str | None = None) -> str:
     """The card text after merging this run: our old results for the suite replaced, the marked body replaced."""
-    from huggingface_hub import ModelCard
+    from huggingface_hub import ModelCard, ModelCardData
 
     from brie_bench.errors import InputError
 
@@ -193,10 +181,11 @@ def updated_card(existing: str | None, report: dict[str, Any], section: str, *, 
     else:
         card = ModelCard(existing, ignore_metadata_errors=False)
     suite = report["run"]["suite"]
-    kept = [r for r in (card.data.eval_results or []) if not _ours(r, suite)]
-    card.data.eval_results = kept + eval_results(report, cand) or None
-    if card.data.eval_results and not card.data.model_name:
-        card.data.model_name = model_name or cand
+    data = cast(ModelCardData, card.data)  # ModelCard.data is always ModelCardData
+    kept = [r for r in (data.eval_results or []) if not _ours(r, suite)]
+    data.eval_results = kept + eval_results(report, cand) or None
+    if data.eval_results and not data.model_name:
+        data.model_name = model_name or cand
     card.text = _replace_section(card.text, section)
     return str(card)
 
