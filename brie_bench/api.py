@@ -1,8 +1,15 @@
-"""The public plugin API: everything a backend or judge plugin needs, and nothing more.
+"""The plugin contract: the hook marker, the base classes, the records and the errors.
 
-Built-in plugins import only from this module (and `brie_bench.records`,
-`brie_bench.errors`, which it re-exports), so they double as the examples a
-plugin author copies. See docs/writing-a-plugin.md.
+Only the contract lives here, so a plugin author reads one small page (as
+simonw/llm's `llm/hookspecs.py` plus `llm/models.py`). The records and errors
+are defined in `brie_bench.records` and `brie_bench.errors` and re-exported.
+Helpers a plugin may reuse have public modules of their own: the verdict
+parser (`brie_bench.verdicts`), HTTP helpers (`brie_bench.http_helpers`),
+provider batches (`brie_bench.batch_poll`), suite-relative files
+(`brie_bench.bounded`), text normalisation (`brie_bench.textsafe`) and tiny
+test models (`brie_bench.testing.tiny`). Built-in plugins import only these
+public modules, so they double as the examples a plugin author copies. See
+docs/writing-a-plugin.md.
 
 A plugin is a module (or object) with pluggy hook implementations::
 
@@ -23,15 +30,17 @@ import asyncio
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field
 
 from brie_bench.errors import (  # noqa: F401  (re-exported for plugins)
     CallError,
+    ErrorKind,
     InputError,
     MissingKeyError,
     PermanentError,
@@ -53,34 +62,19 @@ from brie_bench.records import (  # noqa: F401  (re-exported for plugins)
     Usage,
 )
 
-# The verdict parser is public API too: pure functions a judge plugin may reuse.
-from brie_bench.verdicts import (  # noqa: E402,F401
-    PARSER_VERSION,
-    VERDICT_SCHEMA,
-    ParsedVerdict,
-    parse_json_verdict,
-    parse_verdict,
-    validate_structured,
-    verdict_schema,
-)
-
-# Helpers for HTTP provider backends (retry-after, transport errors, JSON, key redaction).
-from brie_bench.http_helpers import json_object, redact, retry_after_seconds, transport_error_kind  # noqa: E402,F401
-
-# Tiny random local models (`tiny:qwen2`, ...) built offline: for backends that load local models.
-from brie_bench import tiny as tiny_models  # noqa: E402
+if TYPE_CHECKING:
+    from brie_bench.batch_poll import BatchPoll
 
 PROJECT_NAME = "brie_bench"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 __all__ = [
     "hookimpl", "ModelBackend", "BackendOptions", "Judge", "JudgeOptions", "Limits",
-    "BackendContext", "JudgeContext", "stable_hash", "CallError", "TransientError",
+    "BackendContext", "JudgeContext", "stable_hash", "CallError", "ErrorKind", "TransientError",
     "PermanentError", "InputError", "MissingKeyError", "PluginError", "StopRun", "BlindedPair",
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
-    "Usage", "DEFAULT_CRITERIA", "LABELS", "PARSER_VERSION", "VERDICT_SCHEMA", "ParsedVerdict",
-    "parse_json_verdict", "parse_verdict", "validate_structured", "verdict_schema", "resolve_relative",
-    "BatchPoll", "tiny_models", "json_object", "redact", "retry_after_seconds", "transport_error_kind",
+    "Usage", "DEFAULT_CRITERIA", "LABELS", "Label", "LabelVerdict", "resolve_relative",
+    "BatchBackend", "ChoiceLogprobs", "PROJECT_NAME",
 ]
 
 
@@ -169,6 +163,8 @@ class ModelBackend:
     default_limits: ClassVar[Limits] = Limits()
     #: Environment variables tried in order when `api_key_env` is not set (empty: no key needed).
     default_key_envs: ClassVar[tuple[str, ...]] = ()
+    #: The provider's own hosts: a `base_url` elsewhere gets the default key only via `api_key_env`.
+    key_hosts: ClassVar[tuple[str, ...]] = ()
     #: Whether `choice_logprobs` gives real probabilities for arbitrary choices.
     supports_choice_logprobs: ClassVar[bool] = False
     #: Local backends (own hardware) cost nothing per token in cost reports.
@@ -217,6 +213,19 @@ class ModelBackend:
                 f"set {' or '.join(names)}"
             )
 
+    def prepare(self) -> None:
+        """Import heavy libraries (and build local files) before any call. Blocking.
+
+        `brie-bench run` calls it once per backend, in the main thread, after
+        `check_ready` and before any worker thread starts: some libraries'
+        lazy modules (transformers') are not safe to import from two threads
+        at once. Remote backends need nothing here.
+        """
+
+    def endpoint(self) -> str | None:
+        """Where this backend's calls go (a URL), shown by `validate` and `--dry-run`; None if local/unknown."""
+        return None
+
     # -- calls -------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         if type(self).generate_batch is not ModelBackend.generate_batch:
@@ -225,6 +234,8 @@ class ModelBackend:
 
     async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Answer requests that share sampling parameters; by default one `generate` each, concurrently."""
+        if len(requests) == 1:  # no extra task: the engine's guard around the call then sees everything it raises
+            return [await self.generate(requests[0])]
         return list(await asyncio.gather(*(self.generate(r) for r in requests)))
 
     async def choice_logprobs(self, messages: Sequence[Message], choices: Sequence[str],
@@ -237,10 +248,9 @@ class ModelBackend:
         raise PermanentError(f"backend {self.name} does not expose token probabilities",
                              kind="unsupported")
 
-    #: Backends with a batch API implement `submit_batch(items) -> batch_id` and
-    #: `poll_batch(batch_id) -> BatchPoll`; see `supports_batch`.
     def supports_batch(self) -> bool:
-        return callable(getattr(self, "submit_batch", None)) and callable(getattr(self, "poll_batch", None))
+        """Whether this backend has a provider batch API: whether it is a `BatchBackend`."""
+        return isinstance(self, BatchBackend)
 
     def provenance(self) -> dict[str, Any] | None:
         """Where this contender came from (e.g. an adapter's training manifest), stored with the run."""
@@ -250,20 +260,22 @@ class ModelBackend:
         """Release clients, threads, or models. Called once when a run ends."""
 
 
-@dataclass
-class BatchPoll:
-    """The state of a provider batch, as `ModelBackend.poll_batch` reports it.
+@runtime_checkable
+class BatchBackend(Protocol):
+    """A backend with a provider batch API (`batch: true` on a judge in a suite).
 
-    `results` maps each custom id (the judgment's unit key) to its result or to
-    the error that item got (a `TransientError` when resubmitting may help);
-    `done` is True once the provider has finished the batch; `counts` are the
-    provider's own request counts.
+    A `ModelBackend` subclass declares the capability by implementing both
+    methods; the engine checks `isinstance(backend, BatchBackend)` before it
+    accepts a batch judge, and calls nothing else. `submit_batch` takes
+    `(custom id, request)` pairs and returns the provider's batch id, which the
+    engine stores before it polls, so a crashed run polls the batch again
+    instead of submitting (and paying for) it twice. `poll_batch` may be called
+    by a fresh backend instance that never saw the submission.
     """
 
-    done: bool
-    results: dict[str, GenerationResult | CallError] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    status: str = ""
+    async def submit_batch(self, items: list[tuple[str, GenerationRequest]]) -> str: ...
+
+    async def poll_batch(self, batch_id: str) -> BatchPoll: ...
 
 
 class Judge:
@@ -315,15 +327,14 @@ class Judge:
         """Release resources. Called once when a run ends."""
 
 
-def option_rows(options_model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, description) for each option; used by `brie-bench plugins --verbose`."""
-    rows = []
-    for fname, finfo in options_model.model_fields.items():
-        annotation = getattr(finfo.annotation, "__name__", None) or str(finfo.annotation)
-        default = "required" if finfo.is_required() else repr(finfo.get_default(call_default_factory=True))
-        rows.append((fname, annotation.replace("typing.", ""), default, finfo.description or ""))
-    return rows
+class ChoiceLogprobs(dict[str, float | None]):
+    """What `ModelBackend.choice_logprobs` may return: the choice -> log-probability mapping, plus `usage`.
 
+    A plain dict still works; this one also tells the judge what the call cost
+    (a logprob judge otherwise records 0 input tokens).
+    """
 
-def mapping_or_empty(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    return dict(value) if value else {}
+    def __init__(self, values: Mapping[str, float | None], usage: Usage | None = None) -> None:
+        super().__init__(values)
+        self.usage = usage or Usage()
+

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
+from collections.abc import Mapping
 
 from brie_bench.records import BlindedPair, Label, LabelVerdict
 
@@ -46,7 +47,7 @@ class Assignment:
             return "B"
         raise KeyError(contender)
 
-    def flipped(self) -> "Assignment":
+    def flipped(self) -> Assignment:
         return Assignment(self.b, self.a)
 
 

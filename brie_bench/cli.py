@@ -1,7 +1,9 @@
 """The `brie-bench` command line.
 
 Exit codes: 0 success, 1 the run finished with failed units, 2 bad input
-(one line naming file, field and line; never a traceback).
+(one line naming file, field and line; never a traceback; a damaged, foreign or
+newer-schema database is bad input too), 130 interrupted by Ctrl-C (everything
+finished is stored; a rerun resumes).
 """
 
 from __future__ import annotations
@@ -10,20 +12,23 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from brie_bench.termtable import new_table, print_table
 from brie_bench.textsafe import safe_text
 
 from brie_bench import __version__
+from brie_bench.api import ModelBackend
 from brie_bench.errors import BrieBenchError, InputError, StopRun
-from brie_bench.plugin_manager import Registry, load_plugins, register_commands
-from brie_bench.suite import load_suite
+from brie_bench.plugin_manager import PluginClass, Registry, load_plugins, register_commands
+from brie_bench.cli_options import common_options, db_option, plugins_dir_from, plugins_dir_option
 
-EXIT_OK, EXIT_FAILED_UNITS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED_UNITS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+INTERRUPTED_MESSAGE = "interrupted: everything finished so far is stored; rerun the same command to resume"
 
 
 def out_console() -> Console:
@@ -52,39 +57,60 @@ class BrieGroup(click.Group):
             err_console().print(safe_text(f"stopped: {exc or 'on request'}; everything finished so far is stored, "
                                      "rerun the same command to continue"), soft_wrap=True)
             ctx.exit(EXIT_FAILED_UNITS)
-        except sqlite3.OperationalError as exc:
-            err_console().print(safe_text(f"error: database {ctx.obj.get('db') if ctx.obj else ''}: {exc}"), soft_wrap=True)
-            ctx.exit(EXIT_FAILED_UNITS)
+        except sqlite3.DatabaseError as exc:
+            # A refused write (disk full, read-only) is the run's failure: exit 1, rerun to continue.
+            # A damaged or foreign file is bad input: exit 2. Either way one line, never a traceback.
+            from brie_bench.store import damaged_message
+
+            db = (ctx.obj or {}).get("db_resolved") or (ctx.obj or {}).get("db") or default_db()
+            message = damaged_message(exc)
+            err_console().print(safe_text(f"error: database {db}: {message}"), soft_wrap=True)
+            ctx.exit(EXIT_FAILED_UNITS if isinstance(exc, sqlite3.OperationalError) and message == str(exc)
+                     else EXIT_BAD_INPUT)
         except BrieBenchError as exc:
             err_console().print(safe_text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
-
-
-def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--db and --plugins-dir, accepted both before and after the subcommand."""
-    fn = click.option("--plugins-dir", "plugins_dir_opt", type=click.Path(file_okay=False), default=None,
-                      help="Folder of local plugin .py files.")(fn)
-    fn = click.option("--db", "db_opt", default=None, help="SQLite file (default: $BRIE_BENCH_DB or ./brie-bench.db).")(fn)
-    return fn
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1, the code of failed units.
+            err_console().print(INTERRUPTED_MESSAGE, soft_wrap=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 def resolve_common(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) -> tuple[str, str | None]:
     obj = ctx.find_root().obj or {}
-    return db_opt or obj.get("db") or default_db(), plugins_dir_opt or obj.get("plugins_dir")
+    db = db_opt or obj.get("db") or default_db()
+    if isinstance(ctx.find_root().obj, dict):
+        ctx.find_root().obj["db_resolved"] = db  # for the one-line database errors
+    return db, plugins_dir_opt or obj.get("plugins_dir")
+
+
+#: The registry `main` loaded (to let plugins add commands), reused by the command itself:
+#: plugin files are imported once per command, not twice. Keyed by the --plugins-dir given.
+_PRELOADED: dict[str | None, Registry] = {}
 
 
 def get_registry(plugins_dir: str | None, *, quiet: bool = False) -> Registry:
-    registry = load_plugins(plugins_dir)
+    registry = _PRELOADED.get(plugins_dir) or load_plugins(plugins_dir)
     if not quiet:
         for plugin, cause in registry.failures:
             err_console().print(safe_text(f"warning: plugin {plugin} not loaded: {cause}"), soft_wrap=True)
     return registry
 
 
+def option_rows(options_model: type[Any]) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, description) of each field of a plugin's pydantic `Options`, for `plugins -v`."""
+    rows = []
+    for fname, finfo in options_model.model_fields.items():
+        annotation = getattr(finfo.annotation, "__name__", None) or str(finfo.annotation)
+        default = "required" if finfo.is_required() else repr(finfo.get_default(call_default_factory=True))
+        rows.append((fname, annotation.replace("typing.", ""), default, finfo.description or ""))
+    return rows
+
+
 @click.group(cls=BrieGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="brie-bench")
-@click.option("--db", default=None, help="SQLite file (default: $BRIE_BENCH_DB or ./brie-bench.db).")
-@click.option("--plugins-dir", type=click.Path(file_okay=False), default=None, help="Folder of local plugin .py files.")
+@db_option("db")
+@plugins_dir_option("plugins_dir")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
     """Brie Bench: is my fine-tuned model better than its base model, and how sure are we?"""
@@ -100,15 +126,34 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
 def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """Check suite files without running anything."""
     from brie_bench.runtime import build_runtime
+    from brie_bench.suite import destination_lines, load_suite  # lazy: pydantic models and YAML, not for --help
 
     _, plugins_dir = resolve_common(ctx, db_opt, plugins_dir_opt)
     registry = get_registry(plugins_dir)
-    for path in suites:
-        suite = load_suite(path)
-        build_runtime(suite, registry)
+    bad = 0
+    for path in suites:  # every file is checked, so one bad suite does not hide the next
+        try:
+            suite = load_suite(path)
+            runtime = build_runtime(suite, registry)
+        except BrieBenchError as exc:
+            bad += 1
+            err_console().print(safe_text(f"error: {exc}"), soft_wrap=True)
+            continue
         n_prompts = sum(len(s.prompts) for s in suite.sections)
-        out_console().print(safe_text(f"ok: {path}: {len(suite.sections)} sections, {n_prompts} prompts, "
-                           f"{len(suite.spec.contenders)} contenders, {len(suite.spec.judges)} judges"))
+        out_console().print(safe_text(
+            f"ok: {path}: {plural(len(suite.sections), 'section')}, {plural(n_prompts, 'prompt')}, "
+            f"{plural(len(suite.spec.contenders), 'contender')}, {plural(len(suite.spec.judges), 'judge')}"))
+        for line in destination_lines(runtime):  # where each backend's calls (and keys) go
+            out_console().print(safe_text(f"  {line}"), soft_wrap=True)
+    if bad:
+        if len(suites) > 1:
+            err_console().print(f"{bad} of {len(suites)} suites failed")
+        ctx.exit(EXIT_BAD_INPUT)
+
+
+def plural(n: int, word: str) -> str:
+    """"1 section", "2 sections"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @cli.command()
@@ -118,18 +163,31 @@ def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, pl
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Only the first N prompts of each section.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and what is already stored; call nothing.")
 @click.option("--new", "new_run", is_flag=True, help="Start a fresh run (cached generations are still reused).")
+@click.option("--power", "power_flag", is_flag=True,
+              help="With the plan: minimum detectable effect, prompts needed for --effect, and their cost (implies --dry-run).")
+@click.option("--effect", type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True), default=None,
+              help="Win-rate distance from 50%% to plan for with --power (default 0.10: a true win rate of 60%%).")
+@click.option("--pilot", default=None, metavar="RUN", help="Measure the variance for --power from this stored run.")
 @common_options
 @click.pass_context
 def run(ctx: click.Context, suite_path: str, seed: int | None, concurrency: int | None, limit: int | None,
-        dry_run: bool, new_run: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
+        dry_run: bool, new_run: bool, power_flag: bool, effect: float | None, pilot: str | None,
+        db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """Generate, judge blind, and store everything; rerunning resumes."""
     from brie_bench.run import execute_run
+    from brie_bench.suite import load_suite
 
     db, plugins_dir = resolve_common(ctx, db_opt, plugins_dir_opt)
     registry = get_registry(plugins_dir)
     suite = load_suite(suite_path)
+    power_plan = None
+    if power_flag or effect is not None or pilot is not None:  # --effect / --pilot only make sense with --power
+        from brie_bench.power import DEFAULT_EFFECT
+
+        power_plan = {"effect": DEFAULT_EFFECT if effect is None else effect, "pilot": pilot}
     code = execute_run(suite, registry, db=db, seed=seed, concurrency=concurrency, limit=limit,
-                       dry_run=dry_run, new_run=new_run, console=out_console())
+                       dry_run=dry_run or power_plan is not None, new_run=new_run, console=out_console(),
+                       power_plan=power_plan)
     ctx.exit(code)
 
 
@@ -139,28 +197,33 @@ def run(ctx: click.Context, suite_path: str, seed: int | None, concurrency: int 
 @click.pass_context
 def plugins(ctx: click.Context, verbose: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """List every registered backend and judge, and where it came from."""
-    from brie_bench.api import option_rows
-
     _, plugins_dir = resolve_common(ctx, db_opt, plugins_dir_opt)
     registry = get_registry(plugins_dir, quiet=True)
-    table = Table(title="Plugins")
+    console = out_console()
+    table = new_table("Plugins")
     for col in ("kind", "name", "from", "description"):
         table.add_column(col)
-    for kind, entries in (("backend", registry.backends), ("judge", registry.judges)):
+    kinds: tuple[tuple[str, Mapping[str, PluginClass]], ...] = (
+        ("backend", registry.backends), ("judge", registry.judges))
+    for kind, entries in kinds:
         for name, cls in sorted(entries.items()):
-            table.add_row(kind, safe_text(name), safe_text(registry.origins[(kind, name)]), safe_text(cls.description or (cls.__doc__ or "").strip().split("\n")[0]))
-    out_console().print(table)
+            summary = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
+            table.add_row(kind, safe_text(name), safe_text(registry.origins[(kind, name)]), safe_text(summary))
+    print_table(console, table)
     if verbose:
-        for kind, entries in (("backend", registry.backends), ("judge", registry.judges)):
+        for kind, entries in kinds:
             for name, cls in sorted(entries.items()):
-                opts = Table(title=safe_text(f"{kind} {name}: options"))
+                opts = new_table(f"{kind} {name}: options")
                 for col in ("option", "type", "default", "description"):
                     opts.add_column(col)
-                for row in option_rows(cls.Options):
-                    opts.add_row(*(safe_text(c) for c in row))
-                out_console().print(opts)
+                for option, type_, default, description in option_rows(cls.Options):
+                    if option == "api_key_env" and default == "None" and issubclass(cls, ModelBackend) \
+                            and cls.default_key_envs:
+                        default = " or ".join(cls.default_key_envs)  # what is read when the option is unset
+                    opts.add_row(*(safe_text(c) for c in (option, type_, default, description)))
+                print_table(console, opts)
     for plugin, cause in registry.failures:
-        out_console().print(safe_text(f"failed: {plugin}: {cause}", style="red"))
+        console.print(safe_text(f"failed: {plugin}: {cause}", style="red"))
 
 
 @cli.command()
@@ -176,14 +239,16 @@ def runs(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) ->
     if not Path(db).exists():
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     with Store(db, readonly=True) as store:
-        table = Table(title=safe_text(f"Runs in {db}"))
+        table = new_table(f"Runs in {db}")
         for col in ("run", "suite", "seed", "status", "created", "judgments"):
-            table.add_column(col)
+            table.add_column(col, justify="right" if col in ("seed", "judgments") else "left",
+                             no_wrap=col == "run")
         for r in store.runs():
             n = store.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=?", (r.id,)).fetchone()[0]
-            created = datetime.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(r.id, safe_text(r.suite_name), str(r.seed), r.status, created, str(n))
-        out_console().print(table)
+            created = datetime.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
+            table.add_row(safe_text(r.id), safe_text(r.suite_name), str(r.seed), safe_text(r.status), created, str(n))
+        console = out_console()
+        print_table(console, table)
 
 
 def _add_optional_commands(group: click.Group) -> None:
@@ -193,7 +258,8 @@ def _add_optional_commands(group: click.Group) -> None:
     for modname, attr in (("brie_bench.training.cli", "train_command"),
                           ("brie_bench.report.cli", "report_command"),
                           ("brie_bench.report.cli", "export_command"),
-                          ("brie_bench.report.cli", "import_command")):
+                          ("brie_bench.report.cli", "import_command"),
+                          ("brie_bench.web.cli", "judge_command")):
         try:
             module = importlib.import_module(modname)
         except ModuleNotFoundError as exc:
@@ -208,26 +274,19 @@ def _add_optional_commands(group: click.Group) -> None:
 _add_optional_commands(cli)
 
 
-def _plugins_dir_from(argv: list[str]) -> str | None:
-    """Find --plugins-dir before click parses, so plugin files can add commands too."""
-    for i, arg in enumerate(argv):
-        if arg == "--plugins-dir" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--plugins-dir="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    registry = load_plugins(_plugins_dir_from(args))
+    plugins_dir = plugins_dir_from(args)  # before click parses, so plugin files can add commands too
+    registry = load_plugins(plugins_dir)
+    _PRELOADED.clear()
+    _PRELOADED[plugins_dir] = registry
     register_commands(registry, cli, lambda plugin, cause: err_console().print(
         safe_text(f"warning: plugin {plugin} could not add commands: {cause}")))
     try:
         cli.main(args=args, prog_name="brie-bench")
-    except KeyboardInterrupt:
-        err_console().print("interrupted: everything finished so far is stored; rerun to resume")
-        sys.exit(130)
+    except KeyboardInterrupt:  # before or after a command (inside one, BrieGroup handles it)
+        err_console().print(INTERRUPTED_MESSAGE)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,14 @@ Transient failures (`TransientError`, timeouts) are retried with backoff and
 every failed attempt is written to the store's error log; permanent ones are
 recorded and the unit is left undone, so a rerun tries it again. A failure is
 never turned into a verdict. Local backends receive batches of requests that
-share sampling parameters.
+share sampling parameters. Judges with `batch: true` go through the provider's
+batch API instead (`brie_bench.batches`).
+
+Everything a plugin returns passes `brie_bench.outputs` before it is stored: a
+value that cannot be stored fails its unit (kind ``malformed``), never the run.
+Each unit is leased in the store before it is called (`brie_bench.leases`), so
+several processes on one database share the work and call each unit once. The
+counts in `EngineStats` are read back from the store when a phase ends.
 """
 
 from __future__ import annotations
@@ -13,15 +20,21 @@ import asyncio
 import random
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
+from brie_bench import outputs
 from brie_bench.api import Limits
+from brie_bench.batches import judge_in_batches_leased
 from brie_bench.blinding import blind, unblind
-from brie_bench.errors import CallError, StopRun, TransientError
+from brie_bench.errors import CallError, ErrorKind, StopRun, TransientError
+from brie_bench.leases import Leases
 from brie_bench.limits import RateLimiter, RetryPolicy, estimate_tokens
+from brie_bench.outcome import Done, Failed, Outcome, Skipped
 from brie_bench.plan import GenerationUnit, JudgmentUnit, Plan
-from brie_bench.records import BlindedPair, GenerationResult, JudgeResult
+from brie_bench.records import BlindedPair, JudgeResult
+from brie_bench.rows import GenerationRow, JudgmentRow
 from brie_bench.runtime import Runtime
 from brie_bench.store import Store
 
@@ -65,7 +78,7 @@ class EngineStats:
         return self.generations_failed + self.judgments_failed + self.judgments_blocked
 
 
-async def run_all(coroutines: Iterable[Awaitable[Any]]) -> None:
+async def run_all(coroutines: Iterable[Coroutine[Any, Any, Any]]) -> None:
     """Run coroutines concurrently; the first failure cancels the rest and is raised as itself.
 
     A failure here is never a model error (those are recorded by `_call`), but
@@ -76,7 +89,7 @@ async def run_all(coroutines: Iterable[Awaitable[Any]]) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             for coroutine in coroutines:
-                group.create_task(coroutine)  # type: ignore[arg-type]
+                group.create_task(coroutine)
     except BaseExceptionGroup as failed:
         first = failed.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
@@ -84,11 +97,35 @@ async def run_all(coroutines: Iterable[Awaitable[Any]]) -> None:
         raise first from None
 
 
+def judgment_row(run_id: str, unit: JudgmentUnit, result: JudgeResult, *, judge_type: str,
+                 judge_model: str | None, latency: float | None) -> JudgmentRow:
+    """The stored row of one verdict: the label verdict, and its winner through `unblind`.
+
+    Shared by the engine and the browser judging page (`brie_bench.web`), so
+    every judge's verdicts are unblinded and stored the same way.
+    """
+    a, b = unit.assignment.a, unit.assignment.b
+    return JudgmentRow(
+        run_id=run_id, unit_key=unit.key, section=unit.section, prompt_id=unit.prompt.id,
+        sample_index=unit.sample_index, judge=unit.judge, judge_type=judge_type,
+        judge_model=judge_model, baseline=unit.baseline,
+        candidate=unit.candidate, order_index=unit.order_index, label_a=a, label_b=b,
+        gen_key_a=unit.gen_key(a), gen_key_b=unit.gen_key(b), verdict=result.label,
+        winner=unblind(result.label, unit.assignment), p_a=result.p_a,
+        scores=dict(result.scores) if result.scores else None, reasoning=result.reasoning,
+        invalid_reason=result.invalid_reason, raw=result.raw,
+        input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+        latency_s=latency,
+    )
+
+
 class Engine:
     def __init__(self, store: Store, run_id: str, runtime: Runtime, *, run_seed: int,
                  reporter: Reporter | None = None, retry: RetryPolicy | None = None,
-                 concurrency: int | None = None) -> None:
+                 concurrency: int | None = None, lease_s: float | None = None) -> None:
         self.store = store
+        self.lease_s = lease_s
+        self.leases: Leases | None = None
         self.run_id = run_id
         self.runtime = runtime
         self.run_seed = run_seed
@@ -104,24 +141,54 @@ class Engine:
 
     # -- retry loop --------------------------------------------------------------------
     async def _call(self, name: str, unit_kind: str, unit_keys: Sequence[str], tokens: int,
-                    fn: Callable[[], Awaitable[Any]]) -> Any | None:
-        """Call `fn` under `name`'s limits with retries; None when it finally failed."""
+                    fn: Callable[[], Awaitable[Any]], *, check: Callable[[Any], Any] | None = None,
+                    claim: Callable[[], str] | None = None) -> Outcome:
+        """Call `fn` under `name`'s limits with retries: `Done(result, latency)`, or `Failed(kind)` at the end.
+
+        `check` validates and normalises the result (`brie_bench.outputs`); a `CallError` it
+        raises fails the attempt like one from the call. `claim` leases the unit once a slot
+        is free, right before the first attempt; when it does not answer "claimed" nothing
+        is called and `Skipped(status)` is returned.
+        """
         limiter = self.limiters[name]
         limits: Limits = limiter.limits
         for attempt in range(1, limits.max_attempts + 1):
-            started = time.monotonic()
+            claim_error: BaseException | None = None
             try:
                 async with limiter.slot(tokens):
+                    if claim is not None and attempt == 1:
+                        try:
+                            status = claim()
+                        except BaseException as exc:  # the store failed, not the plugin: stop the run
+                            claim_error = exc
+                            raise
+                        if status != "claimed":
+                            return Skipped(status)
                     self.stats.calls += 1
-                    return await asyncio.wait_for(fn(), timeout=limits.timeout_s), time.monotonic() - started
-            except asyncio.TimeoutError:
+                    started = time.monotonic()
+                    result = await asyncio.wait_for(_guarded(fn), timeout=limits.timeout_s)
+                    latency = time.monotonic() - started
+                    if latency > limits.timeout_s:
+                        # wait_for could not cancel it: the plugin ran synchronous code on the event loop.
+                        raise TransientError(f"answered after {latency:.1f} s, past timeout_s "
+                                             f"{limits.timeout_s:g} s: the plugin blocked the event loop (run "
+                                             f"synchronous work with asyncio.to_thread)", kind="timeout")
+                    return Done(check(result) if check is not None else result, latency)
+            except TimeoutError:
                 error: CallError = TransientError(f"timed out after {limits.timeout_s:g} s", kind="timeout")
             except CallError as exc:
                 error = exc
             except StopRun:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a plugin bug: record it, never a verdict
-                error = CallError(f"{type(exc).__name__}: {exc}", kind="plugin_error")
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the run itself is being cancelled (Ctrl-C, a failed store write)
+                error = CallError("the plugin raised CancelledError", kind=ErrorKind.PLUGIN_ERROR)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin bug: record it, never a verdict
+                if exc is claim_error:
+                    raise
+                error = CallError(f"{type(exc).__name__}: {exc}", kind=ErrorKind.PLUGIN_ERROR)
             final = not error.transient or attempt == limits.max_attempts
             for key in unit_keys:
                 self.store.save_error(run_id=self.run_id, unit_key=key, unit_kind=unit_kind, name=name,
@@ -129,45 +196,115 @@ class Engine:
                                       message=str(error))
             if final:
                 self.stats.failures.append(f"{unit_kind} {name}: {error.kind}: {error}")
-                return None
+                return Failed(error.kind)
             self.stats.retries += 1
             await asyncio.sleep(self.retry.delay(attempt, error.retry_after, self.rng))
-        return None
+        raise AssertionError("unreachable: the last attempt is final")  # max_attempts >= 1 (Limits)
+
+    # -- leases ------------------------------------------------------------------------
+    def _lease(self) -> Leases:
+        if self.leases is None:
+            self.leases = Leases(self.store, ttl_s=self.lease_s)
+        return self.leases
+
+    async def _until_free(self, keys: Sequence[str], stored: Callable[[], bool]) -> str:
+        """Wait while a peer holds `keys`: "stored", "failed" (by the peer) or "free" (claim it again)."""
+        leases = self._lease()
+        while True:
+            await asyncio.sleep(leases.poll_s * self.rng.uniform(0.5, 1.0))
+            if stored():
+                return "stored"
+            state = leases.state(keys)
+            if state != "held":
+                return state
 
     # -- generation --------------------------------------------------------------------
     async def _generate_batch(self, units: list[GenerationUnit], stored: set[str]) -> None:
-        """Generate one batch; store the results of the units not stored yet (see `run_generations`)."""
+        """Generate one batch; store the results of the units not stored yet (see `run_generations`).
+
+        The batch's missing units are leased together; while a peer holds them this waits,
+        and takes them over if the peer's lease lapses.
+        """
         contender = units[0].contender
         backend = self.runtime.contenders[contender]
         requests = [u.request for u in units]
+        missing = [u.key for u in units if u.key not in stored]
+        lease_keys = [f"g:{k}" for k in missing]
         tokens = sum(estimate_tokens([m.content for m in r.messages], r.params.max_tokens) for r in requests)
-        outcome = await self._call(contender, "generation", [u.key for u in units], tokens,
-                                   lambda: backend.generate_batch(requests))
-        if outcome is not None:
-            results, latency = outcome
-            if not isinstance(results, list) or len(results) != len(units) or \
-                    not all(isinstance(r, GenerationResult) for r in results):
-                for u in units:
-                    self.store.save_error(run_id=self.run_id, unit_key=u.key, unit_kind="generation",
-                                          name=contender, attempt=1, kind="plugin_error", transient=False,
-                                          final=True, message="backend returned a malformed batch")
-                outcome = None
+
+        def all_stored() -> bool:
+            return len(self.store.stored_generation_keys(missing)) == len(missing)
+
+        def check(results: Any) -> list[Any]:
+            if not isinstance(results, list) or len(results) != len(units):
+                got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
+                raise outputs.MalformedOutput(f"backend returned {got} for a batch of {len(units)} requests")
+            return results
+
+        while True:
+            outcome = await self._call(contender, "generation", [u.key for u in units], tokens,
+                                       lambda: backend.generate_batch(requests), check=check,
+                                       claim=lambda: self._lease().claim(lease_keys, all_stored))
+            if not isinstance(outcome, Skipped):
+                break
+            status = outcome.status
+            if status == "held":
+                status = await self._until_free(lease_keys, all_stored)
+                if status == "free":
+                    continue
+            for _key in missing:  # a peer stored (or gave up on) these
+                self.reporter.advance("generation", status == "stored")
+            return
+        stored_now: list[str] = []
+        failed_now: list[str] = []
         for i, unit in enumerate(units):
             if unit.key in stored:
                 continue  # regenerated only to keep the batch as planned; the stored answer stays
-            if outcome is None:
-                self.stats.generations_failed += 1
+            if isinstance(outcome, Failed):
+                failed_now.append(unit.key)
                 self.reporter.advance("generation", False)
                 continue
-            result: GenerationResult = results[i]
-            self.store.save_generation(
-                key=unit.key, backend=backend.name, model=backend.model, spec=backend.identity(),
-                messages=[m.to_dict() for m in unit.request.messages], params=unit.request.params.to_dict(),
-                sample_index=unit.sample_index, text=result.text, finish_reason=result.finish_reason,
-                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
-                latency_s=latency / len(units))
-            self.stats.generations_done += 1
+            results, latency = outcome.result, outcome.latency
+            try:
+                result = outputs.generation(results[i], f"result {i + 1} of {len(units)}" if len(units) > 1
+                                            else "the backend's result")
+            except outputs.MalformedOutput as exc:
+                self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="generation",
+                                      name=contender, attempt=1, kind=exc.kind, transient=False, final=True,
+                                      message=str(exc))
+                self.stats.failures.append(f"generation {contender}: {exc.kind}: {exc}")
+                failed_now.append(unit.key)
+                self.reporter.advance("generation", False)
+                continue
+            if self.store.save_generation(GenerationRow(
+                    key=unit.key, backend=backend.name, model=backend.model, spec=backend.identity(),
+                    messages=[m.to_dict() for m in unit.request.messages], params=unit.request.params.to_dict(),
+                    sample_index=unit.sample_index, text=result.text, finish_reason=result.finish_reason,
+                    input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                    latency_s=latency / len(units))):
+                self.stats.generations_done += 1
+            stored_now.append(unit.key)
             self.reporter.advance("generation", True)
+        self._lease().done([f"g:{k}" for k in stored_now])
+        self._lease().failed([f"g:{k}" for k in failed_now])
+
+    async def _batch_size(self, contender: str, units: list[GenerationUnit]) -> int:
+        """The size of `contender`'s batches for one plan group (all of its units that share parameters).
+
+        A backend that sizes batches itself (`hf` with ``batch_size: auto``) answers
+        `plan_batch_size(requests)` for the whole group, in a worker thread (it may load the
+        model); the others give their `batch_size`. Either way a function of the plan, never
+        of what is left to do. Should sizing fail (the model does not load), the backend's
+        `batch_size` is used and its generate calls record the failure.
+        """
+        backend = self.runtime.contenders[contender]
+        plan_size = getattr(backend, "plan_batch_size", None)
+        try:
+            size = (await asyncio.to_thread(plan_size, [u.request for u in units]) if callable(plan_size)
+                    else getattr(backend, "batch_size", 1))
+        except Exception:  # noqa: BLE001 - recorded by the generate calls, which fail the same way
+            size = getattr(backend, "batch_size", 1)
+        return max(1, int(size or 1))
 
     async def run_generations(self, plan: Plan) -> None:
         stored = self.store.stored_generation_keys([u.key for u in plan.generations])
@@ -185,12 +322,19 @@ class Engine:
             groups[(unit.contender, unit.request.params)].append(unit)
         batches: list[list[GenerationUnit]] = []
         for (contender, _), units in groups.items():
-            size = max(1, int(getattr(self.runtime.contenders[contender], "batch_size", 1) or 1))
+            if all(u.key in stored for u in units):
+                continue
+            size = await self._batch_size(contender, units)
             chunks = (units[i:i + size] for i in range(0, len(units), size))
             batches.extend(c for c in chunks if any(u.key not in stored for u in c))
         await run_all(self._generate_batch(b, stored) for b in batches)
         self.store.link_generations(self.run_id, [(l.section, l.prompt_id, l.sample_index, l.contender, l.key)
                                                   for l in plan.links])
+        # The counts are what the store holds now: stored by this process ("new"), by an earlier
+        # run or a peer ("cached"), or not stored ("failed").
+        in_store = len(self.store.stored_generation_keys([u.key for u in plan.generations]))
+        self.stats.generations_cached = in_store - self.stats.generations_done
+        self.stats.generations_failed = len(plan.generations) - in_store
         self.reporter.finish("generation")
 
     # -- judging -----------------------------------------------------------------------
@@ -199,117 +343,60 @@ class Engine:
         return blind(unit.prompt.text, by_contender, unit.assignment, criteria=unit.criteria,
                      system_prompt=unit.system_prompt)
 
-    def _fail_judgment(self, unit: JudgmentUnit, kind: str, message: str, *, transient: bool = False) -> None:
+    def _fail_judgment(self, unit: JudgmentUnit, kind: ErrorKind, message: str, *, transient: bool = False) -> None:
         self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="judgment", name=unit.judge,
                               attempt=1, kind=kind, transient=transient, final=True, message=message)
         self.stats.failures.append(f"judgment {unit.judge}: {kind}: {message}")
-        self._count_failed_judgment()
+        self._count_failed_judgment(unit)
 
-    def _count_failed_judgment(self) -> None:
+    def _count_failed_judgment(self, unit: JudgmentUnit) -> None:
         """A judgment that produced no verdict this time (its errors are already recorded)."""
-        self.stats.judgments_failed += 1
+        self._lease().failed([self._judgment_lease(unit)])
         self.reporter.advance("judging", False)
+
+    def _judgment_lease(self, unit: JudgmentUnit) -> str:
+        return f"j:{self.run_id}:{unit.key}"
 
     def _save_judgment(self, unit: JudgmentUnit, result: Any, latency: float | None) -> None:
         judge = self.runtime.judges[unit.judge]
-        if not isinstance(result, JudgeResult):
-            self._fail_judgment(unit, "plugin_error", f"judge returned {type(result).__name__}, not JudgeResult")
+        try:
+            result = outputs.judgment(result)
+        except outputs.MalformedOutput as exc:
+            self._fail_judgment(unit, exc.kind, str(exc))
             return
-        a, b = unit.assignment.a, unit.assignment.b
-        self.store.save_judgment({
-            "run_id": self.run_id, "unit_key": unit.key, "section": unit.section, "prompt_id": unit.prompt.id,
-            "sample_index": unit.sample_index, "judge": unit.judge, "judge_type": judge.name,
-            "judge_model": self.runtime.judge_model(unit.judge), "baseline": unit.baseline,
-            "candidate": unit.candidate, "order_index": unit.order_index, "label_a": a, "label_b": b,
-            "gen_key_a": unit.gen_key(a), "gen_key_b": unit.gen_key(b), "verdict": result.label,
-            "winner": unblind(result.label, unit.assignment), "p_a": result.p_a,
-            "scores": dict(result.scores) if result.scores else None, "reasoning": result.reasoning,
-            "invalid_reason": result.invalid_reason, "raw": result.raw,
-            "input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens,
-            "latency_s": latency,
-        })
-        self.stats.judgments_done += 1
+        if self.store.save_judgment(judgment_row(self.run_id, unit, result, judge_type=judge.name,
+                                                 judge_model=self.runtime.judge_model(unit.judge), latency=latency)):
+            self.stats.judgments_done += 1
+        self._lease().done([self._judgment_lease(unit)])
         self.reporter.advance("judging", True)
+
+    def _judgment_stored(self, unit: JudgmentUnit) -> Callable[[], bool]:
+        return lambda: bool(self.store.conn.execute("SELECT 1 FROM judgments WHERE run_id=? AND unit_key=?",
+                                                    (self.run_id, unit.key)).fetchone())
 
     async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str]) -> None:
         judge = self.runtime.judges[unit.judge]
         pair = self._pair(unit, texts)
         tokens = estimate_tokens([pair.prompt, pair.answer_a, pair.answer_b], 512)
-        outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair))
-        if outcome is None:
-            self._count_failed_judgment()
-            return
-        self._save_judgment(unit, outcome[0], outcome[1])
-
-    async def _judge_in_batches(self, judge_name: str, units: list[JudgmentUnit], texts: dict[str, str]) -> None:
-        """Judge through the provider's batch API: submit once, record the batch id at once, poll.
-
-        A rerun after a crash polls the batches already recorded instead of submitting again.
-        """
-        judge = self.runtime.judges[judge_name]
-        backend = judge.backend
-        assert backend is not None
-        by_key = {u.key: u for u in units}
-        pairs = {u.key: self._pair(u, texts) for u in units}
-        open_batches = self.store.open_batches(self.run_id, judge_name)
-        in_flight = {k for _, keys in open_batches for k in keys}
-        items, direct = [], []
-        for u in units:
-            if u.key in in_flight:
-                continue
-            request = judge.batch_request(pairs[u.key])
-            if request is None:  # this judge cannot batch this pair (e.g. logprob mode): judge it directly
-                direct.append(u)
-            else:
-                items.append((u.key, request))
-        await run_all(self._judge_one(u, texts) for u in direct)
-        if items:
-            outcome = await self._call(judge_name, "batch_submit", [k for k, _ in items], 0,
-                                       lambda: backend.submit_batch(items))  # type: ignore[attr-defined]
-            if outcome is None:
-                for _ in items:
-                    self._count_failed_judgment()
-            else:
-                batch_id = outcome[0]
-                self.store.save_batch(self.run_id, judge_name, batch_id, [k for k, _ in items])
-                open_batches.append((batch_id, [k for k, _ in items]))
-        done: set[str] = set()
-        poll_s = self.runtime.batch[judge_name]
-        while open_batches:
-            for batch_id, keys in list(open_batches):
-                outcome = await self._call(judge_name, "batch_poll", [batch_id], 0,
-                                           lambda b=batch_id: backend.poll_batch(b))  # type: ignore[attr-defined]
-                if outcome is None:  # polling failed for good this time: leave the batch open for a rerun
-                    open_batches.remove((batch_id, keys))
-                    for key in keys:
-                        if key in by_key and key not in done:
-                            self._count_failed_judgment()
+        lease_keys = [self._judgment_lease(unit)]
+        stored = self._judgment_stored(unit)
+        while True:
+            outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair),
+                                       check=outputs.judgment,
+                                       claim=lambda: self._lease().claim(lease_keys, stored))
+            if not isinstance(outcome, Skipped):
+                break
+            status = outcome.status
+            if status == "held":
+                status = await self._until_free(lease_keys, stored)
+                if status == "free":
                     continue
-                poll = outcome[0]
-                for custom_id, result in poll.results.items():
-                    unit = by_key.get(custom_id)
-                    if unit is None or custom_id in done:
-                        continue
-                    done.add(custom_id)
-                    if isinstance(result, CallError):
-                        self._fail_judgment(unit, result.kind, str(result), transient=result.transient)
-                    else:
-                        try:
-                            verdict = judge.batch_result(pairs[custom_id], result)
-                        except Exception as exc:  # noqa: BLE001 - never a verdict from a failure
-                            self._fail_judgment(unit, "plugin_error", f"{type(exc).__name__}: {exc}")
-                            continue
-                        self._save_judgment(unit, verdict, None)
-                if poll.done:
-                    self.store.finish_batch(self.run_id, batch_id, poll.status or "done")
-                    open_batches.remove((batch_id, keys))
-                    for key in keys:
-                        if key in by_key and key not in done:
-                            done.add(key)
-                            self._fail_judgment(by_key[key], "batch_missing", f"batch {batch_id} ended without it",
-                                                transient=True)
-            if open_batches:
-                await asyncio.sleep(poll_s)
+            self.reporter.advance("judging", status == "stored")
+            return
+        if isinstance(outcome, Failed):
+            self._count_failed_judgment(unit)
+            return
+        self._save_judgment(unit, outcome.result, outcome.latency)
 
     async def run_judgments(self, plan: Plan) -> None:
         stored = self.store.stored_judgment_keys(self.run_id)
@@ -318,17 +405,43 @@ class Engine:
         self.stats.judgments_cached = len(plan.judgments) - len(todo)
         texts = self.store.generation_texts({k for u in todo for _, k in u.gen_keys})
         ready = [u for u in todo if all(k in texts for _, k in u.gen_keys)]
-        self.stats.judgments_blocked = len(todo) - len(ready)
         self.reporter.phase("judging", len(plan.judgments), self.stats.judgments_cached)
         batched: dict[str, list[JudgmentUnit]] = defaultdict(list)
         direct: list[JudgmentUnit] = []
         for u in ready:
             (batched[u.judge] if u.judge in self.runtime.batch else direct).append(u)
         await run_all([*(self._judge_one(u, texts) for u in direct),
-                       *(self._judge_in_batches(j, units, texts) for j, units in batched.items())])
+                       *(judge_in_batches_leased(self, j, units, texts) for j, units in batched.items())])
+        # As for generations, the counts are what the store holds now.
+        stored = self.store.stored_judgment_keys(self.run_id)
+        planned = {u.key for u in plan.judgments}
+        in_store = len(stored & planned)
+        have_texts = self.store.stored_generation_keys({k for u in plan.judgments for _, k in u.gen_keys})
+        unstored = [u for u in plan.judgments if u.key not in stored]
+        self.stats.judgments_cached = in_store - self.stats.judgments_done
+        self.stats.judgments_blocked = sum(1 for u in unstored if not all(k in have_texts for _, k in u.gen_keys))
+        self.stats.judgments_failed = len(unstored) - self.stats.judgments_blocked
         self.reporter.finish("judging")
 
     async def run(self, plan: Plan) -> EngineStats:
-        await self.run_generations(plan)
-        await self.run_judgments(plan)
+        try:
+            await self.run_generations(plan)
+            await self.run_judgments(plan)
+        finally:
+            if self.leases is not None:
+                self.leases.close()
+                self.leases = None
         return self.stats
+
+
+async def _guarded(fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Await a plugin call, turning its `sys.exit()` into a failed call.
+
+    asyncio lets SystemExit out of a task straight through the event loop, ending the
+    whole run; caught here, inside the coroutine, it is one failed unit like any bug.
+    """
+    try:
+        return await fn()
+    except SystemExit as exc:
+        raise CallError(f"SystemExit: the plugin called sys.exit({exc.code!r})", kind=ErrorKind.PLUGIN_ERROR) from None
+

@@ -7,7 +7,8 @@ third-party ones, so they follow exactly these rules.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pluggy
 

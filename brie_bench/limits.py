@@ -14,13 +14,13 @@ import random
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from brie_bench.api import Limits
 
 
 class RateLimiter:
-    def __init__(self, limits: Limits, clock=time.monotonic) -> None:
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self._sem = asyncio.Semaphore(limits.max_concurrency)
         self._clock = clock
@@ -79,7 +79,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, self.max_retry_after_s)
-        return min(self.cap_s, self.base_s * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
+        return min(self.cap_s, self.base_s * 2.0 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
 
 
 def estimate_tokens(texts: list[str], max_tokens: int) -> int:

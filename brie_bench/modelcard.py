@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # huggingface_hub is imported lazily: `report` starts fast without it
-    from huggingface_hub import EvalResult, ModelCard
+    from huggingface_hub import EvalResult
 
 #: The Hub's dataset `type` for every result Brie Bench writes; with the suite name it keys the merge.
 DATASET_TYPE = "brie-bench"
@@ -91,7 +91,7 @@ def _results_for(entries: Iterable[dict[str, Any]], *, candidate: str, suite: st
                 dataset_name=dataset_name(suite, section), dataset_config=section or "all",
                 metric_type=key, metric_value=value, verified=False, metric_args=args,
                 metric_name=f"{title} vs {e.get('baseline')} (judge: {who}{suffix})"))
-        mde = _percent(((e.get("power") or {}).get("mde")))
+        mde = _percent((e.get("power") or {}).get("mde"))
         if mde is not None and section is None:
             out.append(EvalResult(
                 task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=DATASET_TYPE,

@@ -12,12 +12,12 @@ since a verdict belongs to one section's comparison.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 from brie_bench.api import Judge, ModelBackend, stable_hash
 from brie_bench.blinding import Assignment, assignment_for_order, draw_assignment
 from brie_bench.records import GenerationRequest, Message, SamplingParams
-from brie_bench.suite import Prompt, Section, Suite
+from brie_bench.suite import Prompt, Section, Settings, Suite
 
 KEY_VERSION = 1
 
@@ -119,20 +119,32 @@ def build_plan(suite: Suite, contenders: Mapping[str, ModelBackend], judges: Map
                         plan.generations.append(GenerationUnit(key, name, request, sample))
                 for baseline, candidate in pairs_for(suite):
                     for judge_name in section.judges:
-                        judge = judges[judge_name]
-                        base_key = stable_hash({
-                            "v": KEY_VERSION, "section": section.name, "judge_name": judge_name,
-                            "judge": judge.identity(), "criteria": list(section.settings.criteria),
-                            "gens": [keys[baseline], keys[candidate]], "pair": [baseline, candidate],
-                        })
-                        drawn = draw_assignment(run_seed, base_key, (baseline, candidate))
-                        orders = (0, 1) if section.settings.orders == "both" else (0,)
-                        for order in orders:
-                            plan.judgments.append(JudgmentUnit(
-                                key=f"{base_key[:40]}-{order}", section=section.name, prompt=prompt,
-                                sample_index=sample, judge=judge_name, baseline=baseline, candidate=candidate,
-                                order_index=order, assignment=assignment_for_order(drawn, order),
-                                gen_keys=((baseline, keys[baseline]), (candidate, keys[candidate])),
-                                criteria=tuple(section.settings.criteria),
-                                system_prompt=section.settings.system_prompt))
+                        plan.judgments.extend(judgment_units(
+                            section=section.name, settings=section.settings, prompt=prompt, sample_index=sample,
+                            pair=(baseline, candidate), gen_keys=(keys[baseline], keys[candidate]),
+                            judge_name=judge_name, judge=judges[judge_name], run_seed=run_seed))
     return plan
+
+
+def judgment_units(*, section: str, settings: Settings, prompt: Prompt, sample_index: int, pair: tuple[str, str],
+                   gen_keys: tuple[str, str], judge_name: str, judge: Judge, run_seed: int) -> list[JudgmentUnit]:
+    """The judgment units of one (baseline, candidate) pair for one judge: one per order.
+
+    Also used by the browser judging page (`brie_bench.web`) to plan a person's
+    comparisons of a stored run, so a verdict given there has the same key and
+    the same drawn assignment as one given by a `human` judge of the same name.
+    """
+    baseline, candidate = pair
+    base_key = stable_hash({
+        "v": KEY_VERSION, "section": section, "judge_name": judge_name,
+        "judge": judge.identity(), "criteria": list(settings.criteria),
+        "gens": list(gen_keys), "pair": [baseline, candidate],
+    })
+    drawn = draw_assignment(run_seed, base_key, (baseline, candidate))
+    orders = (0, 1) if settings.orders == "both" else (0,)
+    return [JudgmentUnit(key=f"{base_key[:40]}-{order}", section=section, prompt=prompt,
+                         sample_index=sample_index, judge=judge_name, baseline=baseline, candidate=candidate,
+                         order_index=order, assignment=assignment_for_order(drawn, order),
+                         gen_keys=((baseline, gen_keys[0]), (candidate, gen_keys[1])),
+                         criteria=tuple(settings.criteria), system_prompt=settings.system_prompt)
+            for order in orders]

@@ -1,9 +1,13 @@
 """Plugin discovery: built-ins, entry points (group `brie_bench`) and `--plugins-dir` files.
 
-Built-in plugins (the modules of `brie_bench.plugins`) are registered
+Built-in plugins (`BUILTIN_PLUGINS`, modules of `brie_bench.plugins`) are registered
 through the same pluggy manager as third-party ones, so they obey the same
 contract. A plugin that fails to import or to register is recorded with its
-cause and skipped; the rest keep working.
+cause and skipped, wholly: nothing it registered before failing is kept, and
+a plugin that calls `sys.exit` while loading is a failed plugin, not the end
+of the command. `--plugins-dir` files are read only when they are regular
+files of at most `MAX_PLUGIN_BYTES` (a FIFO or a link to /dev/zero is refused,
+never read).
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import pkgutil
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import pluggy
 
@@ -23,6 +29,27 @@ from brie_bench import hookspecs
 from brie_bench.api import PROJECT_NAME, Judge, ModelBackend
 
 ENTRY_POINT_GROUP = "brie_bench"
+
+#: A class a plugin may register: a backend or a judge.
+PluginClass = type[ModelBackend] | type[Judge]
+
+#: The built-in plugins (the top-level `plugins/` folder, installed as `brie_bench.plugins`), loaded in
+#: this order. Listed, not discovered (as simonw/llm's DEFAULT_PLUGINS): a stray file in that folder
+#: is never imported, and adding a built-in is a reviewed one-line change here.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "brie_bench.plugins.anthropic_backend",
+    "brie_bench.plugins.gemini_backend",
+    "brie_bench.plugins.hf",
+    "brie_bench.plugins.human_judge",
+    "brie_bench.plugins.llm_judge",
+    "brie_bench.plugins.openai_backend",
+)
+
+#: A local plugin file larger than this is refused unread (a plugin is source code, not data).
+MAX_PLUGIN_BYTES = 1024 * 1024
+
+#: What a plugin may raise while loading without ending the command (SystemExit: `sys.exit()`).
+_LOAD_FAILURES = (Exception, SystemExit)
 
 
 @dataclass
@@ -41,21 +68,40 @@ def _new_manager() -> pluggy.PluginManager:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}) while loading"
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
+
+
+def read_plugin_file(path: Path, limit: int = MAX_PLUGIN_BYTES) -> bytes:
+    """The bytes of a local plugin file, refusing anything but a regular file of at most `limit` bytes.
+
+    Opened without blocking (a FIFO would otherwise wait forever for a writer) and checked
+    on the open descriptor, so a symlink to /dev/zero or a FIFO is refused before any read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImportError("not a regular file (a FIFO, device or socket); refused unread")
+        if info.st_size > limit:
+            raise ImportError(f"{info.st_size:,} bytes, more than the {limit:,} a plugin file may have")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ImportError(f"more than the {limit:,} bytes a plugin file may have")
+        return data
+    finally:
+        os.close(fd)
 
 
 def _load_builtins(pm: pluggy.PluginManager, sources: dict[str, str], failures: list[tuple[str, str]]) -> None:
-    import brie_bench.plugins as builtin_pkg
-
-    for info in sorted(pkgutil.iter_modules(builtin_pkg.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        modname = f"{builtin_pkg.__name__}.{info.name}"
+    for modname in BUILTIN_PLUGINS:
         try:
             module = importlib.import_module(modname)
             pm.register(module, name=modname)
             sources[modname] = "built-in"
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
+        except _LOAD_FAILURES as exc:  # noqa: BLE001 - a broken plugin must not break the rest
             failures.append((modname, _describe(exc)))
 
 
@@ -69,7 +115,7 @@ def _load_entry_points(pm: pluggy.PluginManager, sources: dict[str, str], failur
             pm.register(obj, name=f"ep:{ep.name}")
             dist = ep.dist.name if ep.dist else "?"
             sources[f"ep:{ep.name}"] = f"entry point {ep.name} ({dist})"
-        except Exception as exc:  # noqa: BLE001
+        except _LOAD_FAILURES as exc:  # noqa: BLE001
             failures.append((name, _describe(exc)))
 
 
@@ -84,40 +130,79 @@ def _load_dir(pm: pluggy.PluginManager, plugins_dir: str | Path, sources: dict[s
             continue
         modname = f"brie_bench_local_plugin_{path.stem}"
         try:
+            source = read_plugin_file(path)
             spec = importlib.util.spec_from_file_location(modname, path)
-            if spec is None or spec.loader is None:
+            if spec is None:
                 raise ImportError("cannot load")
             module = importlib.util.module_from_spec(spec)
             sys.modules[modname] = module
-            spec.loader.exec_module(module)
+            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - the user's own plugin file
             pm.register(module, name=modname)
             sources[modname] = f"file {path}"
-        except Exception as exc:  # noqa: BLE001
+        except _LOAD_FAILURES as exc:  # noqa: BLE001
             sys.modules.pop(modname, None)
             failures.append((str(path), _describe(exc)))
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, kind: str, base: type, table: dict[str, Any],
-             registry: Registry, sources: dict[str, str]) -> None:
-    hook = getattr(pm.hook, hook_name)
-    for impl in hook.get_hookimpls():  # registration order: built-ins first
-        origin = sources.get(impl.plugin_name, impl.plugin_name)
+def _collect(pm: pluggy.PluginManager, registry: Registry, sources: dict[str, str]) -> None:
+    """Ask every plugin for its backends and judges; keep a plugin's classes only if all of it worked.
 
-        def register(cls: type, _origin: str = origin, _plugin: str = impl.plugin_name) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise TypeError(f"{cls!r} is not a subclass of {base.__name__}")
-            if not cls.name:
-                raise TypeError(f"{cls.__name__} has no `name`")
-            if cls.name in table:
-                raise ValueError(f"{kind} {cls.name!r} is already registered by "
-                                 f"{registry.origins[(kind, cls.name)]}")
-            table[cls.name] = cls
-            registry.origins[(kind, cls.name)] = _origin
+    Each plugin's registrations are staged first: a hook that raises, or a class that is
+    not valid or whose name is taken, fails the whole plugin and none of its classes
+    (of either kind) is kept, so a plugin reported "failed" never half works.
+    """
+    kinds: tuple[tuple[str, str, PluginClass, Mapping[str, PluginClass]], ...] = (
+        ("register_backends", "backend", ModelBackend, registry.backends),
+        ("register_judges", "judge", Judge, registry.judges))
+    order: list[str] = []
+    staged: dict[str, list[tuple[str, PluginClass]]] = {}
+    failed: dict[str, str] = {}
+    for hook_name, kind, base, _table in kinds:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order: built-ins first
+            plugin = impl.plugin_name
+            if plugin not in staged:
+                order.append(plugin)
+                staged[plugin] = []
+            if plugin in failed:
+                continue
 
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # noqa: BLE001
-            registry.failures.append((impl.plugin_name, _describe(exc)))
+            def register(cls: type, _kind: str = kind, _base: PluginClass = base, _plugin: str = plugin) -> None:
+                if not (isinstance(cls, type) and issubclass(cls, _base)):
+                    raise TypeError(f"{cls!r} is not a subclass of {_base.__name__}")
+                if not cls.name:
+                    raise TypeError(f"{cls.__name__} has no `name`")
+                if any(k == _kind and c.name == cls.name for k, c in staged[_plugin]):
+                    raise ValueError(f"{_kind} {cls.name!r} is registered twice")
+                staged[_plugin].append((_kind, cls))
+
+            try:
+                impl.function(register=register)
+            except _LOAD_FAILURES as exc:  # noqa: BLE001
+                failed[plugin] = _describe(exc)
+    tables = {kind: table for _, kind, _, table in kinds}
+    for plugin in order:
+        if plugin not in failed:
+            for kind, cls in staged[plugin]:
+                if cls.name in tables[kind]:
+                    failed[plugin] = (f"ValueError: {kind} {cls.name!r} is already registered by "
+                                      f"{registry.origins[(kind, cls.name)]}")
+                    break
+        if plugin in failed:
+            registry.failures.append((plugin, failed[plugin]))
+            continue
+        for kind, cls in staged[plugin]:
+            _install(registry, kind, cls)
+            registry.origins[(kind, cls.name)] = sources.get(plugin, plugin)
+
+
+def _install(registry: Registry, kind: str, cls: PluginClass) -> None:
+    """Put a staged class in its kind's table (`register` already checked it subclasses that kind's base)."""
+    if kind == "backend" and issubclass(cls, ModelBackend):
+        registry.backends[cls.name] = cls
+    elif kind == "judge" and issubclass(cls, Judge):
+        registry.judges[cls.name] = cls
+    else:
+        raise TypeError(f"{cls!r} was staged as a {kind} but is not one")
 
 
 def load_plugins(plugins_dir: str | Path | None = None, *, entry_points: bool = True) -> Registry:
@@ -131,8 +216,7 @@ def load_plugins(plugins_dir: str | Path | None = None, *, entry_points: bool = 
     if plugins_dir:
         _load_dir(pm, plugins_dir, sources, failures)
     registry = Registry(failures=failures, manager=pm)
-    _collect(pm, "register_backends", "backend", ModelBackend, registry.backends, registry, sources)
-    _collect(pm, "register_judges", "judge", Judge, registry.judges, registry, sources)
+    _collect(pm, registry, sources)
     return registry
 
 
@@ -143,5 +227,5 @@ def register_commands(registry: Registry, cli: Any, on_error: Callable[[str, str
     for impl in registry.manager.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as exc:  # noqa: BLE001
+        except _LOAD_FAILURES as exc:  # noqa: BLE001
             on_error(impl.plugin_name, _describe(exc))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,7 +41,7 @@ class Cost:
     usd: float
     priced: bool  # False when the model has no known price
 
-    def __add__(self, other: "Cost") -> "Cost":
+    def __add__(self, other: Cost) -> Cost:
         return Cost(self.usd + other.usd, self.priced and other.priced)
 
 

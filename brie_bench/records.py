@@ -7,7 +7,8 @@ worker threads without surprises. Plugins receive and return only these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 Role = Literal["system", "user", "assistant"]
 Label = Literal["A", "B"]
@@ -66,7 +67,7 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
 
 
@@ -114,7 +115,7 @@ class JudgeResult:
 
     label: LabelVerdict
     raw: str = ""
-    scores: Mapping[str, Mapping[str, int]] | None = None
+    scores: Mapping[str, Mapping[str, float]] | None = None
     p_a: float | None = None
     reasoning: str | None = None
     invalid_reason: str | None = None

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import logging
+import os
 from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
-from rich.table import Table
 
+from brie_bench.api import ModelBackend
+from brie_bench.termtable import Notes, legend, new_table, print_table
 from brie_bench.textsafe import safe_text
 
 from brie_bench.engine import Engine, EngineStats
@@ -20,8 +27,8 @@ from brie_bench.plugin_manager import Registry
 from brie_bench.prices import Cost, cost, format_cost, price_table
 from brie_bench.runtime import Runtime, build_runtime, versions
 from brie_bench.store import Store
-from brie_bench.suite import Suite
-from brie_bench.summary import error_counts, tally
+from brie_bench.suite import Suite, destination_lines
+from brie_bench.summary import done_keys, failures, tally
 
 
 class RichReporter:
@@ -36,7 +43,7 @@ class RichReporter:
         self.tasks: dict[str, TaskID] = {}
         self.errors: Counter[str] = Counter()
 
-    def __enter__(self) -> "RichReporter":
+    def __enter__(self) -> RichReporter:
         self.progress.start()
         return self
 
@@ -59,10 +66,15 @@ def run_metadata(suite: Suite, runtime: Runtime) -> dict[str, Any]:
     """What was compared and judged, with provenance (e.g. an adapter's training manifest). No secrets."""
     contenders = {}
     for name, backend in runtime.contenders.items():
-        contenders[name] = {**backend.identity(), "provenance": backend.provenance(), "local": backend.local,
+        contenders[name] = {**backend.identity(), "provenance": backend.provenance(), "local": is_local(backend),
                             "role": "baseline" if name == suite.baseline else "candidate"}
-    judges = {name: {**judge.identity(), "name": name, "model": runtime.judge_model(name)}
-              for name, judge in runtime.judges.items()}
+    judges = {}
+    for name, judge in runtime.judges.items():
+        judges[name] = {**judge.identity(), "name": name, "model": runtime.judge_model(name),
+                        "local": is_local(judge.backend)}
+        shown = getattr(judge, "shown_options", None)  # a judge may hide options its mode ignores
+        if callable(shown):
+            judges[name]["options"] = shown()
     return {"contenders": contenders, "judges": judges, "baseline": suite.baseline}
 
 
@@ -72,34 +84,65 @@ def estimate_costs(suite: Suite, runtime: Runtime, plan: Plan, stored_gen: set[s
     a judging template of about 500 tokens and judge answers of up to 400 tokens."""
     table = price_table(suite.spec.prices)
     out: dict[str, Cost] = {}
-    for unit in plan.generations:
-        if unit.key in stored_gen:
+    for gen in plan.generations:
+        if gen.key in stored_gen:
             continue
-        backend = runtime.contenders[unit.contender]
-        tokens_in = sum(len(m.content) for m in unit.request.messages) // 4
-        c = cost(table, backend.model, tokens_in, unit.request.params.max_tokens, local=backend.local)
-        out[unit.contender] = out.get(unit.contender, Cost(0.0, True)) + c
+        contender = runtime.contenders[gen.contender]
+        tokens_in = sum(len(m.content) for m in gen.request.messages) // 4
+        c = cost(table, contender.model, tokens_in, gen.request.params.max_tokens, local=is_local(contender))
+        out[gen.contender] = out.get(gen.contender, Cost(0.0, True)) + c
     max_tokens = {s.name: s.settings.max_tokens for s in suite.sections}
-    for unit in plan.judgments:
-        if unit.key in stored_judg:
+    for judgment in plan.judgments:
+        if judgment.key in stored_judg:
             continue
-        judge = runtime.judges[unit.judge]
-        backend = judge.backend
-        tokens_in = 500 + len(unit.prompt.text) // 4 + 2 * max_tokens[unit.section]
+        judge = runtime.judges[judgment.judge]
+        judge_backend = judge.backend
+        tokens_in = 500 + len(judgment.prompt.text) // 4 + 2 * max_tokens[judgment.section]
         tokens_out = min(int(getattr(judge.options, "max_tokens", 400) or 400), 400)
-        c = cost(table, backend.model if backend else None, tokens_in, tokens_out,
-                 local=backend is None or backend.local)
-        out[unit.judge] = out.get(unit.judge, Cost(0.0, True)) + c
+        c = cost(table, judge_backend.model if judge_backend else None, tokens_in, tokens_out,
+                 local=is_local(judge_backend))
+        out[judgment.judge] = out.get(judgment.judge, Cost(0.0, True)) + c
     return out
+
+
+def is_local(backend: ModelBackend | None) -> bool:
+    """Runs on the user's own hardware: a local backend, or a server on this machine (vLLM, Ollama)."""
+    if backend is None:
+        return True
+    if backend.local:
+        return True
+    base_url = getattr(backend.options, "base_url", None)
+    if not base_url:
+        return False
+    host = (urlsplit(str(base_url)).hostname or "").lower()
+    return host in _LOOPBACK_HOSTS
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
+def cost_text(costs: dict[str, tuple[Cost, bool]], total_label: str) -> str:
+    """"baseline, brie: local, no price; gpt-4o: $0.0123; total $0.0123" (names sorted)."""
+    local = sorted(n for n, (_, is_loc) in costs.items() if is_loc)
+    priced = sorted(n for n, (_, is_loc) in costs.items() if not is_loc)
+    parts = [f"{n}: {format_cost(costs[n][0])}" for n in priced]
+    if local:
+        parts.append(f"{', '.join(local)}: local, no price")
+    if priced:
+        total = sum((costs[n][0] for n in priced), Cost(0.0, True))
+        parts.append(f"{total_label} {format_cost(total)}")
+    else:
+        parts.append(f"{total_label}: local, no price")
+    return "; ".join(parts)
 
 
 def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, run_id: str | None,
                runtime: Runtime | None = None) -> None:
     stored_gen = store.stored_generation_keys([u.key for u in plan.generations]) if store else set()
     stored_judg = store.stored_judgment_keys(run_id) if (store and run_id) else set()
-    table = Table(title=safe_text(f"Plan for {suite.name}" + (f" (resuming run {run_id})" if run_id else " (new run)")))
-    for col in ("section", "prompts", "samples", "orders", "generation calls", "judge calls", "stored"):
-        table.add_column(col)
+    table = new_table(f"Plan for {suite.name}" + (f" (resuming run {run_id})" if run_id else " (new run)"))
+    for col in ("section", "prompts", "samples", "orders", "gen", "judge", "stored"):
+        table.add_column(col, justify="left" if col in ("section", "orders") else "right")
     gen_by_section: Counter[str] = Counter()
     seen: set[str] = set()
     for link in plan.links:
@@ -112,42 +155,79 @@ def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, 
         table.add_row(safe_text(s.name), str(len(s.prompts)), str(s.settings.samples), s.settings.orders,
                       str(gen_by_section[s.name]), str(judg_by_section[s.name]),
                       f"{stored_by_section[s.name]}/{judg_by_section[s.name]}")
-    console.print(table)
+    print_table(console, table)
+    legend(console, [("gen", "generation calls"), ("judge", "judge calls"),
+                     ("stored", "judgments already stored")])
     per_judge: Counter[str] = Counter(u.judge for u in plan.judgments)
     console.print(safe_text(
         f"generation calls: {len(plan.generations)} ({len(stored_gen)} already stored); "
-        f"judge calls: {len(plan.judgments)} ({len(stored_judg)} already stored); "
+        f"judge calls: {len(plan.judgments)} ({sum(stored_by_section.values())} already stored); "
         + ", ".join(f"{j}: {n}" for j, n in sorted(per_judge.items()))))
     if runtime is not None:
         estimates = estimate_costs(suite, runtime, plan, stored_gen, stored_judg)
-        total = sum(estimates.values(), Cost(0.0, True))
-        console.print(safe_text("estimated cost of what is left: " + ", ".join(
-            f"{name}: {format_cost(c)}" for name, c in estimates.items()) + f"; total {format_cost(total)}"))
+        local = {n: is_local(b) for n, b in runtime.contenders.items()}
+        local.update({n: is_local(j.backend) for n, j in runtime.judges.items()})
+        console.print(safe_text("estimated cost of what is left: " + cost_text(
+            {n: (c, local.get(n, False)) for n, c in estimates.items()}, "total")))
+        for problem in runtime.problems():
+            console.print(safe_text(f"warning: {problem}", style="yellow"))
 
 
 def print_summary(console: Console, store: Store, run_id: str, stats: EngineStats,
                   runtime: Runtime | None = None, suite: Suite | None = None) -> None:
+    """The end-of-run table (per judge and candidate) and what is still failed, from the store."""
     rows = store.judgments(run_id)
-    errors = error_counts(store.errors(run_id))
-    table = Table(title=f"Run {run_id}: each candidate against the baseline", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  pad_edge=False,
-                  caption="W/L/T: comparisons the candidate won/lost/tied (ties count half in win%; a pair judged in both orders counts once, a tie if the orders disagree); inv: invalid, never counted; retry/fail: judge calls retried/failed")
+    errors = store.errors(run_id)
+    failed = failures(errors, done_keys(store, run_id, errors))
     tallies = tally(rows)
-    widths = {"judge": max([len(t.judge) for t in tallies] + [5]),
-              "model": max([len(t.judge_model or "-") for t in tallies] + [5]),
-              "candidate": max([len(t.candidate) for t in tallies] + [9])}
-    for col in ("judge", "model", "candidate", "W", "L", "T", "inv", "win%", "retry", "fail"):
-        table.add_column(col, overflow="fold", no_wrap=col not in widths, min_width=min(24, widths.get(col, 0)))
+    candidates = sorted({t.candidate for t in tallies})
+    baseline = tallies[0].baseline if tallies else (suite.baseline if suite else "the baseline")
+    judge_names = list(runtime.judges) if runtime is not None else []
     for t in tallies:
-        rate = f"{t.win_rate:.1%}" if t.win_rate is not None else "-"
-        e = errors.get(t.judge, {"retried": 0, "failed": 0})
-        table.add_row(safe_text(t.judge), safe_text(t.judge_model or "-"), safe_text(t.candidate),
-                      str(t.wins), str(t.losses), str(t.ties), str(t.invalid), rate, str(e["retried"]),
-                      str(e["failed"]))
-    console.print(table)
-    contender_errors = {n: e for n, e in errors.items() if n not in {t.judge for t in tallies}}
-    for name, e in sorted(contender_errors.items()):
-        console.print(safe_text(f"{name}: {e['retried']} calls retried, {e['failed']} failed"))
+        if t.judge not in judge_names:
+            judge_names.append(t.judge)
+    title = (f"Run {run_id}: {candidates[0]} against {baseline}" if len(candidates) == 1
+             else f"Run {run_id}: each candidate against {baseline}")
+    table = new_table(title)
+    # Several candidates: each one heads a group of judge rows (a column of its own would not fit 80).
+    grouped = len(candidates) > 1
+    for col in ("candidate / judge" if grouped else "judge", "W", "L", "T", "inv", "win%", "fail", "retried"):
+        table.add_column(col, justify="left" if "judge" in col else "right")
+    notes = Notes()
+
+    def counts(name: str) -> tuple[str, str]:
+        f = failed.get(name)
+        if f is None:
+            return "0", "0"
+        note = notes.mark(f"{name}: {f.failed} unit{'s' if f.failed != 1 else ''} still failed, last error "
+                          f"{f.kind}: {f.message}") if f.failed else ""
+        return f"{f.failed}{note}", str(f.retried)
+
+    indent = "  " if grouped else ""
+    for candidate in candidates:
+        if grouped:
+            table.add_row(safe_text(candidate, style="bold"), *[""] * 7)
+        for t in (t for name in judge_names for t in tallies if t.judge == name and t.candidate == candidate):
+            rate = f"{t.win_rate:.1%}" if t.win_rate is not None else "-"
+            table.add_row(safe_text(indent + t.judge), str(t.wins), str(t.losses), str(t.ties), str(t.invalid),
+                          rate, *counts(t.judge))
+    for name in judge_names:  # every call failed (or none was made): the judge still gets its row
+        if not any(t.judge == name for t in tallies):
+            table.add_row(safe_text(name), "-", "-", "-", "-", "-", *counts(name))
+    print_table(console, table)
+    legend(console, [("W/L/T", "comparisons won/lost/tied (both orders of a pair count once)"),
+                     ("inv", "invalid, never counted"), ("win%", "ties count half"),
+                     ("fail", "judge calls still failed; a rerun retries them"),
+                     ("retried", "failed attempts tried again")])
+    notes.print(console, style="red")
+    for name, f in sorted(failed.items()):
+        if name in judge_names or not (f.failed or f.retried):
+            continue
+        line = f"{name}: {f.failed} generation{'s' if f.failed != 1 else ''} still failed, {f.retried} failed " \
+               f"attempt{'s' if f.retried != 1 else ''} retried"
+        if f.failed:
+            line += f"; last error {f.kind}: {f.message}"
+        console.print(safe_text(line, style="red" if f.failed else None))
     console.print(safe_text(
         f"generations: {stats.generations_done} new, {stats.generations_cached} cached, "
         f"{stats.generations_failed} failed; judgments: {stats.judgments_done} new, {stats.judgments_cached} "
@@ -155,49 +235,94 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
         f"model calls: {stats.calls}, retries: {stats.retries}"))
     if runtime is not None and suite is not None:
         table_prices = price_table(suite.spec.prices)
-        costs: dict[str, Cost] = {}
+        costs: dict[str, tuple[Cost, bool]] = {}
         for r in rows:
-            backend = runtime.judges[r["judge"]].backend if r["judge"] in runtime.judges else None
-            c = cost(table_prices, r["judge_model"], r["input_tokens"], r["output_tokens"],
-                     local=backend is None or backend.local)
-            costs[r["judge"]] = costs.get(r["judge"], Cost(0.0, True)) + c
+            judge = runtime.judges.get(r["judge"])
+            local = is_local(judge.backend if judge is not None else None)
+            c = cost(table_prices, r["judge_model"], r["input_tokens"], r["output_tokens"], local=local)
+            costs[r["judge"]] = (costs.get(r["judge"], (Cost(0.0, True), local))[0] + c, local)
         for g in store.run_generations(run_id):
-            backend = runtime.contenders.get(g["contender"])
-            c = cost(table_prices, g["model"], g["input_tokens"], g["output_tokens"],
-                     local=backend is None or backend.local)
-            costs[g["contender"]] = costs.get(g["contender"], Cost(0.0, True)) + c
-        total = sum(costs.values(), Cost(0.0, True))
-        console.print(safe_text("cost: " + ", ".join(f"{n}: {format_cost(c)}" for n, c in sorted(costs.items()))
-                           + f"; run total {format_cost(total)}"))
-    for line in stats.failures[:10]:
-        console.print(safe_text(f"  failed {line}", style="red"), soft_wrap=True)
+            local = is_local(runtime.contenders.get(g["contender"]))
+            c = cost(table_prices, g["model"], g["input_tokens"], g["output_tokens"], local=local)
+            costs[g["contender"]] = (costs.get(g["contender"], (Cost(0.0, True), local))[0] + c, local)
+        if costs:
+            console.print(safe_text("cost: " + cost_text(costs, "run total")))
+    shown = Counter(stats.failures)  # the same failure of many units is one line with a count
+    for line, n in list(shown.items())[:10]:
+        console.print(safe_text(f"  failed {line}" + (f" (×{n})" if n > 1 else ""), style="red"))
+    if len(shown) > 10:
+        console.print(safe_text(f"  ... and {len(shown) - 10} other failures (brie-bench report lists them)",
+                                style="red"))
+
+
+@contextmanager
+def library_output_to(log_path: Path) -> Iterator[None]:
+    """Send Python warnings and library log records to `log_path` instead of the run display.
+
+    transformers, peft and the SDKs warn through `warnings` and `logging`; on a
+    terminal that shows live progress bars those lines tear the display apart.
+    The file is created only when something is written.
+    """
+    writable = os.access(log_path.parent if str(log_path.parent) else ".", os.W_OK)
+    handler: logging.Handler = (logging.FileHandler(log_path, encoding="utf-8", delay=True) if writable
+                                else logging.NullHandler())  # a read-only folder: drop them, never crash
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        handler.close()
+
+
+def log_path_for(db: str) -> Path:
+    """The run log next to the database: brie-bench.db -> brie-bench.log."""
+    path = Path(db)
+    return path.with_suffix(".log") if path.suffix else path.with_name(path.name + ".log")
 
 
 def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None = None,
                 concurrency: int | None = None, limit: int | None = None, dry_run: bool = False,
-                new_run: bool = False, console: Console | None = None) -> int:
-    """Run (or resume) a suite; returns the exit code (0 ok, 1 failed units)."""
+                new_run: bool = False, console: Console | None = None,
+                power_plan: dict[str, Any] | None = None) -> int:
+    """Run (or resume) a suite; returns the exit code (0 ok, 1 failed units).
+
+    `power_plan` (``{"effect": ..., "pilot": ...}``) adds the power plan to a dry run
+    (`brie_bench.planning`); it implies `dry_run`.
+    """
     console = console or Console()
     runtime = build_runtime(suite, registry)
     run_seed = suite.spec.seed if seed is None else seed
     plan = build_plan(suite.limited(limit), runtime.contenders, runtime.judges, run_seed)
     fingerprint = suite.fingerprint()
-    if dry_run:
-        from pathlib import Path
-
+    if dry_run or power_plan is not None:
         store = Store(db, readonly=True) if Path(db).exists() else None
         run_id = None if (store is None or new_run) else store.find_resumable_run(fingerprint, run_seed)
-        print_plan(console, suite, plan, store, run_id, runtime)
-        if store:
-            store.close()
+        try:
+            print_plan(console, suite, plan, store, run_id, runtime)
+            console.print(safe_text("calls go to:"))
+            for line in destination_lines(runtime):
+                console.print(safe_text(f"  {line}"))  # wrapped between words, not mid-word
+            if power_plan is not None:
+                from brie_bench.planning import print_power_plan
+
+                print_power_plan(console, suite, plan, runtime, store, **power_plan)
+        finally:
+            if store:
+                store.close()
         return 0
     runtime.check_ready()
-    with Store(db) as store:
-        run_id = None if new_run else store.find_resumable_run(fingerprint, run_seed)
-        if run_id is None:
-            run_id = store.create_run(suite_name=suite.name, suite_path=suite.path, fingerprint=fingerprint,
-                                      snapshot=suite.snapshot(), seed=run_seed, versions=versions(),
-                                      metadata=run_metadata(suite, runtime))
+    with library_output_to(log_path_for(db)), Store(db) as store:
+        runtime.prepare()  # heavy imports once, in this thread, before any worker thread starts
+        # Processes started together on one file join one run and share its units (leases).
+        run_id, created = store.resume_or_create_run(
+            new=new_run, suite_name=suite.name, suite_path=suite.path, fingerprint=fingerprint,
+            snapshot=suite.snapshot(), seed=run_seed, versions=versions(), metadata=run_metadata(suite, runtime))
+        if created:
             console.print(safe_text(f"run {run_id}: {suite.name} (seed {run_seed})"))
         else:
             console.print(safe_text(f"resuming run {run_id}: {suite.name} (seed {run_seed})"))
@@ -208,7 +333,10 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
             try:
                 stats = asyncio.run(_run_and_close(engine, runtime, plan))
             except BaseException:
-                store.mark_run(run_id, "interrupted")
+                try:
+                    store.mark_run(run_id, "interrupted")
+                except sqlite3.Error:
+                    pass  # the database itself failed (damaged, disk full): report that error, not this one
                 raise
         store.mark_run(run_id, "complete" if stats.failed == 0 else "incomplete")
         print_summary(console, store, run_id, stats, runtime, suite)

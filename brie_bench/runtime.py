@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from brie_bench import __version__
-from brie_bench.api import BackendContext, Judge, JudgeContext, Limits, ModelBackend
-from brie_bench.errors import InputError
+from brie_bench.api import BackendContext, BatchBackend, Judge, JudgeContext, Limits, ModelBackend
+from brie_bench.errors import InputError, MissingKeyError
 from brie_bench.plugin_manager import Registry
 from brie_bench.suite import Suite, check_plugins
 
@@ -33,13 +33,52 @@ class Runtime:
         backend = self.judges[name].backend
         return backend.model if backend else None
 
+    def backends(self) -> list[ModelBackend]:
+        """Every backend of the run: contenders first, then judges' backends."""
+        out = list(self.contenders.values())
+        out.extend(j.backend for j in self.judges.values() if j.backend is not None)
+        return out
+
+    def problems(self) -> list[InputError]:
+        """Every missing key or other prerequisite, from every backend (not just the first)."""
+        found: list[InputError] = []
+        for backend in self.backends():
+            try:
+                backend.check_ready()
+            except InputError as exc:
+                found.append(exc)
+        return found
+
     def check_ready(self) -> None:
-        """Fail before any call when a key or another prerequisite is missing."""
-        for backend in self.contenders.values():
-            backend.check_ready()
-        for judge in self.judges.values():
-            if judge.backend is not None:
-                judge.backend.check_ready()
+        """Fail before any call (and any model load) when keys or other prerequisites are missing.
+
+        Names all of them at once, so a user fixes their environment in one go.
+        """
+        found = self.problems()
+        if len(found) == 1:
+            raise found[0]
+        if found:
+            keys = all(isinstance(e, MissingKeyError) for e in found)
+            what = "API keys are missing" if keys else "problems found"
+            raise (MissingKeyError if keys else InputError)(
+                f"{len(found)} {what}: " + "; ".join(str(e) for e in found))
+
+    def prepare(self) -> None:
+        """Let every backend import its heavy libraries here, in the calling (main) thread.
+
+        Worker threads start only after this: transformers' lazy module is not safe to
+        import from two threads at once, and two local contenders load in two threads.
+        """
+        seen: set[int] = set()
+        for backend in self.backends():
+            if id(backend) not in seen:
+                seen.add(id(backend))
+                try:
+                    backend.prepare()
+                except InputError:
+                    raise
+                except Exception:  # noqa: BLE001 - the first call fails the same way, recorded per unit
+                    continue
 
     async def aclose(self) -> None:
         for judge in self.judges.values():
@@ -79,8 +118,13 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
         backend = None
         if j.backend is not None:
             bcls = registry.backends[j.backend]
-            backend = bcls(j.model or "", bcls.Options.model_validate(j.backend_options),
-                           BackendContext("judge", name, cache_dir, base_dir))
+            try:  # a plugin's own failure, reported by name, as for contenders
+                backend = bcls(j.model or "", bcls.Options.model_validate(j.backend_options),
+                               BackendContext("judge", name, cache_dir, base_dir))
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise suite.error(f"backend {j.backend!r} could not be set up: {exc}", ("judges", name)) from None
             limits[name] = _limits(bcls, j.limits)
         else:
             limits[name] = _limits(judge_cls, j.limits) if judge_cls.default_limits else (
@@ -101,8 +145,9 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
         judge = judges[name]
         if type(judge).batch_request is Judge.batch_request or judge.backend is None:
             raise suite.error(f"judge type {j.type!r} cannot judge in batches", ("judges", name, "batch"))
-        if not judge.backend.supports_batch():
-            raise suite.error(f"backend {j.backend!r} has no batch API", ("judges", name, "batch"))
+        if not isinstance(judge.backend, BatchBackend):
+            raise suite.error(f"backend {j.backend!r} has no batch API (a BatchBackend implements submit_batch "
+                              f"and poll_batch)", ("judges", name, "batch"))
         batch[name] = float(j.batch_poll_s)
     return Runtime(contenders, judges, limits, batch)
 

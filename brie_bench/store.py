@@ -1,9 +1,17 @@
-"""One embedded SQLite file (WAL) holding runs, generations, judgments and errors.
+"""One embedded SQLite file (WAL) holding runs, generations, judgments, errors and unit leases.
 
 Generations are cached globally by their content key, so a new run of the
 same suite reuses them; judgments belong to a run. Every finished unit is
 committed at once, so a crash loses at most the calls in flight. Nothing
 here ever holds an API key: rows are built from records that carry none.
+
+Several processes may work on one file: a unit is *leased* (table `leases`)
+before it is called, so each unit is called once; a lease expires unless its
+owner renews it, so a dead process's units are taken over by the others.
+
+The file carries its schema version (`meta.schema_version`). Opening checks it
+before anything else: an older file is migrated (writing opens only), a newer
+one or one whose tables do not match is refused in one line.
 """
 
 from __future__ import annotations
@@ -13,14 +21,17 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from brie_bench.errors import InputError
+from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 
-SCHEMA_VERSION = 1
+#: Version 2 added `leases`. Bump it with every schema change and add the step to `MIGRATIONS`.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -116,7 +127,45 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS judgments_by_run ON judgments(run_id, section);
 CREATE INDEX IF NOT EXISTS errors_by_run ON errors(run_id);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    state TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
 """
+
+#: version -> the statements that bring a file of that version to the next one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, "
+        "expires_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID",),
+}
+
+#: The oldest version the reading commands understand without migrating (v1 lacks only `leases`).
+OLDEST_READABLE = 1
+
+#: Tables a version must not have for reading: what each version added.
+_ADDED_IN = {"leases": 2}
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _expected_columns() -> dict[str, set[str]]:
+    """table -> column names, read from SCHEMA itself so the check never drifts from it."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                             "AND name NOT LIKE 'sqlite_%'")]
+        return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
+    finally:
+        conn.close()
+
+
+EXPECTED_COLUMNS = _expected_columns()
 
 
 @dataclass(frozen=True)
@@ -135,6 +184,13 @@ class RunRow:
     @property
     def snapshot(self) -> dict[str, Any]:  # pragma: no cover - convenience
         raise AttributeError("use Store.suite_snapshot(run_id)")
+
+
+#: One INSERT for every judgment row, its columns named once (`brie_bench.rows.JudgmentRow`).
+_INSERT_JUDGMENT = (f"INSERT INTO judgments({', '.join(JUDGMENT_COLUMNS)}) "
+                    f"VALUES ({','.join('?' * len(JUDGMENT_COLUMNS))}) ON CONFLICT(run_id, unit_key) DO NOTHING")
+_SCORES_AT = JUDGMENT_COLUMNS.index("scores")
+_CREATED_AT = JUDGMENT_COLUMNS.index("created_at")
 
 
 def _dumps(obj: Any) -> str:
@@ -183,6 +239,14 @@ def _explained(exc: sqlite3.OperationalError) -> sqlite3.OperationalError:
                            f"fix that (or pass --db with another file) and rerun the same command to continue")
 
 
+def damaged_message(exc: sqlite3.DatabaseError) -> str:
+    """SQLite's words for a damaged or foreign file, made into what the user should know."""
+    text = str(exc)
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return f"the file is damaged or not a database ({text}); restore it from a copy or pass --db with another file"
+    return text
+
+
 def _writable(path: Path) -> bool:
     """Can this process create or change `path` (the file, or its folder when the file is new)?"""
     target = path if path.exists() else path.parent
@@ -199,6 +263,7 @@ class Store:
                 if not Path(self.path).exists():
                     raise InputError("database not found", path=self.path)
                 self.conn = self._open_readonly()
+                self._check_readable()
             else:
                 parent = Path(self.path).resolve().parent
                 if not parent.exists():
@@ -209,33 +274,109 @@ class Store:
                                      "`runs` still work on this one)", path=self.path)
                 self.conn = sqlite3.connect(self.path, timeout=30, factory=_Connection)
                 self._prepare()
+        except InputError:
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"cannot open database: {exc}", path=self.path) from None
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
+            raise InputError(f"cannot open database: {damaged_message(exc)}", path=self.path) from None
         self.conn.row_factory = sqlite3.Row
 
+    # -- schema version ----------------------------------------------------------------
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                                "AND name NOT LIKE 'sqlite_%'")}
+
+    def _stored_version(self, tables: set[str]) -> int:
+        """The file's schema version; refuses a file that is not ours or is newer than this code."""
+        if "meta" not in tables:
+            raise InputError("not a Brie Bench database (it has tables, but no schema version)", path=self.path)
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            # Our tables without a version row: version 1 (which wrote the row at every open);
+            # the column check that follows tells whether the tables really are ours.
+            version = int(row[0]) if row is not None else 1
+        except (TypeError, ValueError):
+            version = 0
+        if version < 1:
+            raise InputError(f"not a Brie Bench database (schema version {row[0] if row else 'missing'!r})",
+                             path=self.path)
+        if version > SCHEMA_VERSION:
+            raise InputError(f"the database has schema version {version}, newer than this brie-bench "
+                             f"understands ({SCHEMA_VERSION}); upgrade brie-bench, or pass --db with another "
+                             f"file", path=self.path)
+        return version
+
+    def _check_columns(self, version: int) -> None:
+        """Every table and column the code uses is there (a renamed column is found now, not mid-run)."""
+        for table, wanted in EXPECTED_COLUMNS.items():
+            if _ADDED_IN.get(table, 1) > version:
+                continue
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise InputError(f"the database does not match schema version {version}: table {table!r} is "
+                                 f"missing", path=self.path)
+            missing = sorted(wanted - have)
+            if missing:
+                raise InputError(f"the database does not match schema version {version}: table {table!r} has "
+                                 f"no column {', '.join(missing)}", path=self.path)
+
+    def _check_readable(self) -> None:
+        tables = self._tables()
+        if not tables:
+            raise InputError("not a Brie Bench database: it is empty (no tables); run `brie-bench run SUITE` "
+                             "to fill it", path=self.path)
+        version = self._stored_version(tables)
+        if version < OLDEST_READABLE:  # pragma: no cover - no such version yet
+            raise InputError(f"schema version {version} is too old to read; open it with `brie-bench run` "
+                             f"once to migrate it", path=self.path)
+        self._check_columns(version)
+        self.schema_version = version
+
     def _prepare(self, wait_s: float = 30.0) -> None:
-        """WAL mode and the schema; waits while another process is doing the same.
+        """WAL mode, then the schema: create it, migrate it, or refuse the file; waits for other openers.
 
         Two runs started at once on a new file both switch it to WAL and create the
         tables. Switching the journal mode can answer "database is locked" at once,
         without SQLite's busy timeout, while the other connection holds its lock, so
-        retry for a while rather than fail one of the runs.
+        retry for a while rather than fail one of the runs. Creating or migrating
+        happens in one IMMEDIATE transaction, so exactly one opener does it.
         """
         deadline = time.monotonic() + wait_s
         while True:
             try:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
-                self.conn.executescript(SCHEMA)
-                self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                                  (str(SCHEMA_VERSION),))
-                self.conn.commit()
+                with self.conn:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    self._create_or_migrate()
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
                     raise
-                self.conn.rollback()
+                if self.conn.in_transaction:
+                    self.conn.rollback()
                 time.sleep(0.02)
+
+    def _create_or_migrate(self) -> None:
+        tables = self._tables()
+        if not tables:
+            for statement in _statements(SCHEMA):
+                self.conn.execute(statement)
+            self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.schema_version = SCHEMA_VERSION
+            return
+        version = self._stored_version(tables)
+        self._check_columns(version)
+        while version < SCHEMA_VERSION:
+            for statement in MIGRATIONS[version]:
+                self.conn.execute(statement)
+            version += 1
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
+        self._check_columns(version)
+        self.schema_version = version
 
     def _open_readonly(self) -> sqlite3.Connection:
         """Open for reading; on read-only media (no -shm can be made there) open it as immutable.
@@ -265,7 +406,7 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -274,13 +415,35 @@ class Store:
     # -- runs ------------------------------------------------------------------------
     def create_run(self, *, suite_name: str, suite_path: str, fingerprint: str, snapshot: dict[str, Any],
                    seed: int, versions: dict[str, Any], metadata: dict[str, Any] | None = None) -> str:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         with self.conn:
-            self.conn.execute(
-                "INSERT INTO runs(id, suite_name, suite_path, suite_fingerprint, suite_snapshot, seed, status, "
-                "versions, metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (run_id, suite_name, suite_path, fingerprint, _dumps(snapshot), seed, "created",
-                 _dumps(versions), _dumps(metadata or {}), time.time()))
+            return self._insert_run(suite_name, suite_path, fingerprint, snapshot, seed, versions, metadata)
+
+    def resume_or_create_run(self, *, new: bool, suite_name: str, suite_path: str, fingerprint: str,
+                             snapshot: dict[str, Any], seed: int, versions: dict[str, Any],
+                             metadata: dict[str, Any] | None = None) -> tuple[str, bool]:
+        """The run to work on, and whether it was created now.
+
+        Looking for a run to resume and creating one is one IMMEDIATE transaction, so
+        processes started at once on one file (without `--new`) all join the same run
+        and share its units through leases, instead of each starting its own.
+        """
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if not new:
+                found = self.find_resumable_run(fingerprint, seed)
+                if found is not None:
+                    return found, False
+            run_id = self._insert_run(suite_name, suite_path, fingerprint, snapshot, seed, versions, metadata)
+        return run_id, True
+
+    def _insert_run(self, suite_name: str, suite_path: str, fingerprint: str, snapshot: dict[str, Any], seed: int,
+                    versions: dict[str, Any], metadata: dict[str, Any] | None) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.conn.execute(
+            "INSERT INTO runs(id, suite_name, suite_path, suite_fingerprint, suite_snapshot, seed, status, "
+            "versions, metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run_id, suite_name, suite_path, fingerprint, _dumps(snapshot), seed, "created",
+             _dumps(versions), _dumps(metadata or {}), time.time()))
         return run_id
 
     def find_resumable_run(self, fingerprint: str, seed: int) -> str | None:
@@ -323,7 +486,8 @@ class Store:
 
     def suite_snapshot(self, run_id: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT suite_snapshot FROM runs WHERE id=?", (run_id,)).fetchone()
-        return json.loads(row["suite_snapshot"])
+        snapshot: dict[str, Any] = json.loads(row["suite_snapshot"])
+        return snapshot
 
     @staticmethod
     def _run_row(r: sqlite3.Row) -> RunRow:
@@ -331,7 +495,7 @@ class Store:
                       r["created_at"], r["finished_at"], json.loads(r["metadata"]), json.loads(r["versions"]))
 
     # -- generations -----------------------------------------------------------------
-    def stored_generation_keys(self, keys: Sequence[str]) -> set[str]:
+    def stored_generation_keys(self, keys: Iterable[str]) -> set[str]:
         found: set[str] = set()
         keys = list(keys)
         for i in range(0, len(keys), 500):
@@ -340,7 +504,7 @@ class Store:
             found.update(r["key"] for r in self.conn.execute(q, chunk))
         return found
 
-    def generation_texts(self, keys: Sequence[str]) -> dict[str, str]:
+    def generation_texts(self, keys: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         keys = list(keys)
         for i in range(0, len(keys), 500):
@@ -349,36 +513,51 @@ class Store:
             out.update((r["key"], r["text"]) for r in self.conn.execute(q, chunk))
         return out
 
-    def save_generation(self, *, key: str, backend: str, model: str, spec: dict[str, Any],
-                        messages: list[dict[str, str]], params: dict[str, Any], sample_index: int, text: str,
-                        finish_reason: str | None, input_tokens: int, output_tokens: int, latency_s: float) -> None:
+    def save_generation(self, row: GenerationRow) -> bool:
+        """Store one answer; True when this call stored it, False when the key was already stored.
+
+        Only a key conflict is tolerated (another process stored the same answer): any other
+        refusal (NOT NULL, a type SQLite cannot bind) raises, so nothing is dropped silently.
+        """
         with self.conn:
-            self.conn.execute(
-                "INSERT OR IGNORE INTO generations(key, backend, model, spec, messages, params, sample_index, text, "
-                "finish_reason, input_tokens, output_tokens, latency_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key, backend, model, _dumps(spec), _dumps(messages), _dumps(params), sample_index, text,
-                 finish_reason, input_tokens, output_tokens, latency_s, time.time()))
+            cursor = self.conn.execute(
+                f"INSERT INTO generations({', '.join(GENERATION_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(GENERATION_COLUMNS))}) ON CONFLICT(key) DO NOTHING",
+                (row.key, row.backend, row.model, _dumps(row.spec), _dumps(row.messages), _dumps(row.params),
+                 row.sample_index, row.text, row.finish_reason, row.input_tokens, row.output_tokens, row.latency_s,
+                 time.time() if row.created_at is None else row.created_at))
+        return cursor.rowcount == 1
 
     def link_generations(self, run_id: str, rows: Sequence[tuple[str, str, int, str, str]]) -> None:
         """Record which generation serves (section, prompt, sample, contender) in a run."""
         with self.conn:
             self.conn.executemany(
-                "INSERT OR IGNORE INTO run_generations(run_id, section, prompt_id, sample_index, contender, gen_key) "
-                "VALUES (?,?,?,?,?,?)", [(run_id, *r) for r in rows])
+                "INSERT INTO run_generations(run_id, section, prompt_id, sample_index, contender, gen_key) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", [(run_id, *r) for r in rows])
 
     # -- judgments -------------------------------------------------------------------
     def stored_judgment_keys(self, run_id: str) -> set[str]:
         return {r["unit_key"] for r in self.conn.execute("SELECT unit_key FROM judgments WHERE run_id=?", (run_id,))}
 
-    def save_judgment(self, row: dict[str, Any]) -> None:
-        row = dict(row)
-        if row.get("scores") is not None:
-            row["scores"] = _dumps(row["scores"])
-        row.setdefault("created_at", time.time())
-        cols = ",".join(row)
+    def save_judgment(self, row: JudgmentRow) -> bool:
+        """Store one verdict; True when this call stored it, False when the unit was already stored.
+
+        As with `save_generation`, only a key conflict is tolerated.
+        """
+        values = [getattr(row, c) for c in JUDGMENT_COLUMNS]
+        if row.scores is not None:
+            values[_SCORES_AT] = _dumps(row.scores)
+        if row.created_at is None:
+            values[_CREATED_AT] = time.time()
         with self.conn:
-            self.conn.execute(f"INSERT OR IGNORE INTO judgments({cols}) VALUES ({','.join('?' * len(row))})",
-                              list(row.values()))
+            cursor = self.conn.execute(_INSERT_JUDGMENT, values)
+        return cursor.rowcount == 1
+
+    def count_judgments(self, run_id: str, keys: Sequence[str] | None = None) -> int:
+        """How many verdicts of this run are stored (of `keys`, when given)."""
+        if keys is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=?", (run_id,)).fetchone()[0])
+        return len(self.stored_judgment_keys(run_id) & set(keys))
 
     def judgments(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM judgments WHERE run_id=? ORDER BY section, prompt_id, sample_index, "
@@ -423,6 +602,76 @@ class Store:
             self.conn.execute("UPDATE batches SET status=?, finished_at=? WHERE run_id=? AND batch_id=?",
                               (status, time.time(), run_id, batch_id))
 
+    # -- unit leases -----------------------------------------------------------------
+    # Lease keys: "g:<generation key>", "j:<run id>:<unit key>", "b:<run id>:<judge>" (a batch judge).
+    def claim(self, owner: str, keys: Sequence[str], *, ttl_s: float, since: float,
+              stored: Callable[[], bool] | None = None, gone: Callable[[str], bool] | None = None) -> str:
+        """Try to lease `keys` together for `ttl_s` seconds; one IMMEDIATE transaction.
+
+        Returns "claimed"; "stored" when `stored()` says the work is already in the store;
+        "held" when another owner holds a lease that has not expired; "failed" when another
+        owner gave up on it for good after `since` (this process's start), so a peer's
+        final failure is not retried by the processes working alongside it (a later
+        rerun, started after the failure, does retry it). `gone(owner)` says an owner is known
+        to be dead, so its leases count as expired already.
+        """
+        keys = list(keys)
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if stored is not None and stored():
+                return "stored"
+            state = self.lease_state(owner, keys, since=since, gone=gone, now=now)
+            if state != "free":
+                return state
+            self.conn.executemany(
+                "INSERT INTO leases(key, owner, state, expires_at, updated_at) VALUES (?,?,'held',?,?) "
+                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, state='held', expires_at=excluded.expires_at, "
+                "updated_at=excluded.updated_at", [(k, owner, now + ttl_s, now) for k in keys])
+        return "claimed"
+
+    def lease_state(self, owner: str, keys: Sequence[str], *, since: float,
+                    gone: Callable[[str], bool] | None = None, now: float | None = None) -> str:
+        """Without writing: "failed" or "held" (as in `claim`) by another owner, else "free".
+
+        A recent failure outranks a live lease: both mean "not yours", but "failed" tells
+        the caller not to wait for it.
+        """
+        keys = list(keys)
+        now = time.time() if now is None else now
+        state = "free"
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = self.conn.execute(f"SELECT state, expires_at, updated_at, owner FROM leases WHERE key IN "
+                                     f"({','.join('?' * len(chunk))}) AND owner != ?", (*chunk, owner))
+            for r in rows:
+                if r[0] == "failed" and r[2] >= since:
+                    return "failed"
+                if r[0] == "held" and r[1] > now and not (gone is not None and gone(r[3])):
+                    state = "held"
+        return state
+
+    def release(self, owner: str, keys: Sequence[str], *, failed: bool = False) -> None:
+        """Give leases back: deleted when the work is stored, marked "failed" when it failed for good."""
+        now = time.time()
+        with self.conn:
+            if failed:
+                self.conn.executemany("UPDATE leases SET state='failed', updated_at=? WHERE key=? AND owner=?",
+                                      [(now, k, owner) for k in keys])
+            else:
+                self.conn.executemany("DELETE FROM leases WHERE key=? AND owner=?", [(k, owner) for k in keys])
+
+    def release_all(self, owner: str) -> None:
+        """Give back every lease this owner still holds (at the end of a run, or when interrupted)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM leases WHERE owner=? AND state='held'", (owner,))
+
+    def renew(self, owner: str, ttl_s: float) -> int:
+        """Push the expiry of every lease this owner holds `ttl_s` into the future."""
+        with self.conn:
+            return self.conn.execute("UPDATE leases SET expires_at=? WHERE owner=? AND state='held'",
+                                     (time.time() + ttl_s, owner)).rowcount
+
     # -- errors ----------------------------------------------------------------------
     def save_error(self, *, run_id: str, unit_key: str, unit_kind: str, name: str, attempt: int, kind: str,
                    transient: bool, final: bool, message: str) -> None:
@@ -437,4 +686,27 @@ class Store:
         return [dict(r) for r in self.conn.execute("SELECT * FROM errors WHERE run_id=? ORDER BY id", (run_id,))]
 
     def integrity_check(self) -> str:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- a person's undo (browser judging) ----------------------------------------------
+    def delete_latest_judgment(self, run_id: str, unit_keys: Sequence[str]) -> str | None:
+        """Delete the most recently stored judgment among `unit_keys` in a run; its unit key, or None.
+
+        A person judging in the browser may take back their last verdict; `unit_keys`
+        are that person's units, so nobody else's verdict can be undone.
+        """
+        keys = list(unit_keys)
+        latest: tuple[float, int, str] | None = None
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            row = self.conn.execute(
+                f"SELECT rowid, unit_key, created_at FROM judgments WHERE run_id=? AND unit_key IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [run_id, *chunk]).fetchone()
+            if row is not None and (latest is None or (row["created_at"], row["rowid"]) > latest[:2]):
+                latest = (row["created_at"], row["rowid"], row["unit_key"])
+        if latest is None:
+            return None
+        with self.conn:
+            self.conn.execute("DELETE FROM judgments WHERE run_id=? AND unit_key=?", (run_id, latest[2]))
+        return latest[2]

@@ -5,6 +5,17 @@ records, resolves prompt files (which must stay inside the suite's folder),
 and checks every cross-reference. `check_plugins` then validates backend and
 judge names and their options against the registered plugins. Every failure
 is an `InputError` naming the file, the field path and, where known, the line.
+
+A suite may come from someone else, so three rules hold here, in one place:
+
+* every path option (`prompts_file`, and each plugin option declared with
+  `suite_path_field`, such as the llm judge's `template`) resolves inside the
+  suite's folder;
+* no secret sits anywhere in the options, however deeply nested
+  (`extra_body.headers.Authorization`, a key in a `base_url`'s user info);
+* the environment's default key of a provider goes only to that provider's
+  own host: a `base_url` elsewhere must name `api_key_env` or set
+  `require_key: false` (`destination_lines` shows where every call goes).
 """
 
 from __future__ import annotations
@@ -13,17 +24,27 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from brie_bench.api import Limits, stable_hash
+from brie_bench.bounded import confine, is_suite_path
 from brie_bench.errors import InputError
 from brie_bench.prices import Price
 from brie_bench.records import DEFAULT_CRITERIA
 from brie_bench.yamlload import LineIndex, format_loc, load_yaml, validation_error
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-SECRET_KEY_PATTERN = re.compile(r"(^|_)(api_?key|token|secret|password)$", re.IGNORECASE)
+SECRET_KEY_PATTERN = re.compile(
+    r"(^|_)(api_?key|token|secret|password|passwd|authorization|auth|bearer|cookie|credentials?|private_?key)$",
+    re.IGNORECASE)
+#: A URL with user info (`https://user:sk-...@host`): credentials in a string value.
+_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s@?#]+@")
+#: Values that look like a key whatever their field is called: `Bearer ...`, OpenAI/Anthropic/Google keys.
+_SECRET_VALUE = re.compile(r"^\s*(?:bearer|basic)\s+\S{8,}|(?:^|\W)(?:sk-[A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,})",
+                           re.IGNORECASE)
 MAX_PROMPTS_PER_SECTION = 10_000
 
 
@@ -181,7 +202,7 @@ class Suite:
             data.pop(key, None)
         return stable_hash(data)
 
-    def limited(self, limit: int | None) -> "Suite":
+    def limited(self, limit: int | None) -> Suite:
         """The same suite with only the first `limit` prompts of each section (`--limit`)."""
         if not limit:
             return self
@@ -246,10 +267,10 @@ def _resolve_section(spec: SuiteSpec, i: int, sec: SectionSpec, suite_dir: Path,
     if not prompts:
         raise err("the prompt list is empty", *(("prompts",) if sec.prompts is not None else ("prompts_file",)))
     seen: set[str] = set()
-    for p in prompts:
-        if p.id in seen:
-            raise err(f"duplicate prompt id {p.id!r}", "prompts" if sec.prompts is not None else "prompts_file")
-        seen.add(p.id)
+    for prompt in prompts:
+        if prompt.id in seen:
+            raise err(f"duplicate prompt id {prompt.id!r}", "prompts" if sec.prompts is not None else "prompts_file")
+        seen.add(prompt.id)
     if sec.take is not None:
         prompts = prompts[: sec.take]
     overrides = sec.model_dump(include=set(SettingsOverride.model_fields), exclude_unset=True)
@@ -262,9 +283,10 @@ def _resolve_section(spec: SuiteSpec, i: int, sec: SectionSpec, suite_dir: Path,
 
 def _inside(root: Path, relative: str, err: Any) -> Path:
     """Resolve a path relative to the suite folder and refuse anything outside it."""
-    candidate = (root / relative).resolve()
-    if not candidate.is_relative_to(root):
-        raise err(f"path {relative!r} is outside the suite's folder {root}", "prompts_file")
+    try:
+        candidate = confine(root, relative)
+    except ValueError as exc:
+        raise err(str(exc), "prompts_file") from None
     if not candidate.exists():
         raise err(f"prompts file {relative!r} not found", "prompts_file")
     return candidate
@@ -287,22 +309,46 @@ def _check_references(suite: Suite) -> None:
         if section.name in names:
             raise suite.error(f"duplicate section name {section.name!r}", ("sections", i, "name"))
         names.add(section.name)
-        for j, judge in enumerate(sec.judges or []):
-            if judge not in spec.judges:
+        for j, judge_name in enumerate(sec.judges or []):
+            if judge_name not in spec.judges:
                 known = ", ".join(spec.judges) or "none defined"
-                raise suite.error(f"unknown judge {judge!r} (judges: {known})", ("sections", i, "judges", j))
+                raise suite.error(f"unknown judge {judge_name!r} (judges: {known})", ("sections", i, "judges", j))
     for kind, entries in (("contenders", spec.contenders), ("judges", spec.judges)):
         for name, entry in entries.items():
             for field_name in ("options", "backend_options"):
-                opts = getattr(entry, field_name, None) or {}
-                for key in opts:
-                    if SECRET_KEY_PATTERN.search(str(key)) and key != "api_key_env":
-                        raise suite.error(
-                            f"'{key}' looks like a secret: never put keys in a suite; set an environment "
-                            f"variable and name it with api_key_env", (kind, name, field_name, key))
+                _check_no_secrets(suite, getattr(entry, field_name, None) or {}, (kind, name, field_name))
     for name, judge in spec.judges.items():
         if judge.backend is not None and judge.model is None:
             raise suite.error("a judge with a backend needs a model", ("judges", name, "model"))
+
+
+def _walk(value: Any, loc: tuple[str | int, ...], depth: int = 0) -> Iterator[tuple[tuple[str | int, ...], Any, Any]]:
+    """(location, key or None, value) for every key and value nested in `value` (bounded depth)."""
+    if depth > 64:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield loc + (str(key),), key, item
+            yield from _walk(item, loc + (str(key),), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield loc + (i,), None, item
+            yield from _walk(item, loc + (i,), depth + 1)
+
+
+def _check_no_secrets(suite: Suite, options: dict[str, Any], loc: tuple[str | int, ...]) -> None:
+    """Refuse keys anywhere in options: secret-named fields, URLs with user info, key-shaped values."""
+    fix = "never put keys in a suite; set an environment variable and name it with api_key_env"
+    for where, key, value in _walk(options, loc):
+        if key is not None and key != "api_key_env":
+            norm = re.sub(r"[\s\-]+", "_", str(key))
+            if SECRET_KEY_PATTERN.search(norm):
+                raise suite.error(f"'{key}' looks like a secret: {fix}", where)
+        if isinstance(value, str):
+            if _URL_USERINFO.search(value):
+                raise suite.error(f"this URL carries credentials (user info before '@'): {fix}", where)
+            if _SECRET_VALUE.search(value):
+                raise suite.error(f"this value looks like an API key or an Authorization header: {fix}", where)
 
 
 def check_plugins(suite: Suite, registry: Any) -> None:
@@ -310,7 +356,8 @@ def check_plugins(suite: Suite, registry: Any) -> None:
     spec = suite.spec
     for name, c in spec.contenders.items():
         backend_cls = _lookup(suite, registry.backends, c.backend, "backend", ("contenders", name, "backend"))
-        _validate_options(suite, backend_cls, c.options, ("contenders", name, "options"))
+        opts = _validate_options(suite, backend_cls, c.options, ("contenders", name, "options"))
+        _check_key_destination(suite, backend_cls, opts, ("contenders", name, "options"))
     for name, j in spec.judges.items():
         judge_cls = _lookup(suite, registry.judges, j.type, "judge type", ("judges", name, "type"))
         _validate_options(suite, judge_cls, j.options, ("judges", name, "options"))
@@ -318,7 +365,8 @@ def check_plugins(suite: Suite, registry: Any) -> None:
             raise suite.error(f"judge type {j.type!r} needs a backend and a model", ("judges", name))
         if j.backend is not None:
             backend_cls = _lookup(suite, registry.backends, j.backend, "backend", ("judges", name, "backend"))
-            _validate_options(suite, backend_cls, j.backend_options, ("judges", name, "backend_options"))
+            opts = _validate_options(suite, backend_cls, j.backend_options, ("judges", name, "backend_options"))
+            _check_key_destination(suite, backend_cls, opts, ("judges", name, "backend_options"))
 
 
 def _lookup(suite: Suite, table: dict[str, Any], name: str, what: str, loc: tuple[str | int, ...]) -> Any:
@@ -330,6 +378,81 @@ def _lookup(suite: Suite, table: dict[str, Any], name: str, what: str, loc: tupl
 
 def _validate_options(suite: Suite, plugin_cls: Any, options: dict[str, Any], loc: tuple[str | int, ...]) -> Any:
     try:
-        return plugin_cls.Options.model_validate(options)
+        validated = plugin_cls.Options.model_validate(options)
     except ValidationError as exc:
         raise validation_error(exc, suite.path, suite.index, plugin_cls.Options, prefix=loc) from None
+    _confine_path_options(suite, plugin_cls.Options, validated, loc)
+    return validated
+
+
+def _confine_path_options(suite: Suite, options_model: Any, validated: Any, loc: tuple[str | int, ...]) -> None:
+    """Every option declared with `suite_path_field` must name an existing file inside the suite's folder."""
+    root = Path(suite.path).resolve().parent
+    for fname, finfo in options_model.model_fields.items():
+        if not is_suite_path(finfo):
+            continue
+        value = getattr(validated, fname, None)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for i, item in enumerate(items):
+            if item is None:
+                continue
+            where = loc + (fname,) + ((i,) if isinstance(value, (list, tuple)) else ())
+            try:
+                target = confine(root, str(item))
+            except ValueError as exc:
+                raise suite.error(str(exc), where) from None
+            if not target.exists():
+                raise suite.error(f"file {str(item)!r} not found next to the suite", where)
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url
+
+
+def _check_key_destination(suite: Suite, backend_cls: Any, options: Any, loc: tuple[str | int, ...]) -> None:
+    """The environment's default key goes only to the provider's own host (`key_hosts`, over https).
+
+    A `base_url` elsewhere (a gateway, a local server, an attacker's host) gets a
+    key only when the suite names its variable (`api_key_env`); with
+    `require_key: false` it gets none.
+    """
+    envs = tuple(getattr(backend_cls, "default_key_envs", ()) or ())
+    base_url = getattr(options, "base_url", None)
+    if not envs or not base_url or getattr(options, "api_key_env", None):
+        return
+    if getattr(options, "require_key", True) is False:
+        return
+    hosts = tuple(getattr(backend_cls, "key_hosts", ()) or ())
+    try:
+        parts = urlsplit(str(base_url))
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme == "https" and parts.hostname in hosts:
+        return
+    own = ", ".join(f"https://{h}" for h in hosts) or "its own host"
+    raise suite.error(
+        f"base_url sends calls to {_host_of(str(base_url))!r}, but the environment's {envs[0]} goes only to "
+        f"{own}: name the key variable for this endpoint with api_key_env, or set require_key: false",
+        loc + ("base_url",))
+
+
+def destination_lines(runtime: Any) -> list[str]:
+    """Where each contender's and judge's calls go, and which key variable they send: for validate and --dry-run."""
+    out: list[str] = []
+    for role, name, backend in [("contender", n, b) for n, b in runtime.contenders.items()] + \
+            [("judge", n, j.backend) for n, j in runtime.judges.items()]:
+        if backend is None:
+            out.append(f"{role} {name}: no model backend (the judge itself decides)")
+            continue
+        endpoint_fn = getattr(backend, "endpoint", None)
+        endpoint = endpoint_fn() if callable(endpoint_fn) else None
+        if endpoint is None:
+            endpoint = "this machine" if getattr(backend, "local", False) else \
+                "not reported by the plugin"
+        keys = backend.key_env_names()
+        key = f"key from {' or '.join(keys)}" if keys else "no key"
+        out.append(f"{role} {name}: {backend.name} {backend.model} -> {endpoint} ({key})")
+    return out

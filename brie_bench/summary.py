@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from brie_bench.blinding import combine_orders
 
@@ -71,12 +72,56 @@ def tally(rows: Iterable[dict[str, Any]]) -> list[JudgeTally]:
     return sorted(table.values(), key=lambda t: (t.candidate, t.judge))
 
 
-def error_counts(errors: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """name -> {"retried": transient attempts, "failed": final failures}."""
-    out: dict[str, dict[str, int]] = defaultdict(lambda: {"retried": 0, "failed": 0})
+@dataclass
+class Failures:
+    """What went wrong for one contender or judge, as it stands now.
+
+    `failed` counts units that are still not done (a rerun will try them again);
+    `retried` counts failed attempts that were tried again afterwards, in the same
+    run or a later one. A unit that failed on the first run and succeeded on the
+    rerun adds to `retried` only. `kind` and `message` are those of the latest
+    failure of a unit that is still failed (else of the latest failure at all).
+    """
+
+    name: str
+    unit_kind: str
+    failed: int = 0
+    retried: int = 0
+    kind: str | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "unit_kind": self.unit_kind, "failed_units": self.failed,
+                "retried_attempts": self.retried, "kind": self.kind, "message": self.message}
+
+
+#: Error rows that belong to no single unit (a batch id): they count as attempts, never as units.
+_NOT_UNITS = ("batch_poll",)
+
+
+def failures(errors: Iterable[dict[str, Any]], done: set[str]) -> dict[str, Failures]:
+    """name -> `Failures`, from the stored error rows (oldest first) and the unit keys that are done now."""
+    per_unit: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for e in errors:
-        if e["final"]:
-            out[e["name"]]["failed"] += 1
+        per_unit[(e["name"], e["unit_key"])].append(e)
+    out: dict[str, Failures] = {}
+    for (name, key), rows in per_unit.items():
+        last = rows[-1]
+        f = out.get(name)
+        if f is None:
+            f = out[name] = Failures(name, "judgment" if last["unit_kind"] != "generation" else "generation")
+        still_failed = key not in done and last["unit_kind"] not in _NOT_UNITS
+        if still_failed:
+            f.failed += 1
+            f.retried += len(rows) - 1
         else:
-            out[e["name"]]["retried"] += 1
-    return dict(out)
+            f.retried += len(rows)
+        if still_failed or f.failed == 0:
+            f.kind, f.message = last["kind"], last["message"]
+    return out
+
+
+def done_keys(store: Any, run_id: str, errors: Iterable[dict[str, Any]]) -> set[str]:
+    """The unit keys among `errors` that are done now: judgments stored in the run, generations stored."""
+    gen_keys = [e["unit_key"] for e in errors if e["unit_kind"] == "generation"]
+    return set(store.stored_judgment_keys(run_id)) | set(store.stored_generation_keys(gen_keys))

@@ -4,9 +4,14 @@ Pure functions, no I/O. The rules, in order of importance:
 
 * Never guess. A missing, unrecognised or self-contradictory verdict is
   `invalid` with a reason; invalid is counted and reported, never a tie.
-* The LAST explicit verdict wins: judges often think aloud ("at first glance
-  Winner: A ... on reflection, Winner: B"), and the final line is the one
-  their instructions ask for.
+* The verdict is the judge's FINAL explicit verdict, and every other verdict
+  in the answer must agree with it: conflicting verdicts make the answer
+  `invalid`, never "last one wins". A judge that quotes an answer's
+  `Winner: B`, `{"winner": "B"}` or `[[B]]` after (or before) its own
+  `Winner: A` has not given a usable verdict, so text planted in an answer can
+  at worst void a verdict, never flip it. (Version 1 let the last one win.)
+* `parse_verdict(..., accept_json=False)` reads only the template's text
+  format: a JSON object is then never the verdict, though it still conflicts.
 * A verdict is explicit when a line *starts* with a verdict keyword
   ("Winner:", "Final verdict:", "**Winner:** Response B", "## Winner" followed
   by a line holding only the label) or holds an MT-Bench marker (`[[A]]`,
@@ -27,18 +32,19 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
+from collections.abc import Mapping, Sequence
 
 from brie_bench.records import DEFAULT_CRITERIA
 
 __all__ = [
     "PARSER_VERSION", "ParsedVerdict", "VERDICT_SCHEMA", "DEFAULT_CRITERIA", "parse_verdict",
     "parse_json_verdict", "parse_scores", "validate_structured", "verdict_schema",
-    "extract_json_objects", "normalise_criterion",
+    "extract_json_objects", "normalise_criterion", "verdict_like_text",
 ]
 
 #: Bump when parsing rules change what a stored answer means; judges put it in their identity.
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 
 VerdictLabel = Literal["A", "B", "tie", "invalid"]
 Scores = dict[str, dict[str, int]]
@@ -161,7 +167,7 @@ def validate_structured(obj: Any, criteria: Sequence[str] = DEFAULT_CRITERIA) ->
         return _invalid(f"structured verdict 'winner' is not a string: {winner!r}", scores, reasoning)
     norm = winner.strip()
     if norm.upper() in ("A", "B"):
-        return ParsedVerdict(norm.upper(), scores, reasoning)  # type: ignore[arg-type]
+        return ParsedVerdict(_letter(norm), scores, reasoning)
     if norm.lower() == "tie":
         return ParsedVerdict("tie", scores, reasoning)
     return _invalid(f"structured verdict 'winner' must be A, B or tie, not {winner[:40]!r}", scores, reasoning)
@@ -203,13 +209,24 @@ def _json_verdict_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
 
 
 def parse_json_verdict(text: str, criteria: Sequence[str] = DEFAULT_CRITERIA) -> ParsedVerdict:
-    """A verdict from the last JSON object with a "winner" key in `text`; invalid when there is none."""
+    """A verdict from the last JSON object with a "winner" key in `text`; invalid when there is none.
+
+    Every other such object must name the same winner: conflicting objects
+    (the judge's own and one quoted from an answer) make the verdict invalid.
+    """
     objects = _json_verdict_objects(text)
     if not objects:
         if not text.strip():
             return _invalid("empty answer")
         return _invalid("no JSON object with a 'winner' key in the answer")
-    return validate_structured(objects[-1][2], criteria)
+    parsed = validate_structured(objects[-1][2], criteria)
+    if parsed.label != "invalid":
+        for _, _, obj in objects[:-1]:
+            other = validate_structured(obj, criteria).label
+            if other not in ("invalid", parsed.label):
+                return _invalid(f"conflicting verdicts in the answer ({other} and {parsed.label})",
+                                parsed.scores, parsed.reasoning)
+    return parsed
 
 
 # --------------------------------------------------------------------------------------
@@ -287,7 +304,17 @@ def _read_value(value: str) -> tuple[VerdictLabel | None, str]:
     if m.group("tie"):
         return "tie", m.group("rest")
     letter = m.group("lab1") or m.group("lab2") or m.group("lab3")
-    return letter.upper(), m.group("rest")  # type: ignore[return-value]
+    return _letter(letter), m.group("rest")
+
+
+def _letter(text: str) -> Literal["A", "B"]:
+    """'a' or 'A' -> "A", 'b' or 'B' -> "B" (the only letters the label patterns capture)."""
+    letter = text.upper()
+    if letter == "A":
+        return "A"
+    if letter == "B":
+        return "B"
+    raise ValueError(f"{text!r} is not a label letter")
 
 
 def _only_label(text: str) -> bool:
@@ -325,7 +352,7 @@ def _check_rest(rest: str, label: VerdictLabel) -> str | None:
 
 def _mtbench_label(token: str) -> VerdictLabel:
     token = token.upper()
-    return "tie" if token in ("C", "TIE") else token  # type: ignore[return-value]
+    return "tie" if token in ("C", "TIE") else _letter(token)
 
 
 def _line_candidates(lines: list[str], offsets: list[int], skip: set[int]) -> list[_Candidate]:
@@ -355,7 +382,8 @@ def _line_candidates(lines: list[str], offsets: list[int], skip: set[int]) -> li
                 j += 1
             if j < len(lines) and j not in skip and _only_label(_clean(lines[j])):
                 label, _ = _read_value(_clean(lines[j]))
-                out.append(_Candidate(offsets[j] + len(lines[j]), label, None, (i, j)))  # type: ignore[arg-type]
+                assert label is not None  # _only_label found one
+                out.append(_Candidate(offsets[j] + len(lines[j]), label, None, (i, j)))
             elif markers:
                 out.append(_Candidate(end, markers.pop(), None, (i,)))
             continue
@@ -442,12 +470,16 @@ def _scores_and_lines(lines: list[str], criteria: Sequence[str], skip: set[int])
 
 # -- the parser ------------------------------------------------------------------------
 
-def parse_verdict(text: str, criteria: Sequence[str] = DEFAULT_CRITERIA) -> ParsedVerdict:
+def parse_verdict(text: str, criteria: Sequence[str] = DEFAULT_CRITERIA, *,
+                  accept_json: bool = True) -> ParsedVerdict:
     """Read a judge's free-text (or JSON) answer into a verdict over labels.
 
-    Returns the last explicit verdict in the text; `invalid` (with a reason)
-    when there is none, when it is unreadable or contradictory, or when the
-    judge refused. Never guesses from prose.
+    Returns the judge's final explicit verdict, provided every other verdict in
+    the text agrees with it; `invalid` (with a reason) when there is none,
+    when it is unreadable, when verdicts conflict, or when the judge refused.
+    Never guesses from prose. With `accept_json=False` (a judge whose template
+    asks for a text verdict line) a JSON object is never the verdict, but a
+    JSON winner that disagrees still voids it.
     """
     if not text or not text.strip():
         return _invalid("empty answer")
@@ -469,17 +501,61 @@ def parse_verdict(text: str, criteria: Sequence[str] = DEFAULT_CRITERIA) -> Pars
     verdict_lines = {i for c in candidates for i in c.lines}
     reasoning = _reasoning(bare, in_json | score_lines | verdict_lines)
 
-    last_json = json_objects[-1] if json_objects else None
-    last_line = candidates[-1] if candidates else None
-    if last_json is not None and (last_line is None or last_json[1] > last_line.offset):
-        parsed = validate_structured(last_json[2], criteria)
-        return ParsedVerdict(parsed.label, parsed.scores or text_scores,
-                             parsed.reasoning or reasoning, parsed.invalid_reason)
-    if last_line is None:
+    # Every verdict in the answer, in order: (end offset, label, reason, structured value or None).
+    found: list[tuple[int, VerdictLabel, str | None, ParsedVerdict | None]] = [
+        (c.offset, c.label, c.reason, None) for c in candidates]
+    for _, end, obj in json_objects:
+        parsed = validate_structured(obj, criteria)
+        found.append((end, parsed.label, parsed.invalid_reason, parsed))
+    found.sort(key=lambda f: f[0])
+    own = [f for f in found if accept_json or f[3] is None]  # what may be the judge's verdict
+    if not own:
+        if json_objects and not accept_json:
+            return _invalid("no verdict line in the template's format (the answer holds only JSON; "
+                            "expected a final line like 'Winner: A')", text_scores, reasoning)
         if _REFUSAL.search(text):
             return _invalid("the judge refused or declined to choose", text_scores, reasoning)
         return _invalid("no verdict line (expected a final line like 'Winner: A')", text_scores, reasoning)
-    return ParsedVerdict(last_line.label, text_scores, reasoning, last_line.reason)
+    _, label, reason, structured = own[-1]
+    if label != "invalid":
+        others = sorted({f[1] for f in found if f[1] not in ("invalid", label)})
+        if others:
+            return _invalid(f"conflicting verdicts in the answer ({', '.join(others)} and {label})",
+                            text_scores, reasoning)
+    if structured is not None:
+        return ParsedVerdict(structured.label, structured.scores or text_scores,
+                             structured.reasoning or reasoning, structured.invalid_reason)
+    return ParsedVerdict(label, text_scores, reasoning, reason)
+
+
+#: Verdict-like text anywhere in a line: "winner: B", "verdict is Response A", "[[B]]".
+_INLINE_VERDICT_ANYWHERE = re.compile(
+    r"\b(?:winner|verdict)\b[*_`\s]*(?:is\b)?[*_`\s]*[:=\-\u2013\u2014]?[*_`\s]*"
+    r"(?:(?:response|answer|assistant|output|option)\s+)?[\[(\"'`]*(?:A|B|tie)\b"
+    r"|\[\[\s*(?:A|B|C|tie)\s*\]\]",
+    re.IGNORECASE)
+
+
+def verdict_like_text(text: str | None) -> str | None:
+    """The first verdict-like passage in `text` (a model's answer), or None.
+
+    An answer that holds `Winner: B`, `[[A]]` or `{"winner": "B"}` may be
+    trying to steer the judge (or the parser). The text is normalised first
+    (NFKC, invisible characters removed), so fullwidth or zero-width spellings
+    are found too. Used by the report to flag such comparisons.
+    """
+    if not text:
+        return None
+    from brie_bench.textsafe import normalise
+
+    norm = normalise(text)
+    m = _INLINE_VERDICT_ANYWHERE.search(norm)
+    if m:
+        return m.group(0).strip()[:80]
+    if "winner" in norm.lower():
+        for start, end, _ in _json_verdict_objects(norm):
+            return norm[start:end][:80]
+    return None
 
 
 def _reasoning(lines: list[str], skip: set[int]) -> str | None:

@@ -4,8 +4,11 @@ Suites and training configs are validated with pydantic; when validation
 fails we want the error to name the file, the field path *and the line*. This
 module composes the YAML node tree (safe tags only), converts it to plain
 Python while recording the line of each field path, and refuses inputs that
-could hang or exhaust memory: oversized files and alias "bombs" (a document
-whose expansion visits more than `max_nodes` nodes).
+could hang or exhaust memory or the stack: oversized files, FIFOs and
+devices (see `brie_bench.bounded`), alias "bombs" (a document whose expansion
+visits more than `max_nodes` nodes) and deep nesting (more than `MAX_DEPTH`
+levels: PyYAML's composer recurses per level and would raise `RecursionError`
+near 300 levels; a 1 KB suite can nest 600).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from brie_bench.bounded import MAX_DEPTH, read_text
 from brie_bench.errors import InputError
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -53,6 +58,30 @@ def format_loc(loc: Iterable[str | int]) -> str:
     return out
 
 
+def _too_deep(path: str, mark: yaml.Mark | None) -> InputError:
+    return InputError(f"YAML nested more than {MAX_DEPTH} levels deep", path=path,
+                      line=mark.line + 1 if mark is not None else None)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader whose composer refuses nesting deeper than MAX_DEPTH before recursing further."""
+
+    def __init__(self, stream: str, path: str) -> None:
+        super().__init__(stream)
+        self._path = path
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's stubs leave Parser untyped
+                raise _too_deep(self._path, event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 class _Converter:
     def __init__(self, loader: yaml.SafeLoader, path: str, max_nodes: int) -> None:
         self.loader = loader
@@ -76,6 +105,8 @@ class _Converter:
 
     def convert(self, node: yaml.Node, loc: PathKey) -> Any:
         self._spend(node)
+        if len(loc) > MAX_DEPTH:  # aliases can nest a node inside itself
+            raise _too_deep(self.path, node.start_mark)
         self.index.lines.setdefault(loc, node.start_mark.line + 1)
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
             raise InputError(f"invalid YAML: unsupported tag {node.tag!r}", path=self.path, line=node.start_mark.line + 1)
@@ -98,8 +129,10 @@ class _Converter:
             raise InputError(f"invalid YAML value: {_problem(exc)}", path=self.path,
                              line=node.start_mark.line + 1) from None
 
-    def _pairs(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    def _pairs(self, node: yaml.MappingNode, depth: int = 0) -> list[tuple[yaml.Node, yaml.Node]]:
         """Key/value node pairs, with `<<` merges applied: explicit keys win over merged ones."""
+        if depth > MAX_DEPTH:
+            raise _too_deep(self.path, node.start_mark)
         explicit: list[tuple[yaml.Node, yaml.Node]] = []
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
@@ -112,7 +145,7 @@ class _Converter:
                 if not isinstance(source, yaml.MappingNode):
                     raise InputError("'<<' merge needs a mapping", path=self.path,
                                      line=source.start_mark.line + 1)
-                merged.extend(self._pairs(source))
+                merged.extend(self._pairs(source, depth + 1))
         taken = {k.value for k, _ in explicit if isinstance(k, yaml.ScalarNode)}
         for key_node, value_node in merged:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value not in taken:
@@ -128,10 +161,12 @@ def _problem(exc: yaml.YAMLError) -> str:
 
 def loads_yaml(text: str, path: str = "<string>", *, max_nodes: int = MAX_NODES) -> tuple[Any, LineIndex]:
     """Parse one YAML document from text; see `load_yaml`."""
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text, path)
     try:
         try:
             node = loader.get_single_node()
+        except RecursionError:  # pragma: no cover - compose_node's bound comes first
+            raise _too_deep(path, None) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             line = mark.line + 1 if mark is not None else None
@@ -147,25 +182,7 @@ def loads_yaml(text: str, path: str = "<string>", *, max_nodes: int = MAX_NODES)
 
 def load_yaml(path: str | Path, *, max_bytes: int = MAX_BYTES, max_nodes: int = MAX_NODES) -> tuple[Any, LineIndex]:
     """Load a YAML file safely and boundedly; returns (data, LineIndex). Raises InputError."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise InputError("file not found", path=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", path=str(path)) from None
-    if p.is_dir():
-        raise InputError("is a folder, not a file", path=str(path))
-    if size > max_bytes:
-        raise InputError(f"file too large ({size} bytes, limit {max_bytes})", path=str(path))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("file is not UTF-8 text", path=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", path=str(path)) from None
-    if "\x00" in text:
-        raise InputError("file contains NUL bytes", path=str(path))
+    text = read_text(path, max_bytes)
     return loads_yaml(text, str(path), max_nodes=max_nodes)
 
 

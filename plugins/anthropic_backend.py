@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 from pydantic import Field
 
 from brie_bench.api import (
-    BatchPoll,
-    redact,
-    retry_after_seconds,
-    transport_error_kind,
     BackendContext,
     BackendOptions,
     CallError,
@@ -45,6 +42,11 @@ from brie_bench.api import (
     Usage,
     hookimpl,
 )
+from brie_bench.batch_poll import BatchPoll
+from brie_bench.http_helpers import redact, refused_error, safe_message, status_error, transport_error_kind
+
+#: What Anthropic's statuses mean beyond the shared table: 402 is billing, where waiting does not help.
+_STATUS_OVERRIDES = {402: ("quota", False)}
 
 #: Request fields that AsyncMessages.create takes as arguments; the rest goes in extra_body.
 _SDK_ARGS = frozenset({"model", "max_tokens", "messages", "system", "tools", "tool_choice"})
@@ -72,6 +74,8 @@ class AnthropicOptions(BackendOptions):
         description="description of the forced tool used for structured answers")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="extra JSON fields sent with every request (e.g. top_k)")
+    require_key: bool = Field(
+        default=True, description="set false for a gateway at base_url that needs no API key")
 
 
 class AnthropicBackend(ModelBackend):
@@ -82,6 +86,7 @@ class AnthropicBackend(ModelBackend):
     Options = AnthropicOptions
     default_limits = Limits(max_concurrency=8, timeout_s=180.0)
     default_key_envs = ("ANTHROPIC_API_KEY",)
+    key_hosts = ("api.anthropic.com",)
 
     options: AnthropicOptions
 
@@ -93,15 +98,34 @@ class AnthropicBackend(ModelBackend):
 
     def identity(self) -> dict[str, Any]:
         """Backend, model and the options that change answers (not timeouts or key settings)."""
-        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s"}, exclude_defaults=True)
+        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s", "require_key"},
+                                       exclude_defaults=True)
         return {"backend": self.name, "model": self.model, "options": opts}
+
+    def key_env_names(self) -> tuple[str, ...]:
+        if not self.options.require_key and not self.options.api_key_env:
+            return ()
+        return super().key_env_names()
+
+    def endpoint(self) -> str:
+        return self.options.base_url or "https://api.anthropic.com"
+
+    def prepare(self) -> None:
+        """Import the SDK and build the client now, in the main thread, before the clock starts.
+
+        Otherwise the first call does it inside the event loop and every call started
+        with it waits (about a second on a busy 2-core machine: the import, the client,
+        and the resources the SDK imports on first use). No connection is made here.
+        """
+        self._get_client().messages  # noqa: B018 - touching it imports the SDK's resource modules
 
     def _get_client(self) -> Any:
         if self._client is None:
             import anthropic  # lazy: a missing SDK must not break other plugins
 
             self._client = anthropic.AsyncAnthropic(
-                api_key=self.api_key(),
+                # Never None: the SDK would then read ANTHROPIC_API_KEY itself, whatever base_url is.
+                api_key=self.api_key() or "none",
                 base_url=self.options.base_url,
                 timeout=self.options.timeout_s,
                 max_retries=0,  # the engine retries and records every attempt
@@ -245,7 +269,7 @@ class AnthropicBackend(ModelBackend):
         if kind == "errored":
             err = getattr(getattr(result, "error", None), "error", None)
             etype = getattr(err, "type", "api_error")
-            message = self._redact(f"anthropic batch item {etype}: {getattr(err, 'message', '')}"[:400])
+            message = self._message(f"anthropic batch item {etype}: {getattr(err, 'message', '')}")
             if etype in _TRANSIENT_TYPES:
                 return TransientError(message, kind=_TRANSIENT_TYPES[etype])
             return PermanentError(message, kind={"authentication_error": "auth", "permission_error": "auth",
@@ -257,12 +281,15 @@ class AnthropicBackend(ModelBackend):
         """The CallError for an SDK or transport exception; None when it is not a call failure."""
         import anthropic
 
+        refused = refused_error(exc, "anthropic", self.endpoint())  # nothing listens: no retries
+        if refused is not None:
+            return refused
         if isinstance(exc, anthropic.APITimeoutError):
             return TransientError(f"anthropic: no answer within {self.options.timeout_s:g}s", kind="timeout")
         if isinstance(exc, anthropic.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
             why = f" ({type(cause).__name__})" if cause else ""
-            return TransientError(self._redact(f"anthropic: connection failed{why}: {exc}"), kind="connection")
+            return TransientError(self._message(f"anthropic: connection failed{why}: {exc}"), kind="connection")
         if isinstance(exc, anthropic.APIResponseValidationError):
             return TransientError("anthropic: the answer did not match the API schema", kind="malformed")
         if isinstance(exc, anthropic.APIStatusError):
@@ -273,29 +300,23 @@ class AnthropicBackend(ModelBackend):
             return self._status_error(exc.status_code, str(message or exc.message), exc.response.headers, etype)
         kind = transport_error_kind(exc)
         if kind is not None:
-            return TransientError(self._redact(f"anthropic: {kind}: {type(exc).__name__}: {exc}"[:300]),
+            return TransientError(self._message(f"anthropic: {kind}: {type(exc).__name__}: {exc}", 300),
                                   kind=kind)
         return None
 
     def _status_error(self, status: int, detail: str, headers: Mapping[str, str] | None,
                       etype: str | None = None) -> CallError:
-        msg = self._redact(f"anthropic HTTP {status} for model {self.model!r}: {detail}"[:400])
-        if status == 429:
-            return TransientError(msg, kind="rate_limit", retry_after=retry_after_seconds(headers), status=status)
-        if status in (401, 403):
-            return PermanentError(msg, kind="auth", status=status)
-        if status == 402:  # billing: waiting does not help
-            return PermanentError(msg, kind="quota", status=status)
-        if status == 404:
-            return PermanentError(msg, kind="model", status=status)
-        if status == 408:
-            return TransientError(msg, kind="timeout", status=status)
-        if status == 409 or status >= 500 or etype == "overloaded_error":  # 529 = overloaded
-            return TransientError(msg, kind="server", status=status)
-        return PermanentError(msg, kind="bad_request", status=status)
+        """The shared status table (`status_error`), plus billing (402) and `overloaded_error` (529)."""
+        msg = self._message(f"anthropic HTTP {status} for model {self.model!r}: {detail}")
+        fallback = ("server", True) if etype == "overloaded_error" else ("bad_request", False)
+        return status_error(msg, status, headers=headers, overrides=_STATUS_OVERRIDES, fallback=fallback)
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key())
+
+    def _message(self, text: str, limit: int = 400) -> str:
+        """An error message with every key redacted first, then cut to `limit` characters."""
+        return safe_message(text, self.api_key(), limit)
 
 
 # -- small helpers --

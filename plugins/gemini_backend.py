@@ -27,16 +27,12 @@ See docs/providers/gemini.md.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 from pydantic import Field
 
 from brie_bench.api import (
-    BatchPoll,
-    json_object,
-    redact,
-    retry_after_seconds,
-    transport_error_kind,
     BackendContext,
     BackendOptions,
     CallError,
@@ -49,6 +45,16 @@ from brie_bench.api import (
     TransientError,
     Usage,
     hookimpl,
+)
+from brie_bench.batch_poll import BatchPoll
+from brie_bench.http_helpers import (
+    json_object,
+    redact,
+    refused_error,
+    retry_after_seconds,
+    safe_message,
+    status_error,
+    transport_error_kind,
 )
 
 #: finishReason values that mean the content policy stopped the answer.
@@ -90,6 +96,8 @@ class GeminiOptions(BackendOptions):
         default_factory=dict,
         description="extra GenerateContentConfig fields, e.g. thinking_config: {thinking_budget: 0} "
                     "or safety_settings")
+    require_key: bool = Field(
+        default=True, description="set false for a gateway at base_url that needs no API key")
 
 
 class GeminiBackend(ModelBackend):
@@ -100,6 +108,7 @@ class GeminiBackend(ModelBackend):
     Options = GeminiOptions
     default_limits = Limits(max_concurrency=8, timeout_s=180.0)
     default_key_envs = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    key_hosts = ("generativelanguage.googleapis.com",)
 
     options: GeminiOptions
 
@@ -111,8 +120,17 @@ class GeminiBackend(ModelBackend):
 
     def identity(self) -> dict[str, Any]:
         """Backend, model and the options that change answers (not timeouts or key settings)."""
-        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s"}, exclude_defaults=True)
+        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s", "require_key"},
+                                       exclude_defaults=True)
         return {"backend": self.name, "model": self.model, "options": opts}
+
+    def key_env_names(self) -> tuple[str, ...]:
+        if not self.options.require_key and not self.options.api_key_env:
+            return ()
+        return super().key_env_names()
+
+    def endpoint(self) -> str:
+        return self.options.base_url or "https://generativelanguage.googleapis.com"
 
     def check_ready(self) -> None:
         """The key must be set, and `extra_config` must name real GenerateContentConfig fields."""
@@ -127,13 +145,23 @@ class GeminiBackend(ModelBackend):
                 raise InputError(f"{self.context.name}: invalid gemini extra_config: {' '.join(first)}",
                                  field="options.extra_config") from None
 
+    def prepare(self) -> None:
+        """Import the SDK and build the client now, in the main thread, before the clock starts.
+
+        Otherwise the first call does it inside the event loop and every call started
+        with it waits (about a second on a busy 2-core machine: the import, the client,
+        and the resources the SDK imports on first use). No connection is made here.
+        """
+        self._get_client().aio.models  # noqa: B018 - touching it imports the SDK's resource modules
+
     def _get_client(self) -> Any:
         if self._client is None:
             from google import genai  # lazy: a missing SDK must not break other plugins
             from google.genai import types
 
             self._client = genai.Client(
-                api_key=self.api_key(),
+                # Never None: the SDK would then read GEMINI_API_KEY / GOOGLE_API_KEY itself.
+                api_key=self.api_key() or "none",
                 http_options=types.HttpOptions(
                     base_url=self.options.base_url,
                     api_version=self.options.api_version,
@@ -299,6 +327,9 @@ class GeminiBackend(ModelBackend):
     # -- errors ------------------------------------------------------------------------
     def _map_error(self, exc: BaseException) -> CallError | None:
         """The CallError for an SDK or transport exception; None when it is not a call failure."""
+        refused = refused_error(exc, "gemini", self.endpoint())  # nothing listens: no retries
+        if refused is not None:
+            return refused
         from google.genai import errors
 
         if isinstance(exc, errors.APIError):
@@ -310,31 +341,34 @@ class GeminiBackend(ModelBackend):
         if kind == "timeout":
             return TransientError(f"gemini: no answer within {self.options.timeout_s:g}s", kind="timeout")
         if kind is not None:
-            return TransientError(self._redact(f"gemini: {kind}: {type(exc).__name__}: {exc}"[:300]), kind=kind)
+            return TransientError(self._message(f"gemini: {kind}: {type(exc).__name__}: {exc}", 300), kind=kind)
         return None
 
     def _status_error(self, status: int, gstatus: str | None, detail: str, body: Any,
                       headers: Mapping[str, str] | None) -> CallError:
-        msg = self._redact(f"gemini HTTP {status} {gstatus or ''} for model {self.model!r}: {detail}"[:400])
+        """The shared status table (`status_error`), plus what Google's error bodies add.
+
+        A bad key is HTTP 400 `API_KEY_INVALID`; `DEADLINE_EXCEEDED` is a timeout whatever
+        its status; the wait of a rate limit may be a `RetryInfo` detail; 409 is not retried.
+        """
+        msg = self._message(f"gemini HTTP {status} {gstatus or ''} for model {self.model!r}: {detail}")
         details = _error_details(body)
-        if status == 429:
-            wait = retry_after_seconds(headers)
-            if wait is None:
-                wait = _retry_delay(details)
-            return TransientError(msg, kind="rate_limit", retry_after=wait, status=status)
+        overrides: dict[int, tuple[str, bool]] = {409: ("bad_request", False)}
         reasons = {d.get("reason") for d in details}
-        if status in (401, 403) or "API_KEY_INVALID" in reasons or "API key not valid" in detail:
-            return PermanentError(msg, kind="auth", status=status)
-        if status == 404:
-            return PermanentError(msg, kind="model", status=status)
-        if status == 408 or gstatus == "DEADLINE_EXCEEDED":
-            return TransientError(msg, kind="timeout", status=status)
-        if status >= 500:
-            return TransientError(msg, kind="server", status=status)
-        return PermanentError(msg, kind="bad_request", status=status)
+        if status != 429 and ("API_KEY_INVALID" in reasons or "API key not valid" in detail):
+            overrides[status] = ("auth", False)
+        elif status not in (401, 403, 404, 429) and gstatus == "DEADLINE_EXCEEDED":
+            overrides[status] = ("timeout", True)
+        wait = retry_after_seconds(headers)
+        return status_error(msg, status, retry_after=wait if wait is not None else _retry_delay(details),
+                            overrides=overrides)
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key())
+
+    def _message(self, text: str, limit: int = 400) -> str:
+        """An error message with every key redacted first, then cut to `limit` characters."""
+        return safe_message(text, self.api_key(), limit)
 
 
 # -- small helpers --

@@ -25,13 +25,14 @@ Like every built-in plugin it imports only the public API, `brie_bench.api`.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import sys
 import textwrap
 import threading
 import unicodedata
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 
 from pydantic import Field
 from rich.console import Console
@@ -45,6 +46,7 @@ from brie_bench.api import (
     JudgeContext,
     JudgeOptions,
     JudgeResult,
+    LabelVerdict,
     Limits,
     ModelBackend,
     StopRun,
@@ -53,7 +55,7 @@ from brie_bench.api import (
 )
 
 KEYS_ENV = "BRIE_BENCH_HUMAN_KEYS"
-VERDICT_KEYS = {"a": "A", "b": "B", "t": "tie"}
+VERDICT_KEYS: dict[str, LabelVerdict] = {"a": "A", "b": "B", "t": "tie"}
 SKIP, QUIT, NEXT_PAGE = "s", "q", ("", "n", " ")
 #: Lines a page may not use: header, panel borders and the key prompt.
 _CHROME_LINES = 8
@@ -171,7 +173,7 @@ class HumanJudge(Judge):
 
     def __init__(self, options: HumanJudgeOptions, backend: ModelBackend | None, context: JudgeContext) -> None:
         super().__init__(options, backend, context)
-        self._pending: dict[str, concurrent.futures.Future[JudgeResult]] = {}
+        self._pending: dict[str, Future[JudgeResult]] = {}
         self._quit = False    # the person quit: every later call stops the run at once
         self._closed = False  # the run ended: a session still waiting for the terminal must not start
         self.judged = 0
@@ -201,10 +203,10 @@ class HumanJudge(Judge):
             if future.done():
                 self._pending.pop(key, None)
 
-    def _start(self, pair: BlindedPair) -> concurrent.futures.Future[JudgeResult]:
+    def _start(self, pair: BlindedPair) -> Future[JudgeResult]:
         """Run one session in a daemon thread, so the event loop keeps serving other judges
         while the person reads, and a session still waiting on the keyboard never holds up exit."""
-        future: concurrent.futures.Future[JudgeResult] = concurrent.futures.Future()
+        future: Future[JudgeResult] = Future()
 
         def work() -> None:
             if not future.set_running_or_notify_cancel():
@@ -271,7 +273,7 @@ class HumanJudge(Judge):
         scores, score_keys = self._scores(console, pair) if self.options.scores else (None, [])
         self.judged += 1
         raw = f"{self.options.judge_name}: {decided}" + (f" scores {' '.join(score_keys)}" if score_keys else "")
-        return JudgeResult(label, raw=raw, scores=scores)  # type: ignore[arg-type]
+        return JudgeResult(label, raw=raw, scores=scores)
 
     def _page_key(self, console: Console) -> str | None:
         """Enter for the next page, or decide now; None means: show the next page."""

@@ -44,11 +44,17 @@ from brie_bench.api import (
     JudgeContext,
     JudgeOptions,
     JudgeResult,
+    LabelVerdict,
     Message,
     ModelBackend,
     PermanentError,
     SamplingParams,
+    Usage,
     hookimpl,
+)
+from brie_bench.bounded import confine, read_text, suite_path_field
+from brie_bench.textsafe import normalise
+from brie_bench.verdicts import (
     PARSER_VERSION,
     ParsedVerdict,
     parse_json_verdict,
@@ -60,16 +66,24 @@ from brie_bench.api import (
 DEFAULT_TEMPLATE = "judge_default.j2"
 LOGPROB_PREFIX = "Winner: "
 _CRITERION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\- ]{0,63}$")
+#: Largest judging template read (a template is a page of instructions, not data).
+MAX_TEMPLATE_BYTES = 1024 * 1024
 # Tags the default template fences data with. An answer that writes one of them could
-# "close" its fence and pose as instructions, so they are defanged before rendering.
-_FENCE_TAG = re.compile(r"<(/?\s*(?:response_a|response_b|user_prompt|system_prompt)\b[^<>]*)>", re.IGNORECASE)
+# "close" its fence and pose as instructions, so every spelling of an opening bracket
+# followed by a fence name is defanged before rendering: `</response_a>`, `< /response_a>`,
+# `</response_a` with no `>`, `</response_a x="<">`, `&lt;/response_a&gt;`, and (after
+# normalisation) fullwidth, zero-width and bidi-laced variants.
+_FENCE_NAME = r"(?:response[\s_\-]*[ab]|user[\s_\-]*prompt|system[\s_\-]*prompt)"
+_FENCE_TAG = re.compile(rf"(?:<|&lt;?|&#0*60;?|&#x0*3c;?)(?P<body>\s*/?\s*{_FENCE_NAME}[^<>\n]{{0,200}})(?P<close>>)?",
+                        re.IGNORECASE)
 
 
 class LLMJudgeOptions(JudgeOptions):
     """Options of the `llm` judge."""
 
-    template: str | None = Field(
-        default=None, description="path to a Jinja judging template; default: the packaged judge_default.j2")
+    template: str | None = suite_path_field(
+        default=None, description="Jinja judging template, a file in the suite's folder; "
+                                  "default: the packaged judge_default.j2")
     verdict: Literal["text", "json"] = Field(
         default="text", description="text: 'Winner: A' line and score lines; json: a structured verdict")
     mode: Literal["generate", "logprob"] = Field(
@@ -100,8 +114,20 @@ class LLMJudgeOptions(JudgeOptions):
 
 
 def defang_fences(text: str) -> str:
-    """Make fence tags inside data inert: '</response_a>' becomes '‹/response_a›'."""
-    return _FENCE_TAG.sub(lambda m: f"\u2039{m.group(1)}\u203a", text)
+    """Make fence tags inside data inert: '</response_a>' becomes '‹/response_a›'.
+
+    The text is normalised first (NFKC; zero-width and bidi characters removed,
+    see `brie_bench.textsafe.normalise`), so fullwidth, zero-width-laced and
+    bidi-wrapped spellings are found too. The bracket that opens a fence name
+    becomes '‹', whatever follows it (`</response_a` without `>`, attributes
+    holding `<`). An answer with any fence tag reaches the judge in its
+    normalised, defanged form, so the judge reads exactly what was checked; an
+    answer with none is passed unchanged (NFKC would turn `x²` into `x2`).
+    """
+    norm = normalise(text)
+    if not _FENCE_TAG.search(norm):
+        return text
+    return _FENCE_TAG.sub(lambda m: "\u2039" + m.group("body") + ("\u203a" if m.group("close") else ""), norm)
 
 
 def _softmax_pair(logprob_a: float, logprob_b: float) -> float:
@@ -141,12 +167,10 @@ class JudgeTemplate:
     def _read(path: str | None) -> str:
         if path is None:
             return resources.files("brie_bench").joinpath("templates", DEFAULT_TEMPLATE).read_text("utf-8")
-        try:
-            return Path(path).expanduser().read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("judging template not found", path=path, field="template") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read judging template: {exc}", path=path, field="template") from None
+        try:  # a regular file of bounded size: never a FIFO or a device
+            return read_text(path, MAX_TEMPLATE_BYTES, "judging template")
+        except InputError as exc:
+            raise InputError(exc.detail, path=path, field="template", line=exc.line) from None
 
     def render(self, variables: dict[str, Any]) -> str:
         """Render with `variables`; template mistakes and sandbox violations become an InputError."""
@@ -183,13 +207,25 @@ class LLMJudge(Judge):
     def __init__(self, options: LLMJudgeOptions, backend: ModelBackend | None, context: JudgeContext) -> None:
         super().__init__(options, backend, context)
         self.criteria: tuple[str, ...] = tuple(options.criteria) if options.criteria else DEFAULT_CRITERIA
-        self.template = JudgeTemplate(context.resolve_path(options.template) if options.template else None)
+        self.template = JudgeTemplate(self._template_path(options.template, context))
         if options.mode == "logprob" and backend is not None and not backend.supports_choice_logprobs:
             raise InputError(f"backend {backend.name!r} does not expose token probabilities; "
                              "use mode: generate", field=f"judges.{context.name}.mode")
         # Render once now, so a broken or malicious template fails before any model call.
         self._render(BlindedPair(prompt="(prompt)", answer_a="(first response)", answer_b="(second response)",
                                  criteria=self.criteria, system_prompt="(system prompt)"))
+
+    @staticmethod
+    def _template_path(template: str | None, context: JudgeContext) -> str | None:
+        """The template file, confined to the suite's folder when there is one (as the suite loader checks)."""
+        if template is None:
+            return None
+        if context.base_dir is None:
+            return template
+        try:
+            return str(confine(Path(context.base_dir), template))
+        except ValueError as exc:
+            raise InputError(str(exc), field=f"judges.{context.name}.options.template") from None
 
     # -- identity ----------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -207,6 +243,18 @@ class LLMJudge(Judge):
             "parser_version": PARSER_VERSION,
             "backend": self.backend.identity() if self.backend else None,
         }
+
+    def shown_options(self) -> dict[str, Any]:
+        """The options as run metadata and reports list them: those this mode ignores are left out.
+
+        In logprob mode no text is generated, so the verdict format, sampling
+        temperature and max_tokens do nothing (the criteria still shape the prompt).
+        """
+        opts = dict(self.identity()["options"])
+        if self.options.mode == "logprob":
+            for name in ("verdict", "temperature", "max_tokens"):
+                opts.pop(name, None)
+        return opts
 
     # -- prompt ------------------------------------------------------------------------
     def _verdict_format(self) -> str:
@@ -259,7 +307,8 @@ class LLMJudge(Judge):
             else:
                 parsed = parse_json_verdict(result.text or "", self.criteria)
         else:
-            parsed = parse_verdict(result.text or "", self.criteria)
+            # The template asks for a text verdict line: JSON in the answer is never the verdict.
+            parsed = parse_verdict(result.text or "", self.criteria, accept_json=False)
         return _to_result(parsed, result)
 
     def batch_request(self, pair: BlindedPair) -> GenerationRequest | None:
@@ -273,15 +322,18 @@ class LLMJudge(Judge):
         logprobs = await self.backend.choice_logprobs(self.messages(pair), ["A", "B"],
                                                       assistant_prefix=LOGPROB_PREFIX)
         la, lb = logprobs.get("A"), logprobs.get("B")
+        usage = getattr(logprobs, "usage", None) or Usage()  # ChoiceLogprobs carries it; a plain dict does not
         raw = f"logprob(A)={_fmt(la)} logprob(B)={_fmt(lb)}"
         if la is None or lb is None:
             missing = " and ".join(k for k, v in (("A", la), ("B", lb)) if v is None)
-            return JudgeResult("invalid", raw=raw, invalid_reason=f"the backend could not score {missing}")
+            return JudgeResult("invalid", raw=raw, invalid_reason=f"the backend could not score {missing}",
+                               usage=usage)
         if any(math.isnan(v) for v in (la, lb)) or (math.isinf(la) and math.isinf(lb)):
-            return JudgeResult("invalid", raw=raw, invalid_reason="log-probabilities give no preference")
+            return JudgeResult("invalid", raw=raw, invalid_reason="log-probabilities give no preference",
+                               usage=usage)
         p_a = _softmax_pair(la, lb)
-        label = "A" if p_a > 0.5 else "B" if p_a < 0.5 else "tie"
-        return JudgeResult(label, raw=f"P(A)={p_a:.4f} ({raw})", p_a=p_a)
+        label: LabelVerdict = "A" if p_a > 0.5 else "B" if p_a < 0.5 else "tie"
+        return JudgeResult(label, raw=f"P(A)={p_a:.4f} ({raw})", p_a=p_a, usage=usage)
 
 
 def _fmt(value: float | None) -> str:

@@ -13,27 +13,25 @@ Why it is written this way:
 * Every failure becomes a `TransientError` (worth retrying) or a
   `PermanentError` with a `kind` the store and report can count. Messages never
   contain the API key.
-* Built-in plugins import only `brie_bench.api`, so this file is also an
-  example of a complete third-party backend.
+* Built-in plugins import only public modules (`brie_bench.api`, and
+  `brie_bench.http_helpers` and `brie_bench.batch_poll` here), so this file is
+  also an example of a complete third-party backend.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
+from collections.abc import Mapping, Sequence
 
 from pydantic import Field
 
 from brie_bench.api import (
-    BatchPoll,
-    json_object,
-    redact,
-    retry_after_seconds,
-    transport_error_kind,
     BackendContext,
     BackendOptions,
     CallError,
+    ChoiceLogprobs,
     GenerationRequest,
     GenerationResult,
     Limits,
@@ -44,6 +42,8 @@ from brie_bench.api import (
     Usage,
     hookimpl,
 )
+from brie_bench.batch_poll import BatchPoll
+from brie_bench.http_helpers import json_object, redact, refused_error, safe_message, status_error, transport_error_kind
 
 #: Error codes OpenAI (and Azure OpenAI) use for prompts its content policy rejects.
 _POLICY_CODES = {"content_filter", "content_policy_violation", "moderation_blocked"}
@@ -83,6 +83,7 @@ class OpenAIBackend(ModelBackend):
     Options = OpenAIOptions
     default_limits = Limits(max_concurrency=8, timeout_s=180.0)
     default_key_envs = ("OPENAI_API_KEY",)
+    key_hosts = ("api.openai.com",)
     supports_choice_logprobs = True
 
     options: OpenAIOptions
@@ -104,6 +105,18 @@ class OpenAIBackend(ModelBackend):
         if not self.options.require_key and not self.options.api_key_env:
             return ()
         return super().key_env_names()
+
+    def endpoint(self) -> str:
+        return self.options.base_url or "https://api.openai.com/v1"
+
+    def prepare(self) -> None:
+        """Import the SDK and build the client now, in the main thread, before the clock starts.
+
+        Otherwise the first call does it inside the event loop and every call started
+        with it waits (about a second on a busy 2-core machine: the import, the client,
+        and the resources the SDK imports on first use). No connection is made here.
+        """
+        self._get_client().chat.completions  # noqa: B018 - touching it imports the SDK's resource modules
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -220,7 +233,10 @@ class OpenAIBackend(ModelBackend):
         for alt in content[0].top_logprobs or []:
             token = alt.token.strip()
             seen[token] = _logaddexp(seen[token], alt.logprob) if token in seen else alt.logprob
-        return {c: seen.get(c.strip()) for c in choices}
+        usage = getattr(response, "usage", None)
+        return ChoiceLogprobs({c: seen.get(c.strip()) for c in choices}, usage=Usage(
+            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            output_tokens=getattr(usage, "completion_tokens", 0) or 0))
 
     # -- batch -------------------------------------------------------------------------
     async def submit_batch(self, items: list[tuple[str, GenerationRequest]]) -> str:
@@ -277,7 +293,7 @@ class OpenAIBackend(ModelBackend):
         if batch.status == "failed" and batch.errors and batch.errors.data:
             detail = "; ".join(str(e.message) for e in batch.errors.data[:3])
             for custom_id in self._batch_requests.get(batch_id, {}):
-                results.setdefault(custom_id, PermanentError(f"openai batch failed: {detail}",
+                results.setdefault(custom_id, PermanentError(self._message(f"openai batch failed: {detail}"),
                                                              kind="bad_request"))
         for custom_id in self._batch_requests.get(batch_id, {}):
             results.setdefault(custom_id, TransientError(
@@ -294,7 +310,8 @@ class OpenAIBackend(ModelBackend):
         body = response.get("body") or {}
         if line.get("error") and not status:
             err = line["error"]
-            return custom_id, PermanentError(f"openai batch item: {err.get('message', err)}", kind="bad_request")
+            return custom_id, PermanentError(self._message(f"openai batch item: {err.get('message', err)}"),
+                                             kind="bad_request")
         if status != 200:
             err = body.get("error") if isinstance(body, Mapping) else None
             err = err if isinstance(err, Mapping) else {}
@@ -313,12 +330,15 @@ class OpenAIBackend(ModelBackend):
         """The CallError for an SDK or transport exception; None when it is not a call failure."""
         import openai
 
+        refused = refused_error(exc, "openai", self.endpoint())  # nothing listens: no retries
+        if refused is not None:
+            return refused
         if isinstance(exc, openai.APITimeoutError):
             return TransientError(f"openai: no answer within {self.options.timeout_s:g}s", kind="timeout")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
             why = f" ({type(cause).__name__})" if cause else ""
-            return TransientError(self._redact(f"openai: connection failed{why}: {exc}"), kind="connection")
+            return TransientError(self._message(f"openai: connection failed{why}: {exc}"), kind="connection")
         if isinstance(exc, openai.APIResponseValidationError):
             return TransientError("openai: the answer did not match the API schema", kind="malformed")
         if isinstance(exc, openai.APIStatusError):
@@ -329,30 +349,23 @@ class OpenAIBackend(ModelBackend):
             return self._status_error(exc.status_code, str(message or exc.message), exc.response.headers, code)
         kind = transport_error_kind(exc)
         if kind is not None:
-            return TransientError(self._redact(f"openai: {kind}: {type(exc).__name__}: {exc}"[:300]), kind=kind)
+            return TransientError(self._message(f"openai: {kind}: {type(exc).__name__}: {exc}", 300), kind=kind)
         return None
 
     def _status_error(self, status: int, detail: str, headers: Mapping[str, str] | None,
                       code: Any = None) -> CallError:
-        msg = self._redact(f"openai HTTP {status} for model {self.model!r}: {detail}"[:400])
-        if status == 429:
-            if code == "insufficient_quota":  # out of credit: waiting does not help
-                return PermanentError(msg, kind="quota", status=status)
-            return TransientError(msg, kind="rate_limit", retry_after=retry_after_seconds(headers), status=status)
-        if status in (401, 403):
-            return PermanentError(msg, kind="auth", status=status)
-        if status == 404:
-            return PermanentError(msg, kind="model", status=status)
-        if status == 408:
-            return TransientError(msg, kind="timeout", status=status)
-        if status == 409 or status >= 500:
-            return TransientError(msg, kind="server", status=status)
-        if code in _POLICY_CODES:
-            return PermanentError(msg, kind="refusal", status=status)
-        return PermanentError(msg, kind="bad_request", status=status)
+        """The shared status table (`status_error`), plus what OpenAI's error codes add."""
+        msg = self._message(f"openai HTTP {status} for model {self.model!r}: {detail}")
+        overrides = {429: ("quota", False)} if code == "insufficient_quota" else None  # out of credit: no waiting
+        fallback = ("refusal", False) if code in _POLICY_CODES else ("bad_request", False)
+        return status_error(msg, status, headers=headers, overrides=overrides, fallback=fallback)
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key())
+
+    def _message(self, text: str, limit: int = 400) -> str:
+        """An error message with every key redacted first, then cut to `limit` characters."""
+        return safe_message(text, self.api_key(), limit)
 
 
 # -- small helpers --

@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 for _key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
     os.environ.pop(_key, None)
 
-pytest_plugins = ["conftest_tiny"] if (Path(__file__).parent / "conftest_tiny.py").exists() else []
+pytest_plugins = ["conftest_tiny"]  # the tiny-model fixtures (tests/conftest_tiny.py)
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -47,7 +47,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def tiny_base_path(tiny_cache: Path) -> Path:
     """Folder of `tiny:qwen2` (random Qwen2, hidden 64, 2 layers), built once per session."""
-    from brie_bench import tiny
+    from brie_bench.testing import tiny
 
     return tiny.resolve("tiny:qwen2", tiny_cache)
 
@@ -55,7 +55,7 @@ def tiny_base_path(tiny_cache: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_adapter_path(tiny_cache: Path) -> Path:
     """Folder of `tiny:qwen2-lora` (random non-zero LoRA r=8 on tiny:qwen2)."""
-    from brie_bench import tiny
+    from brie_bench.testing import tiny
 
     return tiny.resolve("tiny:qwen2-lora", tiny_cache)
 
@@ -63,6 +63,6 @@ def tiny_adapter_path(tiny_cache: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_judge_path(tiny_cache: Path) -> Path:
     """Folder of `tiny:qwen2-judge` (same shape as tiny:qwen2, another seed)."""
-    from brie_bench import tiny
+    from brie_bench.testing import tiny
 
     return tiny.resolve("tiny:qwen2-judge", tiny_cache)

@@ -13,7 +13,7 @@ import math
 import random
 import string
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -151,9 +151,9 @@ def test_checks_catch_mutated_unblinding(mutant):
     for _ in range(40):
         pair = ("baseline", "brie") if rng.random() < 0.5 else ("zeta", "alpha")
         seed = rng.randrange(2**32)
-        for check in (lambda: check_inverts_assignment(mutant, pair, rng.choice("AB")),
-                      lambda: check_always_a_judge(mutant, seed, pair),
-                      lambda: check_recognising_judge(mutant, seed, pair)):
+        for check in (lambda pair=pair: check_inverts_assignment(mutant, pair, rng.choice("AB")),
+                      lambda seed=seed, pair=pair: check_always_a_judge(mutant, seed, pair),
+                      lambda seed=seed, pair=pair: check_recognising_judge(mutant, seed, pair)):
             try:
                 check()
             except AssertionError:

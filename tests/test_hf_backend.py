@@ -10,7 +10,8 @@ import subprocess
 import sys
 import weakref
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 

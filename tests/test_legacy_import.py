@@ -184,7 +184,7 @@ def test_missing_field_and_other_shapes(tmp_path):
     with pytest.raises(InputError, match="not UTF-8") as info:
         read_legacy(path)
     assert info.value.line == 2
-    with pytest.raises(InputError, match="cannot read file"):
+    with pytest.raises(InputError, match="legacy file not found"):
         read_legacy(tmp_path / "missing.jsonl")
 
 

@@ -119,15 +119,17 @@ def test_unknown_model_is_a_model_error(server, provider) -> None:
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
-def test_connection_refused_is_a_connection_error(provider, monkeypatch) -> None:
+def test_connection_refused_fails_fast_naming_the_url(provider, monkeypatch) -> None:
+    """Nothing listens there: retrying cannot help, so it is permanent, and the message names the URL."""
     monkeypatch.setenv(PROVIDERS[provider][2], KEY)
     with LoopbackProvider() as srv:
         url = srv.url(provider)
     cls, options, _ = PROVIDERS[provider]  # the server is gone: nothing listens on that port now
     backend = cls("m", options(base_url=url, timeout_s=5), BackendContext("judge", "j"))
-    with pytest.raises(TransientError) as info:
+    with pytest.raises(PermanentError) as info:
         call(backend)
-    assert info.value.kind == "connection"
+    assert info.value.kind == "refused"
+    assert url in str(info.value)
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))

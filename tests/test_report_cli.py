@@ -35,7 +35,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     return db, ids[0], ids[1]
 
 
-def _invoke(db: Path, *args: str) -> "CliRunner.invoke":
+def _invoke(db: Path, *args: str) -> CliRunner.invoke:
     return CliRunner().invoke(cli, ["--db", str(db), *args], env=ENV)
 
 

@@ -74,7 +74,9 @@ def test_per_judge_figures_match_an_independent_count(two_judge_run: Path) -> No
         assert entry["win_rate"] == pytest.approx((wins + 0.5 * ties) / 11)
         assert entry["strict_win_rate"] == pytest.approx(wins / 11)
         ci = entry["ci95"]
-        assert ci["method"] == "cluster-bootstrap" and ci["n_prompts"] == 11 and ci["trusted"]
+        # 11 prompts: below stats.BOOTSTRAP_MIN_CLUSTERS the percentile bootstrap under-covers (issue #11),
+        # so the report shows the cluster-robust t interval, or the exact one when every verdict is a win.
+        assert ci["method"] in ("cluster-t", "clopper-pearson-prompts") and ci["n_prompts"] == 11 and ci["trusted"]
         assert ci["low"] <= entry["win_rate"] <= ci["high"]
     # The marker judge recognises the candidate's text: it wins everything.
     assert by_judge["marker"]["wins"] == 11
@@ -88,7 +90,7 @@ def test_interval_matches_stats_on_the_same_clusters(two_judge_run: Path) -> Non
     entry = next(j for j in report["judges"] if j["judge"] == "fixed")
     outcomes = _independent_outcomes(two_judge_run, "fixed")
     keys = sorted(outcomes)
-    ci = stats.clustered_bootstrap_ci(np.array([outcomes[k] for k in keys]), np.array([f"{s}\x1f{p}" for s, p in keys]))
+    ci = stats.rate_ci(np.array([outcomes[k] for k in keys]), np.array([f"{s}\x1f{p}" for s, p in keys]))
     assert entry["ci95"]["low"] == pytest.approx(ci.low) and entry["ci95"]["high"] == pytest.approx(ci.high)
 
 

@@ -32,12 +32,17 @@ def brie_bench(tmp: Path, *args: str) -> subprocess.CompletedProcess:
 def test_keys_never_reach_the_store_reports_exports_or_logs(tmp_path: Path) -> None:
     with loopback(max_lifetime_s=180) as open_srv, loopback(api_key="the-right-key", max_lifetime_s=180) as locked:
         data = loopback_suite(open_srv, prompts=4, both=True)
+        # Off the provider's own host a key is sent only when the suite names its variable (issue #12).
         for spec in data["contenders"].values():
-            spec["options"].pop("require_key")  # contenders send OPENAI_API_KEY, as with a hosted API
+            spec["options"].pop("require_key")
+            spec["options"]["api_key_env"] = "OPENAI_API_KEY"  # contenders send a key, as with a hosted API
         data["judges"] = {
-            "claude": llm_judge(open_srv, "anthropic", model="claude-judge"),
-            "gpt": llm_judge(open_srv, "openai", model="gpt-judge", backend_options={"require_key": True}),
-            "gemini": llm_judge(open_srv, "gemini", model="gemini-judge"),
+            "claude": llm_judge(open_srv, "anthropic", model="claude-judge",
+                                backend_options={"require_key": True, "api_key_env": "ANTHROPIC_API_KEY"}),
+            "gpt": llm_judge(open_srv, "openai", model="gpt-judge",
+                             backend_options={"require_key": True, "api_key_env": "OPENAI_API_KEY"}),
+            "gemini": llm_judge(open_srv, "gemini", model="gemini-judge",
+                                backend_options={"require_key": True, "api_key_env": "GEMINI_API_KEY"}),
             # The error path: this server wants another key, so every call fails with 401.
             "locked": llm_judge(locked, "openai", model="gpt-judge",
                                 backend_options={"require_key": True, "api_key_env": "WRONG_KEY"}),
@@ -52,7 +57,8 @@ def test_keys_never_reach_the_store_reports_exports_or_logs(tmp_path: Path) -> N
     assert run.returncode == 1, (run.stdout + run.stderr).decode(errors="replace")  # the locked judge failed
     errors = query(tmp_path / "secrets.db", "SELECT * FROM errors")
     assert errors and {e["kind"] for e in errors} == {"auth"} and {e["name"] for e in errors} == {"locked"}
-    assert len(query(tmp_path / "secrets.db", "SELECT * FROM judgments")) == 3 * 4 * 2  # three working judges, four prompts in both orders
+    # three working judges, four prompts in both orders
+    assert len(query(tmp_path / "secrets.db", "SELECT * FROM judgments")) == 3 * 4 * 2
     # The keys really were used: each SDK sent its own to the servers.
     headers = " ".join(" ".join(h.values()) for h in sent)
     for name, key in KEYS.items():
@@ -79,3 +85,61 @@ def test_keys_never_reach_the_store_reports_exports_or_logs(tmp_path: Path) -> N
         for needle in (key, key[-16:]):  # the whole key, or its tail as a masked echo would show it
             hits = [where for where, data in haystacks.items() if needle.encode() in data]
             assert hits == [], f"{name} found in {hits}"
+
+
+# -- issue #12, item 14: secrets nested in options are refused like a top-level key field ----------
+
+NESTED_KEY = "sk-proj-NESTEDsecretKEY-7a9c1e3b5d"
+NESTED = [  # (kind, options field, backend, options, field path the error must name)
+    ("contenders", "options", "openai", {"extra_body": {"api_key": NESTED_KEY}}, "options.extra_body.api_key"),
+    ("contenders", "options", "openai", {"extra_body": {"headers": {"Authorization": f"Bearer {NESTED_KEY}"}}},
+     "options.extra_body.headers.Authorization"),
+    ("contenders", "options", "openai", {"base_url": f"http://user:{NESTED_KEY}@127.0.0.1:9/v1"}, "options.base_url"),
+    ("contenders", "options", "openai", {"base_url": f"http://{NESTED_KEY}@127.0.0.1:9/v1"}, "options.base_url"),
+    ("contenders", "options", "openai", {"extra_body": {"metadata": {"note": NESTED_KEY}}},
+     "options.extra_body.metadata.note"),
+    ("contenders", "options", "openai", {"extra_body": {"tools": [{"x-api-key": "anything-at-all"}]}},
+     "options.extra_body.tools[0].x-api-key"),
+    ("judges", "backend_options", "anthropic", {"extra_body": {"auth_token": NESTED_KEY}},
+     "backend_options.extra_body.auth_token"),
+    ("judges", "backend_options", "gemini", {"extra_config": {"http_options": {"headers": {
+        "x-goog-api-key": NESTED_KEY}}}}, "backend_options.extra_config.http_options.headers.x-goog-api-key"),
+    ("judges", "options", "openai", {"system_prompt": f"Bearer {NESTED_KEY}"}, "options.system_prompt"),
+]
+
+
+def test_nested_secrets_are_refused_and_never_stored_or_printed(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from brie_bench.cli import cli
+
+    outputs: list[str] = []
+    with loopback(max_lifetime_s=120) as srv:
+        for i, (kind, field, backend, options, where) in enumerate(NESTED):
+            data = loopback_suite(srv, prompts=2)
+            if kind == "contenders":
+                entry, name = data["contenders"]["brie"], "brie"
+            else:
+                data["judges"] = {"j": llm_judge(srv, backend, model="judge-model")}
+                entry, name = data["judges"]["j"], "j"
+            target = entry.setdefault(field, {})
+            for key, value in options.items():
+                if isinstance(value, dict) and isinstance(target.get(key), dict):
+                    target[key].update(value)
+                else:
+                    target[key] = value
+            suite = write_suite(tmp_path / f"nested{i}.yaml", data)
+            for command in (["validate", str(suite)], ["run", str(suite)], ["run", str(suite), "--dry-run"]):
+                result = CliRunner().invoke(cli, ["--db", str(tmp_path / "nested.db"), *command],
+                                            env={"COLUMNS": "400"})
+                outputs.append(result.output)
+                assert result.exit_code == 2, (where, result.output)
+                errors = [line for line in result.output.splitlines() if line.startswith("error")]
+                assert len(errors) == 1 and f"{kind}.{name}.{where}" in errors[0], (where, result.output)
+                assert "secret" in errors[0] or "credentials" in errors[0] or "key" in errors[0], errors[0]
+        assert srv.requests == [], "a refused suite makes no call"
+    assert not (tmp_path / "nested.db").exists(), "nothing is stored for a refused suite"
+    haystacks = {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".yaml"}
+    haystacks.update({f"output {i}": out.encode() for i, out in enumerate(outputs)})
+    for needle in (NESTED_KEY, NESTED_KEY[-16:]):
+        assert [where for where, data in haystacks.items() if needle.encode() in data] == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from brie_bench import tiny
+from brie_bench.testing import tiny
 from brie_bench.errors import InputError
 
 

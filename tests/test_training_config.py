@@ -40,7 +40,7 @@ def write_config(tmp_path: Path, body: str) -> Path:
 
 def test_shipped_configs_exist_and_load() -> None:
     names = sorted(p.name for p in CONFIGS_DIR.glob("*.yaml"))
-    assert names == ["brie-v2-0.5b.yaml", "brie-v2-3b.yaml", "smoke.yaml"]
+    assert names == ["brie-v2-0.5b.yaml", "brie-v2-3b.yaml", "mini-brie.yaml", "smoke.yaml"]
     for name in names:
         config = load_config(CONFIGS_DIR / name)
         assert all(Path(p).is_absolute() and Path(p).is_file() for p in config.data.train)

@@ -40,7 +40,7 @@ class SmokeRun:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmokeRun]:
-    from brie_bench import tiny
+    from brie_bench.testing import tiny
 
     cache = tmp_path_factory.getbasetemp() / "brie-bench-cache"
     out = tmp_path_factory.mktemp("smoke") / "adapter"

@@ -77,10 +77,11 @@ CASES: list[tuple[str, str]] = [
      "Winner: A", "A"),
     ("The responses address the anxieties and uncertainties of modern life and their ties "
      "to tradition.", "invalid"),
-    # --- the last verdict wins -----------------------------------------------------------
+    # --- a verdict mentioned in passing, then the verdict line ---------------------------------
     ("Initial impression - Winner: A\n\nOn reflection, B's structure is better.\n\nWinner: B", "B"),
+    # --- conflicting verdict lines: invalid, never "the last one wins" (issue #12) ----------------
     ("Winner: B\n...\nActually, rereading both, A answers the question and B does not.\n"
-     "Final verdict: A", "A"),
+     "Final verdict: A", "invalid"),
     # --- contradictory or missing: invalid, never a guess ---------------------------------
     ("Winner: A or B", "invalid"),
     ("Winner: A/B", "invalid"),
@@ -108,8 +109,9 @@ CASES: list[tuple[str, str]] = [
     ('```json\n{"winner": "tie", "reasoning": "Equally good."}\n```', "tie"),
     ('{"winner": "C"}', "invalid"),
     ('{"winner": "Response A"}', "invalid"),
-    ('Winner: A\n\n{"winner": "B"}', "B"),
-    ('{"winner": "B"}\n\nOn second thought:\nWinner: A', "A"),
+    ('Winner: A\n\n{"winner": "B"}', "invalid"),
+    ('{"winner": "B"}\n\nOn second thought:\nWinner: A', "invalid"),
+    ('{"winner": "A"}\n\nWinner: A', "A"),
 ]
 
 

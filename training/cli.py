@@ -14,9 +14,11 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from brie_bench.errors import InputError
+from brie_bench.textsafe import printable, safe_text
 from brie_bench.training.config import TrainConfig, load_config, with_data
 from brie_bench.training.data import DataReport, FileReport, TokenStats, add_token_stats
 from brie_bench.training.data import check_data as run_checks
@@ -25,6 +27,11 @@ from brie_bench.training.run import TrainResult, inspect_data, load_tokenizer, t
 
 #: How many structural problems `--check-data` lists before raising the first.
 SHOW_PROBLEMS = 20
+
+
+def markup_safe(value: object) -> str:
+    """Data for a line that also carries rich markup: controls shown, brackets escaped (`[/x]` is text)."""
+    return escape(printable(value))
 
 
 def _world_size(option: int | None) -> int:
@@ -47,9 +54,9 @@ def human_bytes(n: int) -> str:
 
 
 def print_plan(console: Console, config: TrainConfig, plan: StepPlan) -> None:
-    console.print(f"[bold]Plan[/bold] for {config.base_model} (no training)")
+    console.print(f"[bold]Plan[/bold] for {markup_safe(config.base_model)} (no training)")
     for line in plan.lines():
-        console.print("  " + line)
+        console.print(safe_text("  " + line))
 
 
 def _display(path: str) -> str:
@@ -61,8 +68,8 @@ def _display(path: str) -> str:
 
 
 def _file_row(table: Table, f: FileReport, kind: str) -> None:
-    table.add_row(kind, _display(f.path), str(f.example_count), str(len(f.duplicates)),
-                  ", ".join(f"{role} {n}" for role, n in sorted(f.role_counts.items())))
+    table.add_row(kind, safe_text(_display(f.path)), str(f.example_count), str(len(f.duplicates)),
+                  safe_text(", ".join(f"{role} {n}" for role, n in sorted(f.role_counts.items()))))
 
 
 def _token_line(kind: str, stats: TokenStats | None) -> str | None:
@@ -86,17 +93,18 @@ def print_data_report(console: Console, report: DataReport) -> None:
         _file_row(table, f, "validation")
     console.print(table)
     roles = report.role_counts()
-    console.print(f"examples: {len(report.train_examples):,} train, {len(report.validation_examples):,} validation; "
-                  f"roles: " + ", ".join(f"{r} {roles.get(r, 0):,}" for r in ("system", "user", "assistant")))
+    console.print(safe_text(f"examples: {len(report.train_examples):,} train, {len(report.validation_examples):,} "
+                            f"validation; roles: " + ", ".join(f"{r} {roles.get(r, 0):,}"
+                                                               for r in ("system", "user", "assistant"))))
     for line in (_token_line("train", report.train_tokens), _token_line("validation", report.validation_tokens)):
         if line:
-            console.print(line)
+            console.print(safe_text(line))
     if report.leaked:
         console.print(f"[yellow]{len(report.leaked)} validation examples also appear in the training data[/yellow]")
     for warning in report.warnings():
-        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning[/yellow] {markup_safe(warning)}", highlight=False)
     for problem in report.problems[:SHOW_PROBLEMS]:
-        console.print(f"[red]error[/red] {problem}", highlight=False)
+        console.print(f"[red]error[/red] {markup_safe(problem)}", highlight=False)
     if report.problem_count > SHOW_PROBLEMS:
         console.print(f"[red]... and {report.problem_count - SHOW_PROBLEMS} more errors[/red]")
 
@@ -114,11 +122,11 @@ def print_summary(console: Console, result: TrainResult) -> None:
     table.add_row("final eval loss", loss(result.final_eval_loss))
     table.add_row("wall time", f"{result.wall_time_s:.1f} s")
     table.add_row("adapter", f"{human_bytes(result.adapter_bytes)}, {result.trainable_parameters:,} parameters")
-    table.add_row("output", str(result.adapter_dir))
-    table.add_row("manifest", str(result.manifest_path))
+    table.add_row("output", safe_text(result.adapter_dir))
+    table.add_row("manifest", safe_text(result.manifest_path))
     console.print(table)
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning[/yellow] {markup_safe(warning)}", highlight=False)
 
 
 @click.command("train")
@@ -133,9 +141,10 @@ def print_summary(console: Console, result: TrainResult) -> None:
               help="Validate on this JSONL file instead of the config's data.validation (repeatable).")
 @click.option("--num-processes", type=click.IntRange(min=1), default=None,
               help="Data-parallel processes to plan for (default: $WORLD_SIZE or 1).")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --output folder, replacing its files.")
 def train_command(config: Path, output: Path | None, check_data: bool, plan_only: bool,
                   train_file: tuple[str, ...], validation_file: tuple[str, ...],
-                  num_processes: int | None) -> None:
+                  num_processes: int | None, overwrite: bool) -> None:
     """Fine-tune a LoRA adapter on chat JSONL data as CONFIG describes (TRL + PEFT).
 
     Several GPUs: `accelerate launch -m brie_bench.training CONFIG ...` (see docs/training.md).
@@ -159,6 +168,6 @@ def train_command(config: Path, output: Path | None, check_data: bool, plan_only
     if num_processes:
         raise InputError("--num-processes only applies to --plan; launch with `accelerate launch` to train on "
                          "several GPUs")
-    result = train(cfg, output, console=Console(stderr=True))
+    result = train(cfg, output, console=Console(stderr=True), overwrite=overwrite)
     if result.main_process:
         print_summary(out, result)

@@ -18,14 +18,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
+from brie_bench.bounded import TooDeep, loads_json, open_regular
 from brie_bench.errors import InputError
 
 KNOWN_ROLES = ("system", "user", "assistant")
+#: Longest line (one example) read. A longer one is a problem, skipped without being held in memory:
+#: a 1 GB single-example file once made the tokenizer ask for 16 GB. 8 MiB is ~2M tokens, far past
+#: any max_length.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+#: Largest data file read.
+MAX_DATA_BYTES = 4 * 1024 * 1024 * 1024
 #: How many problems a file report keeps in full; the rest are only counted.
 MAX_KEPT_PROBLEMS = 50
 
@@ -173,14 +182,6 @@ class DataReport:
         return out
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_message(msg: Any, i: int) -> str | None:
     """The problem with one message, or None."""
     if not isinstance(msg, dict):
@@ -225,16 +226,44 @@ def check_record(record: Any) -> str | None:
     return None
 
 
+def _lines(fh: Any, digest: Any, path: str) -> Iterable[tuple[int, bytes | int]]:
+    """(line number, bytes) per line, or (line number, length) for a line over MAX_LINE_BYTES (not kept).
+
+    Streams the file, hashing every byte, so memory stays bounded by one line.
+    """
+    total = 0
+    lineno = 0
+    while True:
+        chunk = fh.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            return
+        lineno += 1
+        digest.update(chunk)
+        total += len(chunk)
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            length = len(chunk)
+            while True:  # skip the rest of the line, still hashing it
+                rest = fh.readline(1 << 20)
+                digest.update(rest)
+                total += len(rest)
+                length += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield lineno, length
+        else:
+            yield lineno, chunk
+        if total > MAX_DATA_BYTES:
+            raise InputError(f"data file too large (more than {MAX_DATA_BYTES:,} bytes)", path=path)
+
+
 def read_chat_jsonl(path: str | Path) -> FileReport:
-    """Read and check one chat JSONL file; blank lines are skipped, every other line must be an example."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("data file not found", path=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read data file: {exc.strerror}", path=str(path)) from None
-    report = FileReport(path=str(path), sha256=hashlib.sha256(raw).hexdigest(), bytes=len(raw))
+    """Read and check one chat JSONL file; blank lines are skipped, every other line must be an example.
+
+    Only a regular file is read (a FIFO or a device is refused with one line),
+    line by line, each line at most MAX_LINE_BYTES.
+    """
+    digest = hashlib.sha256()
+    report = FileReport(path=str(path), sha256="", bytes=0)
 
     def problem(line: int, message: str) -> None:
         report.problem_count += 1
@@ -242,35 +271,56 @@ def read_chat_jsonl(path: str | Path) -> FileReport:
             report.problems.append(Problem(str(path), line, message))
 
     seen: dict[str, int] = {}
-    for lineno, line_bytes in enumerate(raw.split(b"\n"), start=1):
-        if not line_bytes.strip():
-            continue
-        try:
-            text = line_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            problem(lineno, "line is not UTF-8 text")
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problem(lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
-            continue
-        issue = check_record(record)
-        if issue:
-            problem(lineno, issue)
-            continue
-        example = Example(tuple({"role": m["role"], "content": m["content"]} for m in record["messages"]),
-                          str(path), lineno)
-        key = example.key()
-        if key in seen:
-            report.duplicates.append((lineno, seen[key]))
-        else:
-            seen[key] = lineno
-        report.role_counts.update(m["role"] for m in example.messages)
-        report.examples.append(example)
+    byte_count = 0
+    with open_regular(path, "data file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > MAX_DATA_BYTES:
+            raise InputError(f"data file too large ({size:,} bytes, limit {MAX_DATA_BYTES:,})", path=str(path))
+        for lineno, line_bytes in _lines(fh, digest, str(path)):
+            byte_count += line_bytes if isinstance(line_bytes, int) else len(line_bytes)
+            if isinstance(line_bytes, int):
+                problem(lineno, f"line is {line_bytes:,} bytes, over the {MAX_LINE_BYTES:,}-byte limit for one "
+                                "example: split it or leave it out")
+                continue
+            _read_line(report, problem, seen, lineno, line_bytes, str(path))
+    report.sha256 = digest.hexdigest()
+    report.bytes = byte_count
     if not report.examples and not report.problem_count:
         problem(1, "no examples: the file is empty")
     return report
+
+
+def _read_line(report: FileReport, problem: Any, seen: dict[str, int], lineno: int, line_bytes: bytes,
+               path: str) -> None:
+    """Check one line and add its example (or its problem) to `report`."""
+    if not line_bytes.strip():
+        return
+    try:
+        text = line_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        problem(lineno, "line is not UTF-8 text")
+        return
+    try:
+        record = loads_json(text)  # depth-bounded: deep nesting is a problem line, not a RecursionError
+    except TooDeep as exc:
+        problem(lineno, f"invalid JSON: {exc}")
+        return
+    except json.JSONDecodeError as exc:
+        problem(lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return
+    issue = check_record(record)
+    if issue:
+        problem(lineno, issue)
+        return
+    example = Example(tuple({"role": m["role"], "content": m["content"]} for m in record["messages"]),
+                      path, lineno)
+    key = example.key()
+    if key in seen:
+        report.duplicates.append((lineno, seen[key]))
+    else:
+        seen[key] = lineno
+    report.role_counts.update(m["role"] for m in example.messages)
+    report.examples.append(example)
 
 
 def check_files(train: Sequence[str | Path], validation: Sequence[str | Path] = ()) -> DataReport:

@@ -9,7 +9,8 @@ parameters on Qwen2.5-3B) on a laptop.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from brie_bench.training.config import LoraSettings
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,15 @@ class TrainResult:
 
 
 def resolve_model_path(model_id: str, cache_dir: str | None = None) -> str:
-    """A local folder for `tiny:` ids, else the id itself (a Hub id or a local path)."""
-    from brie_bench import tiny
+    """A local folder for `tiny:` and real (`smollm2:`) ids, else the id itself (a Hub id or a local path)."""
+    from brie_bench import real_models
+    from brie_bench.testing import tiny
 
-    return str(tiny.resolve(model_id, cache_dir)) if tiny.is_tiny(model_id) else model_id
+    if tiny.is_tiny(model_id):
+        return str(tiny.resolve(model_id, cache_dir))
+    if real_models.is_real(model_id):
+        return str(real_models.resolve(model_id, cache_dir))
+    return model_id
 
 
 def load_tokenizer(config: TrainConfig) -> Any:
@@ -75,6 +80,8 @@ def load_tokenizer(config: TrainConfig) -> Any:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(config.base_model), revision=config.revision)
+    except InputError as exc:  # a real model id whose package is missing: keep its install command
+        raise InputError(exc.detail, path=config.source, field="base_model") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load the tokenizer of {config.base_model}: {_first_line(exc)}",
                          path=config.source, field="base_model") from None
@@ -113,8 +120,11 @@ def use_bf16(config: TrainConfig) -> bool:
     return bool(wanted)
 
 
-def _check_output(config: TrainConfig, out: Path) -> Path | bool | None:
-    """Refuse to overwrite a finished adapter; work out what to resume from."""
+def _check_output(config: TrainConfig, out: Path, overwrite: bool = False) -> Path | bool | None:
+    """Refuse to write into a non-empty folder (unless `overwrite`); work out what to resume from.
+
+    Resuming writes into the run's own folder, so it needs no `overwrite`.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
     resume = config.training.resume_from_checkpoint
@@ -127,9 +137,17 @@ def _check_output(config: TrainConfig, out: Path) -> Path | bool | None:
         return Path(last)
     if isinstance(resume, str):
         return Path(resume)
+    if overwrite:
+        return None
     if any((out / name).exists() for name in ("adapter_config.json", "brie_manifest.json")):
-        raise InputError(f"{out} already holds a trained adapter; choose another --output, or set "
-                         "training.resume_from_checkpoint to continue", path=config.source, field="output_dir")
+        raise InputError(f"{out} already holds a trained adapter; choose another --output, pass --overwrite, "
+                         "or set training.resume_from_checkpoint to continue", path=config.source, field="output_dir")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder", path=config.source, field="output_dir")
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError(f"{out} is not empty: training would overwrite files there (tokenizer_config.json, "
+                         "README.md, ...); choose an empty folder or pass --overwrite",
+                         path=config.source, field="output_dir")
     return None
 
 
@@ -215,6 +233,7 @@ def _quiet_library_bars() -> Iterator[None]:
 
 
 def train(config: TrainConfig, output_dir: str | Path | None = None, *, console: Console | None = None,
+          overwrite: bool = False,
           show_progress: bool = True) -> TrainResult:
     """Train a LoRA adapter as `config` says, write it and its manifest to `output_dir`, and report.
 
@@ -222,10 +241,10 @@ def train(config: TrainConfig, output_dir: str | Path | None = None, *, console:
     model is loaded wherever that is possible.
     """
     with _quiet_library_bars():
-        return _train(config, output_dir, console=console, show_progress=show_progress)
+        return _train(config, output_dir, console=console, show_progress=show_progress, overwrite=overwrite)
 
 
-def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Console | None,
+def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Console | None, overwrite: bool = False,
            show_progress: bool) -> TrainResult:
     import torch
     from datasets import Dataset
@@ -241,8 +260,8 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
         raise InputError("no output folder: pass --output DIR or set output_dir in the config",
                          path=config.source, field="output_dir")
     out = Path(target).expanduser().resolve()
-    resume = _check_output(config, out)
-    started = datetime.now(timezone.utc)
+    resume = _check_output(config, out, overwrite)
+    started = datetime.now(UTC)
     clock = time.perf_counter()
 
     tokenizer = load_tokenizer(config)
@@ -289,7 +308,7 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
         warnings.append("a logged loss or gradient norm was NaN or infinite: training diverged")
 
     trainer.save_model(str(out))
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     wall = time.perf_counter() - clock
     trainable = trainable_parameters(trainer.model)
     result = TrainResult(
@@ -300,12 +319,20 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
     )
     if main:
         _point_adapter_at_base(out, config)
+        _model_card_base_model(out, config)
         result.manifest = build_manifest(config, report, result, started=started, finished=finished, bf16=bf16,
                                          model=model, prepared_examples=prepared, history=progress.history,
                                          resumed_from=str(resume) if resume else None)
         write_manifest(out, result.manifest)
         _write_card(out, config, result.manifest)
     return result
+
+
+def _weights_id(model_id: str) -> str | None:
+    """For real model ids (`smollm2:...`): the package and file the weights were converted from."""
+    from brie_bench import real_models
+
+    return real_models.weights_id(model_id) if real_models.is_real(model_id) else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -347,6 +374,33 @@ def _write_card(out: Path, config: TrainConfig, manifest: dict[str, Any]) -> Non
     (out / "README.md").write_text(text, encoding="utf-8")
 
 
+def _model_card_base_model(out: Path, config: TrainConfig) -> None:
+    """Write the model *id* as `base_model` in the README front matter PEFT writes (not a local cache path).
+
+    PEFT copies `base_model_name_or_path` as loaded, which for `tiny:`/local ids
+    is a folder on this machine: it leaks a path and breaks the Hub's model tree.
+    """
+    path = out / "README.md"
+    if not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return
+    end = text.find("\n---", 4)
+    if end < 0:
+        return
+    front = text[4:end]
+    local = resolve_model_path(config.base_model)
+    if local != config.base_model:  # e.g. tags: [base_model:adapter:/home/.../tiny-qwen2]
+        front = front.replace(local, config.base_model)
+    lines = front.split("\n")
+    value = json.dumps(config.base_model)  # a JSON string is a valid YAML scalar, quoted safely
+    lines = [f"base_model: {value}" if line.startswith("base_model:") else line for line in lines]
+    if not any(line.startswith("base_model:") for line in lines):
+        lines.insert(0, f"base_model: {value}")
+    path.write_text("---\n" + "\n".join(lines) + text[end:], encoding="utf-8")
+
+
 def _device() -> str:
     import torch
 
@@ -375,6 +429,7 @@ def build_manifest(config: TrainConfig, report: DataReport, result: TrainResult,
             "id": config.base_model,
             "revision": config.revision,
             "resolved_commit": getattr(model.config, "_commit_hash", None),
+            "weights": _weights_id(config.base_model),
         },
         "config": config.model_dump(mode="json"),
         "config_file": str(Path(config.source).resolve()) if config.source else None,

@@ -8,7 +8,8 @@ must open offline, years later.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 
 def pct(x: float | None) -> str:

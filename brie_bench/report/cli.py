@@ -2,34 +2,30 @@
 
 This module does not import brie_bench.cli at load time: brie_bench.cli imports
 *this* module while it is being built, and a cycle would leave the commands
-unregistered. `_common_options` therefore mirrors brie_bench.cli.common_options
-(same option names, same meaning), and the root's --db is resolved lazily.
+unregistered. The options come from brie_bench.cli_options (which imports
+neither), and the root's --db is resolved lazily.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from brie_bench.cli_options import common_options
 from brie_bench.errors import InputError
+from brie_bench.textsafe import safe_text
 
 DEFAULT_REPORT_DIR = "reports"
-
-
-def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--db and --plugins-dir after the subcommand, as brie_bench.cli.common_options."""
-    fn = click.option("--plugins-dir", "plugins_dir_opt", type=click.Path(file_okay=False), default=None,
-                      help="Folder of local plugin .py files.")(fn)
-    fn = click.option("--db", "db_opt", default=None,
-                      help="SQLite file (default: $BRIE_BENCH_DB or ./brie-bench.db).")(fn)
-    return fn
+#: What a run id may hold before it becomes part of a file name (ids are made as 20260101-120000-ab12cd).
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 
 def _db(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None, *, must_exist: bool = True) -> str:
@@ -39,6 +35,20 @@ def _db(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None, *, 
     if must_exist and not Path(db).exists():
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     return db
+
+
+def checked_run_id(run_id: Any, db: str | None = None) -> str:
+    """A run id read from a database, refused (one line, exit 2) unless it is made of safe characters.
+
+    Report file names are built from run ids; a hostile database could hold
+    `../../../tmp/x` and make `report --html` write outside `reports/`.
+    """
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        from brie_bench.textsafe import printable
+
+        raise InputError(f"the database holds an invalid run id {printable(repr(run_id))[:120]} "
+                         "(only letters, digits, '-' and '_' are allowed): refusing to use it", path=db)
+    return run_id
 
 
 def _out() -> Console:
@@ -78,7 +88,7 @@ def _write_text(path: str, text: str) -> None:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write file: {exc.strerror or exc}", path=path) from None
-    _err().print(Text(f"wrote {out}"))
+    _err().print(safe_text(f"wrote {out}"))
 
 
 @click.command("report")
@@ -95,7 +105,7 @@ def _write_text(path: str, text: str) -> None:
               help="Merge this run's results into a model card (README.md) in place: its model-index and the "
                    "marked Brie Bench section; created from a small template if missing.")
 @click.option("--candidate", default=None, help="Which candidate a --model-card describes, when a run has several.")
-@_common_options
+@common_options
 @click.pass_context
 def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | None, md_opt: str | None,
                    json_opt: str | None, model_index: bool, model_name: str | None, card_opt: str | None,
@@ -105,12 +115,9 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
     With no format flag, prints tables. Use --html=PATH (or put RUN first) when the
     path could be mistaken for a run id.
     """
-    from brie_bench.report.html import write_html
-    from brie_bench.report.jsonout import render_json
-    from brie_bench.report.markdown import render_markdown
+    # Each output format imports its renderer only when asked for (jinja2 is for --html alone).
     from brie_bench.report.model import build_report_from_data
     from brie_bench.report.rows import load_run
-    from brie_bench.report.terminal import print_report
     from brie_bench.store import Store
 
     run_ids = list(runs)
@@ -126,9 +133,13 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
         if len(run_ids) == 2:
             _compare(store, run_ids, html_path, md_path, json_path)
             return
-        data = load_run(store, run_ids[0] if run_ids else None)
+        # The judges' own answers are read only for the HTML list of comparisons.
+        data = load_run(store, run_ids[0] if run_ids else None, texts=html_path is not None)
+        checked_run_id(data.run.id, db)
     report = build_report_from_data(data)
     if html_path is not None:
+        from brie_bench.report.html import write_html
+
         target = Path(html_path or DEFAULT_REPORT_DIR)
         if html_path == "" or target.is_dir():
             target = target / f"{data.run.id}.html"
@@ -136,16 +147,22 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
             written = write_html(report, data, target)
         except OSError as exc:
             raise InputError(f"cannot write file: {exc.strerror or exc}", path=str(target)) from None
-        _err().print(Text(f"wrote {written}"))
+        _err().print(safe_text(f"wrote {written}"))
+    if md_path is not None or card_opt is not None:
+        from brie_bench.report.markdown import render_markdown
     if md_path is not None:
         text = render_markdown(report, model_index=model_index, model_name=model_name)
         _emit(md_path, text)
     if json_path is not None:
+        from brie_bench.report.jsonout import render_json
+
         text = render_json(report)
         _emit(json_path, text)
     if card_opt is not None:
         _update_model_card(Path(card_opt), report, render_markdown(report), model_name, candidate)
     if html_path is None and md_path is None and json_path is None and card_opt is None:
+        from brie_bench.report.terminal import print_report
+
         print_report(_out(), report)
 
 
@@ -175,6 +192,8 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
     from brie_bench.report.rows import load_run
 
     a, b = load_run(store, run_ids[0]), load_run(store, run_ids[1])
+    for data in (a, b):
+        checked_run_id(data.run.id, getattr(store, "path", None))
     comparison = build_comparison(a, b)
     if html_path is not None:
         target = Path(html_path or DEFAULT_REPORT_DIR)
@@ -196,11 +215,17 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="JSON Lines, one judgment per line.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout).")
-@_common_options
+@click.option("--raw", is_flag=True,
+              help="Values exactly as stored: no ' before CSV cells starting with = + - @, no escaping on stdout.")
+@common_options
 @click.pass_context
-def export_command(ctx: click.Context, run: str | None, fmt: str | None, output: str | None, db_opt: str | None,
-                   plugins_dir_opt: str | None) -> None:
-    """Write one row per judgment of RUN (default: the latest) as --jsonl or --csv."""
+def export_command(ctx: click.Context, run: str | None, fmt: str | None, output: str | None, raw: bool,
+                   db_opt: str | None, plugins_dir_opt: str | None) -> None:
+    """Write one row per judgment of RUN (default: the latest) as --jsonl or --csv.
+
+    CSV cells that a spreadsheet would run as a formula (starting with = + - @) get a
+    leading ' and, on stdout, control characters are escaped; --raw turns both off.
+    """
     from brie_bench.report.export import export_rows, write_csv, write_jsonl
     from brie_bench.store import Store
 
@@ -213,12 +238,12 @@ def export_command(ctx: click.Context, run: str | None, fmt: str | None, output:
         if output:
             try:
                 with open(output, "w", encoding="utf-8", newline="") as fh:
-                    n = writer(rows, fh)
+                    n = writer(rows, fh, raw=raw)
             except OSError as exc:
                 raise InputError(f"cannot write file: {exc.strerror or exc}", path=output) from None
-            _err().print(Text(f"wrote {n} judgments to {output}"))
+            _err().print(safe_text(f"wrote {n} judgments to {output}"))
         else:
-            writer(rows, sys.stdout)
+            writer(rows, sys.stdout, raw=raw, terminal=True)
 
 
 @click.group("import")
@@ -232,10 +257,13 @@ def import_command() -> None:
 @click.option("--candidate-name", default="brie", show_default=True, help="Name for the fine-tuned contender.")
 @click.option("--name", default=None, help="Suite name for the imported run (default: from the file names).")
 @click.option("--new", "new_run", is_flag=True, help="Import again even if these files were imported before.")
-@_common_options
+@click.option("--judge", "judge_name", default=None, metavar="NAME",
+              help="Judge of lines that have no judge_model field (else inferred from a field naming it).")
+@common_options
 @click.pass_context
 def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_name: str, candidate_name: str,
-                          name: str | None, new_run: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
+                          name: str | None, new_run: bool, judge_name: str | None, db_opt: str | None,
+                          plugins_dir_opt: str | None) -> None:
     """Import the original Brie Bench's JSONL files (one judgment per line) into a run."""
     from brie_bench.report.legacy import import_legacy
     from brie_bench.store import Store
@@ -243,14 +271,15 @@ def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_n
     db = _db(ctx, db_opt, plugins_dir_opt, must_exist=False)
     with Store(db) as store:
         result = import_legacy(store, files, baseline=baseline_name, candidate=candidate_name, name=name,
-                               new=new_run)
+                               new=new_run, judge=judge_name)
     out = _out()
     if result.reused:
-        out.print(Text(f"already imported as run {result.run_id} (use --new to import again)"))
+        out.print(safe_text(f"already imported as run {result.run_id} (use --new to import again)"))
     else:
-        out.print(Text(f"imported run {result.run_id}: {result.lines} lines, {result.comparisons} comparisons over "
+        out.print(safe_text(f"imported run {result.run_id}: {result.lines} lines, {result.comparisons} comparisons over "
                        f"{result.prompts} prompts, judges: {', '.join(result.judges)}; "
-                       f"{result.duplicates} duplicate line(s) skipped"))
+                       f"{result.duplicates} byte-identical duplicate line(s) skipped, "
+                       f"{result.replicates} re-judgment(s) kept as replicates"))
     out.print(Text("warning: labels were not randomised in these files ('Response A' was always the baseline)",
                    style="yellow"))
     if result.disagreements:
@@ -258,9 +287,9 @@ def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_n
         for col in ("file:line", "judge", "stored winner", "Brie Bench reads", "why"):
             table.add_column(col, overflow="fold")
         for d in result.disagreements:
-            table.add_row(Text(f"{d['file']}:{d['line']}"), Text(d["judge"]), d["stored"], d["parsed"],
-                          Text(d.get("reason") or ""))
+            table.add_row(safe_text(f"{d['file']}:{d['line']}"), safe_text(d["judge"]), safe_text(d["stored"]),
+                          safe_text(d["parsed"]), safe_text(d.get("reason") or ""))
         out.print(table)
     else:
         out.print(Text("every stored winner matches Brie Bench's reading"))
-    out.print(Text(f"next: brie-bench --db {db} report {result.run_id} --html"))
+    out.print(safe_text(f"next: brie-bench --db {db} report {result.run_id} --html"))

@@ -27,6 +27,7 @@ from brie_bench.report.markdown import cell, ci_text
 from brie_bench.report.model import (BOOT_SEED, INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL, N_BOOT,
                                      ORDERS_EXPLANATION, interval_dict, outcome_figures, units_of)
 from brie_bench.report.rows import JRow, RunData, group_by
+from brie_bench.textsafe import safe_text
 
 SCHEMA_ID = "brie-bench-comparison"
 SCHEMA_VERSION = 1
@@ -86,7 +87,8 @@ def _side(rows: list[JRow]) -> dict[str, Any]:
             "model": rows[0].judge_model, **outcome_figures(units.outcomes, units.clusters)}
 
 
-def _entry(rows_a: list[JRow], rows_b: list[JRow], keys_a: dict, keys_b: dict, judge: str) -> dict[str, Any]:
+def _entry(rows_a: list[JRow], rows_b: list[JRow], keys_a: dict[tuple[str, str], tuple[str, str]],
+           keys_b: dict[tuple[str, str], tuple[str, str]], judge: str) -> dict[str, Any]:
     pa, pb = _per_prompt(rows_a, keys_a), _per_prompt(rows_b, keys_b)
     diff, shared = paired_difference(pa, pb)
     flipped = []
@@ -95,7 +97,22 @@ def _entry(rows_a: list[JRow], rows_b: list[JRow], keys_a: dict, keys_b: dict, j
         if (ma - 0.5) * (mb - 0.5) < 0:
             flipped.append({"section": p[0], "prompt": p[1].removeprefix("id:"), "win_rate_a": ma, "win_rate_b": mb})
     return {"judge": judge, "a": _side(rows_a), "b": _side(rows_b), "difference": interval_dict(diff),
-            "n_shared_prompts": len(shared), "flipped": flipped}
+            "n_shared_prompts": len(shared), "flipped": flipped,
+            "minimum_detectable_difference": _mdd(pa, pb, interval_dict(diff))}
+
+
+def _mdd(pa: dict[tuple[str, str], tuple[float, int]], pb: dict[tuple[str, str], tuple[float, int]],
+         diff: dict[str, Any]) -> dict[str, Any]:
+    """The paired design's minimum detectable difference (80% power, α = 0.05; brie_bench.power)."""
+    from brie_bench import power
+
+    mdd, se, k = power.paired_mdd(pa, pb)
+    low, high = diff.get("low"), diff.get("high")
+    significant = None if not diff.get("trusted") else bool(low is not None and high is not None
+                                                              and (low > 0 or high < 0))
+    return {"mdd": mdd if math.isfinite(mdd) else None, "se": se if math.isfinite(se) else None,
+            "n_prompts": k, "alpha": power.ALPHA, "power": power.POWER,
+            "statement": power.difference_sentence(mdd, diff.get("estimate"), significant)}
 
 
 def _key(rows: list[JRow], single: bool) -> Any:
@@ -139,7 +156,7 @@ def build_comparison(a: RunData, b: RunData) -> dict[str, Any]:
 
     return {
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "brie_bench_version": __version__,
-        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "run_a": run_info(a), "run_b": run_info(b),
         "method": {"interval": INTERVAL_EXPLANATION, "difference": DIFF_EXPLANATION, "orders": ORDERS_EXPLANATION},
         "judges": judges, "sections": sections, "warnings": warnings,
@@ -160,22 +177,26 @@ def print_comparison(console: Console, comparison: dict[str, Any]) -> None:
     a, b = comparison["run_a"]["id"], comparison["run_b"]["id"]
     for title, blocks in (("per judge", [(None, comparison["judges"])]),
                           ("per section", [(s["section"], s["judges"]) for s in comparison["sections"]])):
-        table = Table(title=f"A = {a} vs B = {b}, {title}", box=box.SIMPLE_HEAD,
+        table = Table(title=safe_text(f"A = {a} vs B = {b}, {title}"), box=box.SIMPLE_HEAD,
                       caption="difference: paired bootstrap over shared prompts")
         for col in ("section", "judge", "A win rate [95% CI]", "B win rate [95% CI]", "A − B [95% CI]", "shared",
                     "flipped"):
             table.add_column(col, overflow="fold")
         for section, entries in blocks:
             for e in entries:
-                table.add_row(Text(section or "all"), Text(e["judge"]), _ci(e["a"]["ci95"]), _ci(e["b"]["ci95"]),
+                table.add_row(safe_text(section or "all"), safe_text(e["judge"]), _ci(e["a"]["ci95"]), _ci(e["b"]["ci95"]),
                               _ci(e["difference"], signed_pct), str(e["n_shared_prompts"]), str(len(e["flipped"])))
         console.print(table)
     for e in comparison["judges"]:
         for f in e["flipped"]:
-            console.print(Text(f"flipped ({e['judge']}): [{f['section']}] {f['prompt'][:100]} — "
+            console.print(safe_text(f"flipped ({e['judge']}): [{f['section']}] {f['prompt'][:100]} — "
                                f"A {pct(f['win_rate_a'])}, B {pct(f['win_rate_b'])}"), soft_wrap=True)
+    for e in comparison["judges"]:
+        if e.get("minimum_detectable_difference"):
+            console.print(safe_text(f"A − B ({e['judge']}): {e['minimum_detectable_difference']['statement']}"),
+                          soft_wrap=True)
     for w in comparison["warnings"]:
-        console.print(Text(f"warning: {w['text']}", style="yellow"), soft_wrap=True)
+        console.print(safe_text(f"warning: {w['text']}", style="yellow"), soft_wrap=True)
 
 
 def signed_pct(x: float | None) -> str:
@@ -198,6 +219,9 @@ def render_comparison_markdown(comparison: dict[str, Any]) -> str:
                        f"{cell(ci_text(e['b']['ci95']))} | {cell(dtext)} | {e['n_shared_prompts']} | "
                        f"{len(e['flipped'])} |")
     out.append("")
+    for e in comparison["judges"]:
+        if e.get("minimum_detectable_difference"):
+            out += [f"**A − B, {cell(e['judge'])}:** {cell(e['minimum_detectable_difference']['statement'])}", ""]
     for w in comparison["warnings"]:
         out += [f"> **Warning:** {cell(w['text'])}", ""]
     return "\n".join(out) + "\n"

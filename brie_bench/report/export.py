@@ -2,8 +2,13 @@
 
 Rows carry the prompt, both answers under their labels, the stored assignment,
 the parsed verdict and the unblinded winner, so nothing needs the database to
-be re-analysed. Values are written as stored: model output is not altered
-(spreadsheet users should import CSV as text, since an answer may start with '=').
+be re-analysed.
+
+Model output is hostile data. In CSV, a cell that starts with `=`, `+`, `-`
+or `@` is a formula to a spreadsheet (`=HYPERLINK(...)`, `+cmd|...`), so such
+cells get a leading `'` (the OWASP rule; plain numbers are left alone) unless
+`raw` is asked for. Written to a terminal, control, C1 and bidi characters
+are escaped (`textsafe`); in JSON Lines as `\\uXXXX`, which is the same JSON.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
+from collections.abc import Iterator
 
 from brie_bench.report.rows import outcome_of
 from brie_bench.store import Store
+from brie_bench.textsafe import csv_cell, json_line_safe, printable
 
 COLUMNS = (
     "run_id", "unit_key", "section", "prompt_id", "prompt", "sample_index", "judge", "judge_type", "judge_model",
@@ -39,23 +46,34 @@ def export_rows(store: Store, run_id: str | None = None) -> Iterator[dict[str, A
         yield row
 
 
-def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
-    """Write one JSON object per line; returns the number of rows."""
+def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO, *, raw: bool = False,
+                terminal: bool = False) -> int:
+    """Write one JSON object per line; returns the number of rows.
+
+    `terminal` (and not `raw`): C1 and bidi characters escaped as \\uXXXX too.
+    """
     n = 0
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        line = json.dumps(row, ensure_ascii=False)
+        out.write((line if raw or not terminal else json_line_safe(line)) + "\n")
         n += 1
     return n
 
 
-def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
-    """Write CSV with a header (scores as a JSON string); returns the number of rows."""
+def write_csv(rows: Iterator[dict[str, Any]], out: TextIO, *, raw: bool = False, terminal: bool = False) -> int:
+    """Write CSV with a header (scores as a JSON string); returns the number of rows.
+
+    Unless `raw`: formula-looking cells get a leading `'`, and with `terminal`
+    control characters are shown as escapes rather than sent to the screen.
+    """
     writer = csv.DictWriter(out, fieldnames=list(COLUMNS), extrasaction="ignore")
     writer.writeheader()
     n = 0
     for row in rows:
         if row.get("scores") is not None:
             row = {**row, "scores": json.dumps(row["scores"], ensure_ascii=False, sort_keys=True)}
+        if not raw:
+            row = {k: csv_cell(printable(v) if terminal and isinstance(v, str) else v) for k, v in row.items()}
         writer.writerow(row)
         n += 1
     return n

@@ -63,6 +63,9 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, signed=signed, p=fmt_p, num=fmt_num, ci=fmt_ci, pretty_json=pretty_json)
     env.globals.update(ci_chart=ci_chart)
+    from brie_bench.report import power_text
+
+    env.globals.update(power_text=power_text)
     return env
 
 

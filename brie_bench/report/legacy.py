@@ -15,32 +15,59 @@ What the import has to get right:
   warns that labels were not randomised.
 * Several files (one per judge re-run) hold the same comparisons: one
   comparison per distinct (prompt, baseline answer, fine-tune answer), one judge
-  per `judge_model`. A line repeating a (comparison, judge, print order) already
-  imported is a duplicate and is skipped (and counted).
+  per `judge_model`.
+* A line is dropped only when it is byte-identical to one already read: same
+  comparison, judge, print order, judgment text and timestamp (a file pasted
+  twice). The same judge judging the same comparison again, with its own text,
+  is a *replicate*: an independent re-judgment, stored and counted. Replicates
+  are numbered per (comparison, judge, print order) and the number is the
+  ``-rN`` suffix of the unit key (none for the first), which `report.rows`
+  reads back; they share their prompt's cluster like every other row.
 * The stored `winner` is not trusted (the original tool inverted verdicts
   once): every `judgment` is re-parsed with `brie_bench.verdicts.parse_verdict`
   and every line where that reading differs from the stored winner is listed.
-* Bad input fails with one line naming the file, line and field.
+  Two shapes the general parser does not read are read here: "Winner: Neither
+  (Tie)" (and none / draw / both / equal) is a tie, and the original prompt's
+  score lines ("Response A - Creativity: 3, Coherence: 4, ...") are per-criterion
+  1-5 scores.
+* Some files have no `judge_model` (e.g. `claude_judge_evaluation.jsonl`): the
+  judge then comes from `--judge NAME`, else from another field that names it
+  (`judge`, `judge_name`, `evaluator`, `judged_by`, `judge_type`, ...); a line
+  with neither is refused.
+* Bad input fails with one line naming the file, line and field: a NaN or
+  infinite number, a max_tokens that is not a positive whole number.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from brie_bench.api import stable_hash
 from brie_bench.blinding import Assignment, unblind
+from brie_bench.bounded import TooDeep, loads_json, read_bytes
 from brie_bench.errors import InputError
+from brie_bench.records import DEFAULT_CRITERIA
+from brie_bench.report.rows import normalise_prompt
+from brie_bench.rows import GenerationRow, JudgmentRow
 from brie_bench.store import Store
-from brie_bench.verdicts import parse_verdict
+from brie_bench.verdicts import ParsedVerdict, normalise_criterion, parse_verdict
 
-IMPORTER_VERSION = 1
+#: 2: replicates are kept (only byte-identical lines dropped), "Neither" ties and score lines read.
+IMPORTER_VERSION = 2
 LEGACY_WINNERS = ("brie", "baseline", "tie", "unknown")
 ORDERS = {"AB": 0, "BA": 1}
 DEFAULT_SECTION = "legacy"
+#: Fields that name the judge in files written without `judge_model`, in the order tried.
+JUDGE_FIELDS = ("judge", "judge_name", "evaluator", "evaluator_model", "judged_by", "grader", "judge_type")
+#: A max_tokens above this is not a setting anyone ran with; it is bad input.
+MAX_TOKENS_LIMIT = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,8 @@ class LegacyLine:
     judgment: str
     order_index: int
     winner: str
+    #: The line's timestamp as written (JSON text), "" when absent: part of what makes a line a byte-identical copy.
+    timestamp: str = ""
 
 
 @dataclass
@@ -74,6 +103,7 @@ class ImportResult:
     prompts: int = 0
     judges: list[str] = field(default_factory=list)
     duplicates: int = 0
+    replicates: int = 0
     disagreements: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -91,24 +121,52 @@ def _text(obj: dict[str, Any], names: Sequence[str], path: str, line: int, *, re
 
 
 def _number(obj: dict[str, Any], name: str, path: str, line: int) -> float | None:
+    """A finite number or None; JSON's NaN, Infinity and overflowing literals (1e400) are bad input."""
     value = obj.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"must be a number, got {value!r}", path=path, line=line, field=name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"must be a finite number, got {value!r}", path=path, line=line, field=name)
     return value
 
 
-def parse_line(obj: Any, path: str, line: int) -> LegacyLine:
+def _max_tokens(obj: dict[str, Any], path: str, line: int) -> int | None:
+    value = _number(obj, "max_tokens", path, line)
+    if value is None:
+        return None
+    if value != int(value) or not 0 < value <= MAX_TOKENS_LIMIT:
+        raise InputError(f"must be a whole number from 1 to {MAX_TOKENS_LIMIT:,}, got {value!r}", path=path,
+                         line=line, field="max_tokens")
+    return int(value)
+
+
+def _judge(obj: dict[str, Any], path: str, line: int, default_judge: str | None) -> str:
+    """The judge of one line: `judge_model`, else --judge, else another field that names it."""
+    if "judge_model" in obj:
+        judge_model = (_text(obj, ("judge_model",), path, line) or "").strip()
+        if not judge_model:
+            raise InputError("is empty", path=path, line=line, field="judge_model")
+        return judge_model
+    if default_judge:
+        return default_judge
+    for name in JUDGE_FIELDS:
+        value = obj.get(name)
+        if isinstance(value, str) and value.strip() and value.strip().lower() not in ("legacy", "unknown", "none"):
+            return value.strip()
+    raise InputError("missing field, and no other field names the judge (" + ", ".join(JUDGE_FIELDS)
+                     + "); pass --judge NAME", path=path, line=line, field="judge_model")
+
+
+def parse_line(obj: Any, path: str, line: int, default_judge: str | None = None) -> LegacyLine:
     """Validate one decoded JSON line; raises InputError naming file, line and field."""
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=line)
     prompt = _text(obj, ("prompt",), path, line) or ""
     if not prompt.strip():
         raise InputError("is empty", path=path, line=line, field="prompt")
-    judge_model = (_text(obj, ("judge_model",), path, line) or "").strip()
-    if not judge_model:
-        raise InputError("is empty", path=path, line=line, field="judge_model")
+    judge_model = _judge(obj, path, line, default_judge)
     order = (_text(obj, ("presentation_order",), path, line) or "").strip().upper()
     if order not in ORDERS:
         raise InputError(f"must be AB or BA, got {obj['presentation_order']!r}", path=path, line=line,
@@ -123,29 +181,34 @@ def parse_line(obj: Any, path: str, line: int) -> LegacyLine:
     num = obj.get("prompt_num")
     if num is not None and (isinstance(num, bool) or not isinstance(num, (int, str))):
         raise InputError(f"must be a number or string, got {num!r}", path=path, line=line, field="prompt_num")
-    max_tokens = _number(obj, "max_tokens", path, line)
+    max_tokens = _max_tokens(obj, path, line)
+    temperature = _number(obj, "temperature", path, line)
+    if temperature is not None and temperature < 0:
+        raise InputError(f"must not be negative, got {temperature!r}", path=path, line=line, field="temperature")
     judge_type = obj.get("judge_type")
     return LegacyLine(
         file=path, line=line, section=(config or "").strip() or DEFAULT_SECTION,
         prompt_num=None if num is None else str(num), prompt=prompt,
-        temperature=_number(obj, "temperature", path, line),
-        max_tokens=None if max_tokens is None else int(max_tokens),
+        temperature=temperature,
+        max_tokens=max_tokens,
         baseline_text=_text(obj, ("baseline_response", "baseline_output"), path, line) or "",
         brie_text=_text(obj, ("brie_response", "brie_output"), path, line) or "",
         judge_model=judge_model,
         judge_type=judge_type.strip() if isinstance(judge_type, str) and judge_type.strip() else "legacy",
         judgment=_text(obj, ("judgment",), path, line) or "",
         order_index=ORDERS[order], winner=winner,
+        timestamp=json.dumps(obj.get("timestamp"), sort_keys=True, ensure_ascii=False),
     )
 
 
-def read_legacy(path: str | Path) -> list[LegacyLine]:
+#: The largest legacy export read (the real ones are a few MB; the biggest of 41 files was under 10 MB).
+MAX_LEGACY_BYTES = 256 * 1024 * 1024
+
+
+def read_legacy(path: str | Path, default_judge: str | None = None) -> list[LegacyLine]:
     """Every judgment in one legacy JSONL file (blank lines skipped)."""
     spath = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", path=spath) from None
+    raw = read_bytes(path, MAX_LEGACY_BYTES, "legacy file")  # regular files only: no FIFO, device or 5 GB file
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -155,10 +218,12 @@ def read_legacy(path: str | Path) -> list[LegacyLine]:
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
+            obj = loads_json(text)  # depth-bounded: a deeply nested line is one error, not a RecursionError
+        except TooDeep as exc:
+            raise InputError(f"JSON {exc}", path=spath, line=number) from None
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path=spath, line=number) from None
-        out.append(parse_line(obj, spath, number))
+        out.append(parse_line(obj, spath, number, default_judge))
     if not out:
         raise InputError("no judgments in file", path=spath)
     return out
@@ -166,27 +231,88 @@ def read_legacy(path: str | Path) -> list[LegacyLine]:
 
 _LEGACY_WORD = {"A": "baseline", "B": "brie", "tie": "tie", "invalid": "unknown"}
 
+# "Winner: Neither (Tie)", "**Winner:** None - both equal", "Verdict: draw": a tie in the original tool's words.
+_NEITHER = re.compile(r"^[\s>#*_`-]*(?:final\s+)?(?:winner|verdict)[\s*_`]*[:\-\u2013\u2014][\s*_`\[(\"']*"
+                      r"(?:neither|none|no\s+winner|draw|both|equal|even)\b[\s*_`'\"\])]*"
+                      r"(?:$|[(\-\u2013\u2014,.;:]|tie\b)", re.IGNORECASE)
+# "Response A - Creativity: 3, Coherence: 4, Depth: 2, Engagement: 3, Quality: 4" (the original prompt's format).
+_SCORE_LINE = re.compile(r"^[\s>#*_`-]*(?:response|answer)\s+(?P<label>[AB])[\s*_`]*[-\u2013\u2014:][\s*_`]*"
+                         r"(?P<rest>.+)$", re.IGNORECASE)
+_SCORE_ITEM = re.compile(r"(?P<name>[A-Za-z][A-Za-z &/]*?)\s*(?:\([^()]*\))?\s*[:=]\s*(?P<value>\d+(?:\.\d+)?)"
+                         r"(?:\s*/\s*(?P<den>\d+))?")
+
+
+def _criterion(name: str) -> str:
+    """Map the original prompt's names ("Quality", "Creativity & Originality") onto Brie Bench's criteria."""
+    n = normalise_criterion(name.replace("&", " "))
+    for c in DEFAULT_CRITERIA:
+        if n == c or c.endswith("_" + n) or n.split("_")[0] == c.split("_")[0]:
+            return c
+    return n
+
+
+def legacy_scores(text: str) -> dict[str, dict[str, int]] | None:
+    """Per-criterion 1-5 scores from the original prompt's score lines; None when the text has none.
+
+    Only lines that start with "Response A" / "Response B" and hold at least one
+    "Name: number" item count; a number outside 1-5 (or a denominator other than 5)
+    is dropped, never clamped. The last line for a label wins.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        m = _SCORE_LINE.match(line.replace("**", ""))
+        if not m:
+            continue
+        got: dict[str, int] = {}
+        for item in _SCORE_ITEM.finditer(m.group("rest")):
+            value = float(item.group("value"))
+            if item.group("den") not in (None, "5") or not value.is_integer() or not 1 <= value <= 5:
+                continue
+            got[_criterion(item.group("name"))] = int(value)
+        if got:
+            out[m.group("label").upper()] = got
+    return dict(sorted(out.items())) or None
+
+
+def read_judgment(text: str) -> ParsedVerdict:
+    """`parse_verdict`, plus the two shapes only the original tool's judges wrote.
+
+    A verdict line saying "Neither" / "None" / "Draw" / "Both" is a tie (the general
+    parser leaves it invalid, as it should for unknown judges); the score lines of the
+    original prompt fill in per-criterion scores when the general parser found none.
+    """
+    parsed = parse_verdict(text)
+    label, reason = parsed.label, parsed.invalid_reason
+    if label == "invalid" and any(_NEITHER.match(line) for line in text.splitlines()):
+        label, reason = "tie", None
+    scores = parsed.scores or legacy_scores(text)
+    return ParsedVerdict(label, scores, parsed.reasoning, reason)
+
 
 def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = "baseline",
-                  candidate: str = "brie", name: str | None = None, new: bool = False) -> ImportResult:
+                  candidate: str = "brie", name: str | None = None, new: bool = False,
+                  judge: str | None = None) -> ImportResult:
     """Import legacy files into one run of `store` and return what happened.
 
     Importing the same files again returns the run already made (``reused``),
     unless `new` is true. All files are validated before anything is written.
+    `judge` names the judge of lines that have no `judge_model`.
     """
     if baseline == candidate or "tie" in (baseline, candidate):
         raise InputError(f"contender names must differ and not be 'tie' (got {baseline!r}, {candidate!r})")
-    lines = [row for p in paths for row in read_legacy(p)]
-    digests = sorted(hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths)
+    judge = judge.strip() if judge and judge.strip() else None
+    lines = [row for p in paths for row in read_legacy(p, judge)]
+    digests = sorted(hashlib.sha256(read_bytes(p, MAX_LEGACY_BYTES, "legacy file")).hexdigest() for p in paths)
     fingerprint = stable_hash({"legacy_import": IMPORTER_VERSION, "files": digests, "baseline": baseline,
-                               "candidate": candidate})
+                               "candidate": candidate, "judge": judge})
     if not new:
         existing = store.find_resumable_run(fingerprint, 0)
         if existing:
             meta = store.run(existing).metadata
             return ImportResult(existing, True, meta.get("rows", 0), meta.get("comparisons", 0),
                                 meta.get("prompts", 0), list((meta.get("judges") or {}).keys()),
-                                meta.get("duplicates", 0), meta.get("disagreements") or [])
+                                meta.get("duplicates", 0), meta.get("replicates", 0),
+                                meta.get("disagreements") or [])
 
     # Comparisons: one per distinct (prompt, baseline answer, fine-tune answer), first-seen order.
     prompt_ids: dict[tuple[str, str], str] = {}        # (section, prompt text) -> id
@@ -219,12 +345,13 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
     for (section, text), pid in prompt_ids.items():
         sections.setdefault(section, []).append({"id": pid, "text": text})
     suite_name = name or "legacy: " + ", ".join(Path(p).stem for p in paths)
-    contenders = {
+    contenders: dict[str, dict[str, Any]] = {
         baseline: {"backend": "legacy", "model": baseline, "options": {}, "provenance": None, "role": "baseline"},
         candidate: {"backend": "legacy", "model": candidate, "options": {}, "provenance": None, "role": "candidate"},
     }
-    judge_meta = {j: {"name": j, "judge": next(r.judge_type for r in lines if r.judge_model == j), "model": j,
-                      "backend": None, "options": {}} for j in judges}
+    judge_meta: dict[str, dict[str, Any]] = {
+        j: {"name": j, "judge": next(r.judge_type for r in lines if r.judge_model == j), "model": j,
+            "backend": None, "options": {}} for j in judges}
     snapshot = {"name": suite_name, "description": "Imported from the original Brie Bench (labels not randomised).",
                 "baseline": baseline, "contenders": contenders, "judges": judge_meta,
                 "sections": [{"name": s, "description": None, "judges": judges, "settings": {},
@@ -238,7 +365,10 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
     store.mark_run(run_id, "running")
     gen_keys: dict[tuple[str, str, str], str] = {}
     links: list[tuple[str, str, int, str, str]] = []
-    seen_units: set[str] = set()
+    seen_lines: set[tuple[str, ...]] = set()
+    replicate_of: dict[str, int] = {}
+    judged: set[tuple[str, str, int, str]] = set()  # (section, prompt id, sample, judge) already judged
+    replicates = 0
     duplicates: list[dict[str, Any]] = []
     disagreements: list[dict[str, Any]] = []
     for row in lines:
@@ -250,41 +380,51 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
                 key = "legacy-" + stable_hash({"importer": IMPORTER_VERSION, "contender": contender,
                                                "prompt": row.prompt, "text": text})[:40]
                 gen_keys[gkey] = key
-                store.save_generation(key=key, backend="legacy", model=contender, spec=contenders[contender],
-                                      messages=[{"role": "user", "content": row.prompt}],
-                                      params={"temperature": row.temperature, "max_tokens": row.max_tokens},
-                                      sample_index=sample, text=text, finish_reason=None, input_tokens=0,
-                                      output_tokens=0, latency_s=0.0)
+                store.save_generation(GenerationRow(
+                    key=key, backend="legacy", model=contender, spec=contenders[contender],
+                    messages=[{"role": "user", "content": row.prompt}],
+                    params={"temperature": row.temperature, "max_tokens": row.max_tokens},
+                    sample_index=sample, text=text, finish_reason=None, input_tokens=0, output_tokens=0,
+                    latency_s=0.0))
                 links.append((section, pid, sample, contender, key))
             keys[contender] = gen_keys[gkey]
-        unit = stable_hash({"legacy": IMPORTER_VERSION, "section": section, "prompt": pid, "sample": sample,
-                            "judge": row.judge_model})[:40] + f"-{row.order_index}"
-        if unit in seen_units:
+        identity = (row.prompt, row.baseline_text, row.brie_text, row.judge_model, str(row.order_index),
+                    row.judgment, row.timestamp)
+        if identity in seen_lines:  # byte-identical copy of a line already imported
             duplicates.append({"file": row.file, "line": row.line})
             continue
-        seen_units.add(unit)
-        parsed = parse_verdict(row.judgment)
+        seen_lines.add(identity)
+        base_unit = stable_hash({"legacy": IMPORTER_VERSION, "section": section, "prompt": pid, "sample": sample,
+                                 "judge": row.judge_model})[:40] + f"-{row.order_index}"
+        replicate = replicate_of.get(base_unit, 0)
+        replicate_of[base_unit] = replicate + 1
+        replicates += (section, pid, sample, row.judge_model) in judged  # any re-judgment, either print order
+        judged.add((section, pid, sample, row.judge_model))
+        unit = base_unit + (f"-r{replicate}" if replicate else "")
+        parsed = read_judgment(row.judgment)
         ours = _LEGACY_WORD[parsed.label]
         if ours != row.winner:
             disagreements.append({"file": row.file, "line": row.line, "judge": row.judge_model, "section": section,
                                   "prompt_id": pid, "sample_index": sample, "stored": row.winner, "parsed": ours,
                                   "reason": parsed.invalid_reason})
-        store.save_judgment({
-            "run_id": run_id, "unit_key": unit, "section": section, "prompt_id": pid, "sample_index": sample,
-            "judge": row.judge_model, "judge_type": row.judge_type, "judge_model": row.judge_model,
-            "baseline": baseline, "candidate": candidate, "order_index": row.order_index,
-            "label_a": baseline, "label_b": candidate, "gen_key_a": keys[baseline], "gen_key_b": keys[candidate],
-            "verdict": parsed.label, "winner": unblind(parsed.label, assignment), "p_a": None,
-            "scores": dict(parsed.scores) if parsed.scores else None, "reasoning": parsed.reasoning,
-            "invalid_reason": parsed.invalid_reason, "raw": row.judgment,
-        })
+        store.save_judgment(JudgmentRow(
+            run_id=run_id, unit_key=unit, section=section, prompt_id=pid, sample_index=sample,
+            judge=row.judge_model, judge_type=row.judge_type, judge_model=row.judge_model,
+            baseline=baseline, candidate=candidate, order_index=row.order_index,
+            label_a=baseline, label_b=candidate, gen_key_a=keys[baseline], gen_key_b=keys[candidate],
+            verdict=parsed.label, winner=unblind(parsed.label, assignment), p_a=None,
+            scores=dict(parsed.scores) if parsed.scores else None, reasoning=parsed.reasoning,
+            invalid_reason=parsed.invalid_reason, raw=row.judgment,
+        ))
     store.link_generations(run_id, links)
-    result = ImportResult(run_id, False, len(lines), len(comparisons), len(prompt_ids), judges, len(duplicates),
-                          disagreements)
+    n_texts = len({normalise_prompt(text) for _, text in prompt_ids})
+    result = ImportResult(run_id, False, len(lines), len(comparisons), n_texts, judges, len(duplicates),
+                          replicates, disagreements)
     store.update_run_metadata(run_id, {
         "legacy": True, "labels_randomised": False, "importer_version": IMPORTER_VERSION, "files": files,
         "baseline": baseline, "contenders": contenders, "judges": judge_meta, "rows": result.lines,
         "comparisons": result.comparisons, "prompts": result.prompts, "duplicates": result.duplicates,
+        "replicates": result.replicates,
         "duplicate_lines": duplicates[:1000], "disagreements": disagreements,
     })
     store.mark_run(run_id, "complete")

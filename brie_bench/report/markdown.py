@@ -15,6 +15,9 @@ from brie_bench.report.charts import pct
 from brie_bench.report.model import N_BOOT
 from brie_bench.textsafe import printable
 
+#: `model_index` is re-exported: the card metadata is built in brie_bench.modelcard through huggingface_hub.
+__all__ = ["cell", "ci_text", "model_index", "model_index_yaml", "render_markdown"]
+
 
 def cell(value: Any) -> str:
     """One table cell: no pipe, newline or HTML can break the table or the card."""
@@ -44,19 +47,49 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def _power_lines(report: dict[str, Any], multi: bool) -> list[str]:
+    """The '### Power' block: minimum detectable effect per judge and the samples-per-prompt advice, once."""
+    from brie_bench.report import power_text
+
+    rows = power_text.rows(report)
+    if not rows:
+        return []
+    header = ["Judge"] + (["Candidate"] if multi else []) + ["Prompts", "Minimum detectable effect (80% power)",
+                                                             "What this run can tell"]
+    table = [[r["judge"]] + ([r["candidate"]] if multi else []) + [r["n_prompts"], r["mde"], r["statement"]]
+             for r in rows]
+    out = ["### Power", "", power_text.MDE_CAPTION, ""] + _table(header, table, numeric_from=99) + [""]
+    advice = power_text.recommendation(report)
+    return out + ([cell(advice), ""] if advice else [])
+
+
+#: Warning kinds in the order the Caveats list gives them (anything else follows).
+CAVEAT_ORDER = ("legacy-labels", "legacy-parse", "status", "empty", "few-prompts", "label-bias", "position-bias",
+                "order-flips", "length-bias", "untrusted", "invalid")
+
+
+def caveat_lines(report: dict[str, Any]) -> list[str]:
+    """The '### Caveats' list: every warning the HTML report shows, so a pasted model card keeps them."""
+    warnings = sorted(report.get("warnings") or [], key=lambda w: CAVEAT_ORDER.index(w["kind"])
+                      if w["kind"] in CAVEAT_ORDER else len(CAVEAT_ORDER))
+    if not warnings:
+        return []
+    return ["### Caveats", "", *(f"- **{cell(w['kind'])}**: {cell(w['text'])}" for w in warnings), ""]
+
+
 def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_name: str | None = None) -> str:
     """Tables ready to paste into a model card; with `model_index`, the YAML block as well."""
     run = report["run"]
     multi = len({j["candidate"] for j in report["judges"]}) > 1
     out = [f"## Brie Bench: {cell(run['suite'])}", ""]
-    for w in report["warnings"]:
-        if w["kind"] == "legacy-labels":
-            out += [f"> **Warning:** {cell(w['text'])}", ""]
+    out += caveat_lines(report)
     out += [
-        f"Blind pairwise comparison against the baseline (run `{cell(run['id'])}`, seed {run['seed']}, "
-        f"{run['n_judgments']} judgments over {run['n_prompts']} prompts). Win rate counts a tie as half a win; "
-        f"95% intervals resample whole prompts (clustered bootstrap, {N_BOOT:,} resamples). Invalid verdicts are "
-        "excluded and counted.",
+        f"{'Pairwise comparison (imported; labels not randomised)' if run.get('legacy') else 'Blind pairwise comparison'}"
+        f" against the baseline (run `{cell(run['id'])}`, seed {run['seed']}, "
+        f"{run['n_judgments']} judgments over {run['n_prompts']} distinct prompts). Win rate counts a tie as half a win; "
+        f"95% intervals treat whole prompts as the unit (clustered bootstrap with {N_BOOT:,} resamples from "
+        f"{report['method'].get('bootstrap_min_prompts', 30)} prompts on, a cluster-robust t interval below; see the "
+        "report's method notes). Invalid verdicts are excluded and counted.",
         "",
         "### Per judge",
         "",
@@ -74,6 +107,7 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
                     [mv["wins"], mv["losses"], mv["ties"], mv["invalid"], ci_text(mv["ci95"]),
                      pct(mv["strict_win_rate"]), mv["n_prompts"]])
     out += _table(header, rows, numeric_from=3 if multi else 2) + [""]
+    out += _power_lines(report, multi)
     out += ["### Per domain", ""]
     header = ["Domain", "Judge"] + (["Candidate"] if multi else []) + ["W / L / T / invalid", "Win rate (95% CI)",
                                                                        "Prompts"]
@@ -89,6 +123,9 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
             "Kappa can be low while judges mostly agree, when one verdict dominates (the kappa paradox); "
             "AC1 and percent agreement are not affected.")
         out.append("")
+        for h in ag.get("human_llm") or []:
+            out += [f"**{cell(h['human'])} (a person, blind) and {cell(h['judge'])}** agree on {pct(h['percent'])} "
+                    f"of {h['n']} comparisons (Cohen's κ = {_fmt(h['cohen_kappa'])}).", ""]
     if not report["agreement"]:
         out += ["**Agreement:** one judge per candidate, so no agreement figure.", ""]
     if model_index:

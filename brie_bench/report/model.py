@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -25,24 +26,39 @@ from brie_bench import __version__, stats
 from brie_bench.report.rows import NAN, ItemKey, JRow, RunData, group_by, load_run
 from brie_bench.store import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_ID = "brie-bench-report"
 N_BOOT = 2000
 BOOT_SEED = 0
 LEVEL = 0.95
 #: Below this many prompts a clustered interval is too rough to read, even where it exists.
 MIN_PROMPTS = 5
+#: Below this many distinct prompts the report warns that every figure is rough.
+FEW_PROMPTS = 10
 #: A judge that answers invalidly this often is flagged.
 INVALID_WARN = 0.10
 ALPHA = 0.05
 
 INTERVAL_EXPLANATION = (
-    "Intervals are 95% percentile bootstrap intervals that resample whole prompts "
-    f"({N_BOOT:,} resamples, seed {BOOT_SEED}). Judgments of the same prompt share its answers and "
-    "its difficulty, so they are not independent: resampling prompts keeps that dependence "
-    "inside each resample and gives honest widths, where a row-level interval would be too "
-    "narrow. The number of prompts, not of judgments, is the real sample size. An interval "
-    f"'cannot be trusted' when there is no valid verdict, a single prompt, or fewer than {MIN_PROMPTS} prompts."
+    "Intervals are 95% intervals that treat whole prompts as the unit: a prompt is its text, so the "
+    "same prompt rerun in several sections (temperatures, token lengths, reruns) is one prompt. "
+    "Judgments of the same prompt share its answers and its difficulty, so they are not independent; "
+    "the number of prompts, not of judgments, is the real sample size. With "
+    f"{stats.BOOTSTRAP_MIN_CLUSTERS} prompts or more the interval is a percentile bootstrap that resamples "
+    f"prompts ({N_BOOT:,} resamples, seed {BOOT_SEED}); with fewer it is a cluster-robust t interval, "
+    "because there the bootstrap covers the true rate less than 93% of the time (docs/statistics.md, "
+    "benchmarks/coverage.py); when every verdict goes the same way it is an exact (Clopper-Pearson) "
+    "interval over prompts, because a resampling interval would collapse to a point. An interval "
+    f"'cannot be trusted' when there is no valid verdict, fewer than {MIN_PROMPTS} prompts, zero width, "
+    "a span of almost all of 0-100%, or when it comes from a fit that did not converge to a finite value."
+)
+ROWS_EXPLANATION = (
+    "Row level counts every stored judgment once, as the original Brie Bench did (its published "
+    "percentages are row-level): a re-judgment of the same comparison by the same judge is a row of its own, "
+    "and a comparison judged in both print orders is two rows. The comparison level (the headline) counts "
+    "a comparison judged in both orders once (the MT-Bench rule). Both are clustered by prompt text; the "
+    "Wilson interval beside them treats every row as independent and is too narrow when prompts repeat, "
+    "which is why the clustered interval is the one to quote."
 )
 ORDERS_EXPLANATION = (
     "A comparison judged in both orders counts once: the shared verdict when both orders agree, "
@@ -77,30 +93,55 @@ def finite(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def interval_dict(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS) -> dict[str, Any]:
-    """An `Interval` as report data, with the trust verdict the report prints next to it."""
+METHOD_NOTES = {
+    "cluster-t": "cluster-robust t interval (fewer prompts than the bootstrap needs)",
+    "clopper-pearson-prompts": "every verdict went the same way: exact Clopper-Pearson interval over prompts",
+}
+
+
+def interval_dict(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS,
+                  span: tuple[float, float] | None = None) -> dict[str, Any]:
+    """An `Interval` as report data, with the trust verdict the report prints next to it.
+
+    `span` is the range the statistic can take ((0, 1) for rates, the default; (-1, 1)
+    for paired differences; (-4, 4) for score differences): an interval covering all
+    of it but 0.1% at each end rules nothing out and is never trusted. Nor is one of
+    zero width, or one from a fit that ran to a bound (`Interval.problem`); a problem
+    that starts with "cannot be estimated" also withholds the estimate.
+    """
+    if span is None:
+        span = (-1.0, 1.0) if ci.method.startswith("paired") else (0.0, 1.0)
     clusters = ci.n_clusters
-    if ci.n == 0:
+    reason = stats.degenerate_reason(ci, span)
+    estimate, low, high = finite(ci.estimate), finite(ci.low), finite(ci.high)
+    if ci.problem and ci.problem.startswith("cannot be estimated"):
+        note = ci.problem
+        estimate = low = high = None
+    elif ci.n == 0:
         note = "cannot be trusted: no valid verdict"
     elif not ci.reliable:
         note = f"cannot be trusted: only {clusters or 0} prompt{'' if clusters == 1 else 's'}, no interval exists"
     elif clusters is not None and clusters < min_prompts:
         note = f"cannot be trusted: only {clusters} prompts"
+    elif reason:
+        note = f"cannot be trusted: {reason}"
     else:
         note = None
     return {
-        "estimate": finite(ci.estimate), "low": finite(ci.low), "high": finite(ci.high),
-        "level": ci.level, "method": ci.method, "n": ci.n, "n_prompts": clusters,
-        "reliable": ci.reliable, "trusted": note is None, "note": note,
+        "estimate": estimate, "low": low, "high": high,
+        "level": ci.level, "method": ci.method, "method_note": METHOD_NOTES.get(ci.method), "n": ci.n,
+        "n_prompts": clusters, "reliable": ci.reliable and estimate is not None, "trusted": note is None,
+        "note": note,
     }
 
 
 def wilson_dict(ci: stats.Interval) -> dict[str, Any]:
-    """A Wilson interval (each row its own unit): trusted when it exists."""
+    """A Wilson interval (each row its own unit): trusted when it exists and is not degenerate."""
+    reason = stats.degenerate_reason(ci)
+    note = "cannot be trusted: no data" if not ci.reliable else (f"cannot be trusted: {reason}" if reason else None)
     return {"estimate": finite(ci.estimate), "low": finite(ci.low), "high": finite(ci.high),
-            "level": ci.level, "method": ci.method, "n": ci.n, "n_prompts": None,
-            "reliable": ci.reliable, "trusted": ci.reliable,
-            "note": None if ci.reliable else "cannot be trusted: no data"}
+            "level": ci.level, "method": ci.method, "method_note": None, "n": ci.n, "n_prompts": None,
+            "reliable": ci.reliable, "trusted": note is None, "note": note}
 
 
 def combine(first: float, second: float) -> float:
@@ -122,8 +163,29 @@ class Units:
     pairs: list[tuple[ItemKey, float, float]]
 
 
+#: While `build_report_from_data` runs: each prompt (cluster name) -> its rank among the run's
+#: sorted cluster names. Integer codes in that order number the prompts exactly as sorting the
+#: names does (`brie_bench.stats` numbers clusters in sorted order, which fixes which prompt
+#: each bootstrap draw picks), so every figure is unchanged, but no statistic sorts strings.
+_RANK: dict[str, int] = {}
+#: While `build_report_from_data` runs: `units_of` results by the identity of the rows given,
+#: so the judge, bias and agreement tables collapse each judge's rows once.
+_UNITS: dict[tuple[int, ...], tuple[Sequence[JRow], Units]] = {}
+_REPORTING = False
+
+
 def units_of(rows: Sequence[JRow]) -> Units:
     """Collapse one judge's rows into comparisons; pairs judged in both orders are combined."""
+    memo_key = tuple(map(id, rows)) if _REPORTING else None
+    if memo_key is not None and memo_key in _UNITS:
+        return _UNITS[memo_key][1]
+    units = _units_of(rows)
+    if memo_key is not None:
+        _UNITS[memo_key] = (rows, units)  # the rows are kept, so their ids stay theirs
+    return units
+
+
+def _units_of(rows: Sequence[JRow]) -> Units:
     by_item: dict[ItemKey, dict[int, JRow]] = {}
     for r in rows:
         by_item.setdefault(r.item, {})[r.order_index] = r
@@ -139,24 +201,30 @@ def units_of(rows: Sequence[JRow]) -> Units:
         outs.append(o)
         lf.append(len(any_row.text_ft))
         lb.append(len(any_row.text_base))
-    return Units(keys, np.asarray(outs, dtype=float), np.asarray([k.cluster for k in keys], dtype=object),
+    return Units(keys, np.asarray(outs, dtype=float), _clusters(keys),
                  np.asarray(lf, dtype=float), np.asarray(lb, dtype=float), pairs)
 
 
 def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
-    return np.asarray([k.cluster for k in keys], dtype=object)
+    """Each key's prompt: its rank among the run's prompts while a report is built, else its name."""
+    names = [k.cluster for k in keys]
+    if _RANK:
+        try:
+            return np.fromiter((_RANK[n] for n in names), dtype=np.int64, count=len(names))
+        except KeyError:  # a key from outside the run being reported
+            pass
+    return np.asarray(names, dtype=object)
 
 
 def outcome_figures(outcomes: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
     """Counts, win rates, their clustered intervals and the sign test for one set of comparisons."""
     c = stats.counts(outcomes)
-    ci = stats.clustered_bootstrap_ci(outcomes, clusters, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
-    sci = stats.clustered_bootstrap_ci(stats.strict_outcomes(outcomes), clusters, n_boot=N_BOOT, level=LEVEL,
-                                       seed=BOOT_SEED)
+    ci = stats.rate_ci(outcomes, clusters, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
+    sci = stats.rate_ci(stats.strict_outcomes(outcomes), clusters, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
     return {
         "wins": c.wins, "losses": c.losses, "ties": c.ties, "invalid": c.invalid,
         "n": c.total, "n_valid": c.n_valid,
-        "n_prompts": len(set(clusters.tolist())),
+        "n_prompts": len(set(clusters.tolist())),  # distinct prompt texts
         "invalid_rate": finite(c.invalid / c.total) if c.total else None,
         "win_rate": finite(stats.win_rate(outcomes)),
         "strict_win_rate": finite(stats.strict_win_rate(outcomes)),
@@ -166,30 +234,66 @@ def outcome_figures(outcomes: np.ndarray, clusters: np.ndarray) -> dict[str, Any
     }
 
 
+def power_of(ci: dict[str, Any], units: Units) -> dict[str, Any]:
+    """The `power` object of a judge entry: minimum detectable effect and variance split (brie_bench.power)."""
+    from brie_bench import power
+
+    low, high = ci.get("low"), ci.get("high")
+    significant = None if not ci.get("trusted") else bool(low is not None and high is not None
+                                                            and (low > 0.5 or high < 0.5))
+    return power.report_entry(units.outcomes, units.clusters, [(a, b) for _, a, b in units.pairs],
+                              significant=significant)
+
+
 # --------------------------------------------------------------------------- sections of the report
 
 
-def judge_entry(rows: Sequence[JRow], meta: dict[str, Any]) -> dict[str, Any]:
+def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = False) -> dict[str, Any]:
     """Headline figures for one judge against one candidate."""
     first = rows[0]
     units = units_of(rows)
-    entry = {
+    entry: dict[str, Any] = {
         "judge": first.judge, "model": first.judge_model or meta.get("model"),
         "judge_type": first.judge_type, "baseline": first.item.baseline, "candidate": first.item.candidate,
         "n_judgments": len(rows),
         "invalid_judgments": int(sum(1 for r in rows if math.isnan(r.outcome))),
     }
     entry.update(outcome_figures(units.outcomes, units.clusters))
+    entry["power"] = power_of(entry["ci95"], units)
+    entry["rows"] = row_level(rows, len(units.keys), legacy=legacy)
     lc = stats.length_controlled_win_rate(units.outcomes, units.len_ft, units.len_base, units.clusters, level=LEVEL)
     entry["length_controlled"] = {**interval_dict(lc.win_rate), "raw_win_rate": finite(lc.raw_win_rate),
-                                  "length_coef": finite(lc.length_coef)}
+                                  "length_coef": None if lc.at_bound else finite(lc.length_coef),
+                                  "estimable": not lc.at_bound}
     p = np.asarray([r.p_ft for r in rows], dtype=float)
     if np.isfinite(p).any():
         entry["logprob_preference"] = interval_dict(stats.logprob_preference(
-            p, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED))
+            p, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
+            min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS))
     else:
         entry["logprob_preference"] = None
     return entry
+
+
+def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False) -> dict[str, Any]:
+    """Every stored judgment counted once (the original Brie Bench's unit), clustered by prompt text.
+
+    Shown beside the comparison-level headline: the two differ only where a comparison
+    was judged in both print orders (two rows, one comparison under the MT-Bench rule).
+    A legacy re-judgment in the same print order is a row and a comparison of its own.
+    """
+    outs = np.asarray([r.outcome for r in rows], dtype=float)
+    clusters = _clusters(r.item for r in rows)
+    figures = outcome_figures(outs, clusters)
+    c = stats.counts(outs)
+    pairs = {(r.item.section, r.item.prompt_id, r.item.sample_index) for r in rows}
+    return {**{k: figures[k] for k in ("wins", "losses", "ties", "invalid", "n", "n_valid", "n_prompts",
+                                        "win_rate", "strict_win_rate", "ci95", "strict_ci95")},
+            "strict_wilson95": wilson_dict(stats.wilson_ci(c.wins, c.n_valid, LEVEL)),
+            # Legacy: every row beyond the first per answer pair is a re-judgment. Native runs judge a pair
+            # at most once per order, so their extra rows are the second order, not replicates.
+            "n_answer_pairs": len(pairs), "n_replicates": len(rows) - len(pairs) if legacy else 0,
+            "n_comparisons": n_comparisons, "rows_folded_by_order": len(rows) - n_comparisons}
 
 
 def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
@@ -236,8 +340,22 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
             "ft_longer": wilson_dict(lenb.longer), "ft_shorter": wilson_dict(lenb.shorter),
             "n_equal": lenb.n_equal, "share_ft_longer": finite(lenb.share_ft_longer),
             "spearman_rho": finite(lenb.spearman_rho), "p_value": finite(lenb.p_value),
+            "gap": finite(lenb.gap), "fisher_p": finite(lenb.fisher_p), "flagged": lenb.flagged,
+            "gap_threshold": stats.LENGTH_BIAS_GAP, "alpha": stats.LENGTH_BIAS_ALPHA,
+            "confounded": _length_confounded(lenb, units.outcomes),
         },
     }
+
+
+def _length_confounded(lenb: stats.LengthBias, outcomes: np.ndarray) -> bool:
+    """The candidate was longer (or shorter) in at least 90% of 10+ valid comparisons.
+
+    Then there are too few comparisons on the other side to tell a length preference
+    from a content preference, and the length-bias test cannot fire even if it should.
+    """
+    n_valid = int(np.count_nonzero(~np.isnan(outcomes)))
+    share = lenb.share_ft_longer
+    return bool(n_valid >= 10 and math.isfinite(share) and (share >= 0.9 or share <= 0.1))
 
 
 def criteria_entries(rows: Sequence[JRow]) -> list[dict[str, Any]]:
@@ -248,11 +366,11 @@ def criteria_entries(rows: Sequence[JRow]) -> list[dict[str, Any]]:
     ft = {n: [r.scores_ft.get(n, NAN) for r in rows] for n in names}
     base = {n: [r.scores_base.get(n, NAN) for r in rows] for n in names}
     diffs = stats.criterion_differences(ft, base, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL,
-                                        seed=BOOT_SEED)
+                                        seed=BOOT_SEED, min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS)
     first = rows[0]
     return [{"judge": first.judge, "candidate": first.item.candidate, "criterion": d.criterion,
              "mean_candidate": finite(d.mean_ft), "mean_baseline": finite(d.mean_base),
-             "difference": interval_dict(d.difference)} for d in diffs.values()]
+             "difference": interval_dict(d.difference, span=(-4.0, 4.0))} for d in diffs.values()]
 
 
 def _matrix(rows: Sequence[JRow], judges: list[str]) -> tuple[list[ItemKey], np.ndarray]:
@@ -277,16 +395,36 @@ def agreement_entry(rows: Sequence[JRow], judges: list[str]) -> dict[str, Any]:
     ag = stats.agreement(m)
     mv = stats.majority_vote(m)
     first = rows[0]
+    pairs = [{"judge_a": judges[p.raters[0]], "judge_b": judges[p.raters[1]], "n": p.n,
+              "percent": finite(p.percent), "cohen_kappa": finite(p.cohen_kappa)} for p in ag.pairs]
     return {
         "candidate": first.item.candidate, "baseline": first.item.baseline, "judges": judges,
         "n_items": ag.n_items, "n_complete": ag.n_complete, "percent_all": finite(ag.percent_all),
         "fleiss_kappa": finite(ag.fleiss_kappa), "krippendorff_alpha": finite(ag.krippendorff_alpha),
         "gwet_ac1": finite(ag.gwet_ac1),
-        "pairs": [{"judge_a": judges[p.raters[0]], "judge_b": judges[p.raters[1]], "n": p.n,
-                   "percent": finite(p.percent), "cohen_kappa": finite(p.cohen_kappa)} for p in ag.pairs],
+        "pairs": pairs,
+        "human_llm": human_llm_pairs(rows, pairs),
         "note": ag.note,
         "majority_vote": {"judges": judges, **outcome_figures(mv.consensus, _clusters(keys))},
     }
+
+
+def human_llm_pairs(rows: Sequence[JRow], pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How often each person (a `human` judge: terminal or browser) agreed with each other judge.
+
+    Taken from the pairwise figures, oriented person first: the question a run
+    with people in it exists to answer is whether the LLM judges agree with them.
+    """
+    humans = {r.judge for r in rows if r.judge_type == "human"}
+    out = []
+    for p in pairs:
+        a, b = p["judge_a"], p["judge_b"]
+        if (a in humans) == (b in humans):
+            continue
+        human, other = (a, b) if a in humans else (b, a)
+        out.append({"human": human, "judge": other, "n": p["n"], "percent": p["percent"],
+                    "cohen_kappa": p["cohen_kappa"]})
+    return out
 
 
 def ranking_entries(data: RunData) -> list[dict[str, Any]]:
@@ -368,11 +506,11 @@ def _cost_block(data: RunData) -> dict[str, Any]:
             backend_name = backend.get("backend") if isinstance(backend, dict) else backend
             # Runs record no `local` flag yet; the hf backend is the built-in local one.
             local = bool(info.get("local", backend_name == "hf"))
-            c = cost(table, entry.get("model"), entry["input_tokens"], entry["output_tokens"], local=local)
-            entry["usd"] = round(c.usd, 6) if c.priced else None
-            entry["priced"] = c.priced
-            total_usd += c.usd
-            all_priced = all_priced and c.priced
+            price = cost(table, entry.get("model"), entry["input_tokens"], entry["output_tokens"], local=local)
+            entry["usd"] = round(price.usd, 6) if price.priced else None
+            entry["priced"] = price.priced
+            total_usd += price.usd
+            all_priced = all_priced and price.priced
     return {"judges": list(judges.values()), "contenders": list(contenders.values()),
             "total_usd": round(total_usd, 6) if all_priced else None,
             "known_usd": round(total_usd, 6), "all_priced": all_priced}
@@ -414,7 +552,7 @@ def _judge_info(data: RunData) -> list[dict[str, Any]]:
 
 
 def _iso(ts: float | None) -> str | None:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds") if ts else None
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds") if ts else None
 
 
 def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
@@ -426,9 +564,18 @@ def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
             out.append({"kind": "legacy-parse", "text": f"{n_dis} stored verdict(s) disagree with how Brie Bench's "
                         "parser reads the judge's answer; the report uses Brie Bench's reading (see the legacy import section)."})
     if data.run.status not in ("complete",):
-        out.append({"kind": "status", "text": f"Run status is '{data.run.status}': some comparisons are missing."})
+        n_failed = report["run"]["failed_units"]
+        still = f" ({n_failed} unit{'s' if n_failed != 1 else ''} still failed; a rerun retries them)" if n_failed else ""
+        out.append({"kind": "status", "text": f"Run status is '{data.run.status}': some comparisons are missing{still}."})
+    for fj in report["failed_judges"]:
+        out.append({"kind": "judge-failed", "text": f"{fj['judge']} gave no verdict: all {fj['failed_units']} of its "
+                    f"calls failed ({fj['kind']}: {fj['message']})."})
     if not data.rows:
         out.append({"kind": "empty", "text": "This run has no judgments yet."})
+    elif report["run"]["n_prompts"] < FEW_PROMPTS:
+        out.append({"kind": "few-prompts", "text": f"Only {report['run']['n_prompts']} distinct prompt(s): "
+                    "every interval is wide, and a difference between judges, sections or runs of this size "
+                    f"is mostly noise (at least {FEW_PROMPTS} prompts are needed for a usable estimate)."})
     for j in report["judges"]:
         who = f"{j['judge']} ({j['candidate']} vs {j['baseline']})"
         if not j["ci95"]["trusted"]:
@@ -445,6 +592,13 @@ def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
             out.append({"kind": "position-bias", "text": f"{who}: the answer shown first wins "
                         f"{b['position']['first_shown_share']['estimate']:.0%} of decisive verdicts "
                         f"(p = {b['position']['p_value']:.3g})."})
+        length = b["length"]
+        if length["flagged"]:
+            out.append({"kind": "length-bias", "text": f"{who}: possible length bias: the candidate wins "
+                        f"{length['ft_longer']['estimate']:.0%} of {length['ft_longer']['n']} comparisons when its "
+                        f"answer is longer and {length['ft_shorter']['estimate']:.0%} of {length['ft_shorter']['n']} "
+                        f"when it is shorter (Fisher p = {length['fisher_p']:.2g}); much of its win rate may be "
+                        "answer length, not quality. Read the length-controlled figure."})
         if b["order_consistency"]["n_flipped"]:
             oc = b["order_consistency"]
             out.append({"kind": "order-flips", "text": f"{who}: {oc['n_flipped']} of {oc['n_pairs']} comparisons "
@@ -453,12 +607,88 @@ def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
     return out
 
 
+def failure_entries(data: RunData) -> list[dict[str, Any]]:
+    """Per contender or judge: units still failed, failed attempts retried, and the latest error.
+
+    A unit that failed and then succeeded on a rerun counts as retried, never as failed.
+    """
+    from brie_bench.summary import failures
+
+    done = {r.unit_key for r in data.rows} | {g["gen_key"] for g in data.generations}
+    return [f.as_dict() for _, f in sorted(failures(data.errors, done).items())]
+
+
+def failed_judge_entries(data: RunData, fails: list[dict[str, Any]],
+                         judge_meta: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Judges with no stored verdict whose calls failed: they still appear, with the reason."""
+    judged = {r.judge for r in data.rows}
+    out = []
+    for f in fails:
+        if f["unit_kind"] != "judgment" or f["name"] in judged or not f["failed_units"]:
+            continue
+        meta = judge_meta.get(f["name"]) or {}
+        out.append({"judge": f["name"], "model": meta.get("model"), "type": meta.get("type"),
+                    "failed_units": f["failed_units"], "kind": f["kind"], "message": f["message"]})
+    return out
+
+
+VERDICT_LIKE_EXPLANATION = (
+    "An answer that contains verdict-like text ('Winner: B', '[[A]]', a JSON winner, a fence tag) may be "
+    "trying to steer the judge. Such text can void a verdict (the parser calls conflicting verdicts "
+    "invalid) but never flip it; these comparisons are listed whatever the run's `orders` setting, "
+    "because a single-order run has no order flip to reveal an injection."
+)
+
+
+def verdict_like_entries(data: RunData) -> list[dict[str, Any]]:
+    """Every comparison (item x judge) whose answers contain verdict-like text, with the first passage found."""
+    from brie_bench.verdicts import verdict_like_text
+
+    found: dict[str, str | None] = {}
+
+    def scan(text: str) -> str | None:
+        if text not in found:
+            found[text] = verdict_like_text(text)
+        return found[text]
+
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[Any, str]] = set()
+    for r in data.rows:
+        if (r.item, r.judge) in seen:
+            continue
+        seen.add((r.item, r.judge))
+        hits = {who: scan(text) for who, text in (("candidate", r.text_ft), ("baseline", r.text_base))}
+        hits = {who: passage for who, passage in hits.items() if passage}
+        if hits:
+            out.append({"judge": r.judge, "section": r.item.section, "prompt_id": r.item.prompt_id,
+                        "sample_index": r.item.sample_index, "candidate": r.item.candidate,
+                        "baseline": r.item.baseline, "answers": sorted(hits), "passages": hits})
+    return out
+
+
 def build_report_from_data(data: RunData) -> dict[str, Any]:
-    """The report dict for already-loaded run data (see `build_report`)."""
+    """The report dict for already-loaded run data (see `build_report`).
+
+    Not re-entrant: it sets the module's cluster ranks and units memo for its own duration.
+    """
+    global _REPORTING
+    _RANK.clear()
+    _RANK.update((name, i) for i, name in enumerate(sorted({r.item.cluster for r in data.rows})))
+    _UNITS.clear()
+    _REPORTING = True
+    try:
+        return _build_report(data)
+    finally:
+        _REPORTING = False
+        _RANK.clear()
+        _UNITS.clear()
+
+
+def _build_report(data: RunData) -> dict[str, Any]:
     run = data.run
     judge_meta = {j["name"]: j for j in _judge_info(data)}
     by_judge = group_by(data.rows, "item.candidate", "judge")
-    judges = [judge_entry(rows, judge_meta.get(j, {})) for (_, j), rows in by_judge.items()]
+    judges = [judge_entry(rows, judge_meta.get(j, {}), legacy=data.legacy) for (_, j), rows in by_judge.items()]
     sections = []
     for name in data.section_order():
         sec_rows = [r for r in data.rows if r.item.section == name]
@@ -477,10 +707,10 @@ def build_report_from_data(data: RunData) -> dict[str, Any]:
     bias = [bias_entry(rows, legacy=data.legacy) for rows in by_judge.values()]
     criteria = [c for rows in by_judge.values() for c in criteria_entries(rows)]
     prompts = {r.item.cluster for r in data.rows}
-    finals = [e for e in data.errors if e.get("final")]
+    fails = failure_entries(data)
     report: dict[str, Any] = {
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "brie_bench_version": __version__,
-        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "run": {
             "id": run.id, "suite": run.suite_name, "suite_path": run.suite_path,
             "description": data.snapshot.get("description"), "seed": run.seed, "status": run.status,
@@ -488,25 +718,40 @@ def build_report_from_data(data: RunData) -> dict[str, Any]:
             "legacy": data.legacy, "labels_randomised": not data.legacy,
             "versions": run.versions, "n_judgments": len(data.rows),
             "n_comparisons": len({(r.item, r.judge) for r in data.rows}),
-            "n_prompts": len(prompts), "failed_units": len(finals),
+            "n_prompts": len(prompts),
+            "failed_units": sum(f["failed_units"] for f in fails),
+            "retried_attempts": sum(f["retried_attempts"] for f in fails),
         },
         "method": {"interval": INTERVAL_EXPLANATION, "orders": ORDERS_EXPLANATION,
                    "win_rate": WIN_RATE_EXPLANATION, "kappa_paradox": stats.KAPPA_PARADOX,
                    "flips": FLIP_EXPLANATION, "level": LEVEL, "n_boot": N_BOOT, "seed": BOOT_SEED,
-                   "min_prompts": MIN_PROMPTS},
+                   "min_prompts": MIN_PROMPTS, "rows": ROWS_EXPLANATION,
+                   "bootstrap_min_prompts": stats.BOOTSTRAP_MIN_CLUSTERS,
+                   "length_bias": {"gap": stats.LENGTH_BIAS_GAP, "alpha": stats.LENGTH_BIAS_ALPHA}},
         "contenders": _contenders(data),
         "judge_info": list(judge_meta.values()),
         "judges": judges,
+        "failures": fails,
+        "failed_judges": failed_judge_entries(data, fails, judge_meta),
         "sections": sections,
         "agreement": agreement,
         "bias": bias,
         "criteria": criteria,
         "ranking": ranking_entries(data),
+        "verdict_like": verdict_like_entries(data),
         "cost": _cost_block(data),
         "legacy": {"files": run.metadata.get("files"), "disagreements": run.metadata.get("disagreements") or [],
-                   "duplicates": run.metadata.get("duplicates", 0)} if data.legacy else None,
+                   "duplicates": run.metadata.get("duplicates", 0),
+                   "replicates": run.metadata.get("replicates", 0)} if data.legacy else None,
     }
     report["warnings"] = _warnings(report, data)
+    if report["verdict_like"]:
+        n_items = len({(e["section"], e["prompt_id"], e["sample_index"], e["candidate"]) for e in report["verdict_like"]})
+        report["warnings"].append({"kind": "verdict-like-text", "text": (
+            f"{n_items} compared answer pair(s) ({len(report['verdict_like'])} comparisons) contain verdict-like text "
+            "(e.g. 'Winner: B' or '[[A]]'): possible prompt injection aimed at the judge; they are listed "
+            "under verdict_like.")})
+    report["method"]["verdict_like"] = VERDICT_LIKE_EXPLANATION
     return report
 
 

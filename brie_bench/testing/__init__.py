@@ -1,5 +1,8 @@
 """Test helpers for plugin authors: the plugin contract test kit (and loopback servers for tests).
 
+`brie_bench.testing.tiny` builds the tiny random local models behind `tiny:` ids
+(its corpus is `data/tiny_corpus.json`); it needs no pytest.
+
 `from brie_bench.testing import JudgeContract` loads `brie_bench.testing.contract`,
 which needs pytest. Nothing here is imported by `import brie_bench`, and even this
 package loads the kit lazily, so pytest stays an optional dependency.

@@ -35,7 +35,8 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
 import yaml
@@ -61,6 +62,9 @@ from brie_bench.api import (
     Usage,
     stable_hash,
 )
+
+#: A registered plugin class (a backend or a judge class), for typed registry look-ups.
+_PluginT = TypeVar("_PluginT")
 
 # -- canaries: strings that must never reach a judge -----------------------------------------------
 CANARY_CONTENDERS = ("canary-contender-quokka", "canary-contender-narwhal")
@@ -167,21 +171,23 @@ def registered_judge(name: str, plugins_dir: str | Path | None = None) -> type[J
 
     Looking the class up this way also proves that discovery finds it.
     """
-    return _registered("judge", name, plugins_dir)
+    from brie_bench.plugin_manager import load_plugins
+
+    registry = load_plugins(plugins_dir)
+    return _registered("judge", name, registry.judges, registry.failures)
 
 
 def registered_backend(name: str, plugins_dir: str | Path | None = None) -> type[ModelBackend]:
     """The backend class registered as `name`; see `registered_judge`."""
-    return _registered("backend", name, plugins_dir)
-
-
-def _registered(kind: str, name: str, plugins_dir: str | Path | None) -> Any:
     from brie_bench.plugin_manager import load_plugins
 
     registry = load_plugins(plugins_dir)
-    table = registry.judges if kind == "judge" else registry.backends
+    return _registered("backend", name, registry.backends, registry.failures)
+
+
+def _registered(kind: str, name: str, table: Mapping[str, _PluginT], plugin_failures: list[tuple[str, str]]) -> _PluginT:
     if name not in table:
-        failures = "; ".join(f"{p}: {c}" for p, c in registry.failures) or "none"
+        failures = "; ".join(f"{p}: {c}" for p, c in plugin_failures) or "none"
         raise LookupError(f"no {kind} {name!r} registered ({kind}s: {', '.join(sorted(table))}; "
                           f"plugin failures: {failures})")
     return table[name]
@@ -256,10 +262,11 @@ class KitContender(ModelBackend):
     name = "brie-kit-contender"
     description = "scripted contender of the contract test kit"
     Options = KitContenderOptions
+    options: KitContenderOptions
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         prompt = request.messages[-1].content
-        text = f"{self.options.style} answer: {' '.join(prompt.split()[:6])}"  # type: ignore[attr-defined]
+        text = f"{self.options.style} answer: {' '.join(prompt.split()[:6])}"
         return GenerationResult(text=text, usage=Usage(len(prompt.split()), len(text.split())),
                                 finish_reason="stop")
 
@@ -441,10 +448,10 @@ class JudgeContract:
         requests: list[str] = []
         replies = dict(self.replies)
 
-        class RecordingJudge(base):  # type: ignore[valid-type, misc]
+        class RecordingJudge(base):  # type: ignore[valid-type, misc]  # the judge under test, a class known only at run time
             async def judge(self, pair: BlindedPair) -> JudgeResult:
                 received.append((pair, repr(vars(self))))
-                result = await super().judge(pair)
+                result: JudgeResult = await super().judge(pair)
                 results.append(result)
                 return result
 
@@ -474,7 +481,7 @@ class JudgeContract:
         code = execute_run(load_suite(path), registry, db=str(tmp_path / "canary.db"), console=Console(quiet=True))
         assert code == 0, "the canary run did not finish every unit"
         assert len(received) == 4, f"expected 4 judgments (2 prompts x both orders), the judge got {len(received)}"
-        styles = set()
+        styles: set[str] = set()
         for pair, judge_state in received:
             for text in (pair.prompt, pair.answer_a, pair.answer_b, pair.system_prompt or "", *pair.criteria,
                          judge_state):

@@ -17,6 +17,7 @@ Usage::
 Endpoints:
 
 * OpenAI: ``POST /v1/chat/completions`` (with ``logprobs``/``top_logprobs``),
+  ``GET /v1/models`` (the served names, LoRA modules with their ``parent`` as vLLM lists them),
   batch: ``POST /v1/files``, ``POST /v1/batches``, ``GET /v1/batches/{id}``,
   ``GET /v1/files/{id}/content``.
 * Anthropic: ``POST /v1/messages`` (text, and ``tool_use`` when a tool is forced),
@@ -48,7 +49,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 Protocol = Literal["openai", "anthropic", "gemini"]
@@ -95,7 +97,7 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
 
     @classmethod
-    def parse(cls, spec: "Fault | str") -> "Fault":
+    def parse(cls, spec: Fault | str) -> Fault:
         """A Fault from a Fault or a string such as ``"rate_limit"``, ``"rate_limit:3"``, ``"slow:0.5"``."""
         if isinstance(spec, Fault):
             return spec
@@ -157,7 +159,7 @@ class LoggedRequest:
         return json.loads(self.body) if self.body else None
 
 
-Responder = Callable[[Call], Union[str, Mapping[str, Any], Answer]]
+Responder = Callable[[Call], str | Mapping[str, Any] | Answer]
 
 
 def tokens(text: str) -> list[str]:
@@ -197,7 +199,8 @@ def example_from_schema(schema: Mapping[str, Any]) -> Any:
 def default_responder(call: Call) -> str | Mapping[str, Any]:
     """Echo the prompt, or a minimal valid object when a schema is asked for."""
     if call.schema:
-        return example_from_schema(call.schema)
+        example: Mapping[str, Any] = example_from_schema(call.schema)  # an object schema gives an object
+        return example
     return f"echo: {call.prompt}"
 
 
@@ -354,6 +357,11 @@ class LoopbackProvider:
       latency_s: sleep before every model answer (threads answer concurrently).
       api_key: when set, a request carrying another key gets the provider's auth error.
       models: when set, other model names get the provider's 404.
+      lora_modules: adapter name -> base model name, as ``vllm serve BASE --enable-lora
+        --lora-modules brie=PATH`` serves them: both names are served (and listed by
+        ``GET /v1/models``, the adapter with ``parent: BASE``).
+      routes: model name -> responder, to answer each served model with its own responder
+        (a base model and its adapter behave differently); other names use ``responder``.
       batch_polls: how many batch status polls answer "in progress" before "ended".
       max_lifetime_s: the server stops itself after this long.
     """
@@ -362,11 +370,16 @@ class LoopbackProvider:
                  fault_rate: float = 0.0, fault_kinds: Sequence[Fault | str] = ("server",),
                  seed: int = 0, latency_s: float = 0.0, api_key: str | None = None,
                  models: Iterable[str] | None = None, batch_polls: int = 1,
-                 max_lifetime_s: float = 300.0) -> None:
+                 max_lifetime_s: float = 300.0, lora_modules: Mapping[str, str] | None = None,
+                 routes: Mapping[str, Responder] | None = None) -> None:
         self.responder: Responder = responder or default_responder
         self.latency_s = latency_s
         self.api_key = api_key
+        self.lora_modules = dict(lora_modules or {})
+        self.routes = dict(routes or {})
         self.models = set(models) if models is not None else None
+        if self.models is not None or self.lora_modules:
+            self.models = (self.models or set()) | set(self.lora_modules) | set(self.lora_modules.values())
         self.batch_polls = batch_polls
         self.max_lifetime_s = max_lifetime_s
         self._faults: collections.deque[Fault] = collections.deque(Fault.parse(f) for f in faults)
@@ -387,7 +400,7 @@ class LoopbackProvider:
         self.max_in_flight = 0
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "LoopbackProvider":
+    def start(self) -> LoopbackProvider:
         """Start serving (once: `with LoopbackProvider(...).start()` does not start a second server)."""
         if self._server is not None:
             return self
@@ -413,7 +426,7 @@ class LoopbackProvider:
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.cancel()
 
-    def __enter__(self) -> "LoopbackProvider":
+    def __enter__(self) -> LoopbackProvider:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -525,10 +538,19 @@ class LoopbackProvider:
             self._calls.append(call)
         if fault is not None and fault.kind in REFUSAL_FAULTS:
             return _Reply(200, _render_refusal(protocol, call, fault.kind, self._next_id()))
-        answer = _normalise_answer(self.responder(call))
+        answer = _normalise_answer(self.routes.get(call.model, self.responder)(call))
         renderer = {"openai": _render_openai, "anthropic": _render_anthropic, "gemini": _render_gemini}
         payload = renderer[protocol](call, answer, self._next_id())
         return _Reply(200, payload, transport=fault)
+
+    def openai_models(self, headers: Mapping[str, str]) -> _Reply:
+        """GET /v1/models: every served name; a LoRA module names its base as ``parent`` (vLLM's shape)."""
+        if not self._key_ok("openai", headers):
+            return _error_reply("openai", Fault("auth"))
+        names = sorted(self.models if self.models is not None else set(self.routes))
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "loopback",
+                 "root": name, "parent": self.lora_modules.get(name)} for name in names]
+        return _Reply(200, {"object": "list", "data": data})
 
     # -- batches -----------------------------------------------------------------------
     def openai_batch_create(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> _Reply:
@@ -536,7 +558,8 @@ class LoopbackProvider:
         if data is None:
             return _Reply(404, {"error": {"message": "No such file", "type": "invalid_request_error",
                                           "code": "not_found", "param": None}})
-        ok_lines, err_lines = [], []
+        ok_lines: list[str] = []
+        err_lines: list[str] = []
         for raw in data.decode("utf-8").splitlines():
             if not raw.strip():
                 continue
@@ -862,11 +885,14 @@ class _Handler(BaseHTTPRequestHandler):
         p = self.provider
 
         def body() -> dict[str, Any]:
-            return json.loads(raw or b"{}")
+            parsed: dict[str, Any] = json.loads(raw or b"{}")
+            return parsed
 
         if method == "POST" and path == "/v1/chat/completions":
             b = body()
             return p.model_call("openai", b.get("model", ""), b, headers)
+        if method == "GET" and path == "/v1/models":
+            return p.openai_models(headers)
         if method == "POST" and path == "/v1/messages":
             b = body()
             return p.model_call("anthropic", b.get("model", ""), b, headers)
@@ -908,7 +934,7 @@ class _Handler(BaseHTTPRequestHandler):
         fields: dict[str, Any] = {}
         filename = "upload.jsonl"
         for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
+            name = str(part.get_param("name", header="content-disposition"))
             fields[name] = part.get_payload(decode=True)
             filename = part.get_filename() or filename
         data = fields.get("file") or b""

@@ -12,7 +12,8 @@ import json
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import yaml
 
@@ -76,9 +77,8 @@ def llm_judge(server: LoopbackProvider, provider: str = "openai", *, model: str 
               verdict: str = "text", limits: dict[str, Any] | None = None,
               backend_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """An `llm` judge whose backend talks to the loopback in `provider`'s wire protocol."""
-    opts: dict[str, Any] = {"base_url": server.url(provider)}
-    if provider == "openai":
-        opts["require_key"] = False
+    # A loopback is not the provider's own host: it gets no key unless the suite names one (api_key_env).
+    opts: dict[str, Any] = {"base_url": server.url(provider), "require_key": False}
     opts.update(backend_options or {})
     spec: dict[str, Any] = {"type": "llm", "backend": provider, "model": model, "backend_options": opts,
                             "options": {"verdict": verdict}}

@@ -10,7 +10,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import yaml
 
@@ -33,7 +34,7 @@ class Rubric:
     criteria: tuple[Criterion, ...]
     sha256: str  # of the file's text: editing the rubric changes the judge's identity
 
-    def with_weights(self, weights: Mapping[str, float]) -> "Rubric":
+    def with_weights(self, weights: Mapping[str, float]) -> Rubric:
         """The rubric with some weights replaced; naming an unknown criterion is an error."""
         known = {c.name for c in self.criteria}
         for name in weights:

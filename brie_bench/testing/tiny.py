@@ -5,7 +5,9 @@ the judges and the trainer must run real transformers/PEFT code. So this module
 *builds* small models from fixed seeds, saves them with `save_pretrained`, and
 hands back a folder that loads like any checkpoint (offline, about 0.1 s).
 
-Public API (documented as such; the `hf` plugin resolves `tiny:` ids through it):
+A test aid, so it lives in `brie_bench.testing` (with its corpus in
+`data/tiny_corpus.json`), and a public module: the `hf` plugin resolves
+`tiny:` ids through it. What it offers:
 
 * ``TINY_IDS`` -- the ids a suite may use as a model or adapter:
   ``tiny:qwen2`` (random Qwen2 causal LM), ``tiny:qwen2-judge`` (same shape,
@@ -22,11 +24,13 @@ test workers can race for the same model safely.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,144 +78,19 @@ CHAT_TEMPLATE = (
 # Training corpus for the tiny tokenizer: contemplative / philosophical English plus the
 # words judges answer with, so "Winner: A" and "tie" become short token sequences.
 # ---------------------------------------------------------------------------------------
-_SENTENCES = """\
-The unexamined life is not worth living, said Socrates to the jury of Athens.
-Being and time are not two things but one question that we ourselves are.
-Attention is the rarest and purest form of generosity.
-Silence is not the absence of sound but the presence of listening.
-Every moment of awareness is a return to the breath and to the body.
-Phenomenology asks how things show themselves before we explain them.
-The face of the other calls me to a responsibility I did not choose.
-Existence precedes essence; we are condemned to be free.
-Anxiety reveals the nothing that surrounds every ordinary thing.
-Meditation begins where effort ends and noticing continues.
-The river is never the same river, and we are never the same bathers.
-Language is the house of being, and in its home human beings dwell.
-To think is to thank, to gather what is given and hold it with care.
-Difference is not the opposite of identity but its hidden condition.
-A contemplative walk in the forest teaches patience better than any book.
-Desire is the lack that makes the subject speak.
-The self is a story we tell in order to live.
-Wonder is the beginning of philosophy, and humility is its companion.
-The body knows before the mind names what it knows.
-Stillness is movement that has found its centre.
-Compassion is the wish that others be free from suffering.
-Impermanence is the texture of every experience, pleasant or painful.
-Hermeneutics is the art of understanding a text, a person, or a world.
-Deconstruction shows how a text undoes the oppositions it relies on.
-The gaze of the other makes me an object in a world I do not own.
-Freedom is what you do with what has been done to you.
-Solitude is the place where we meet ourselves without disguise.
-The absurd is born of the confrontation between the human need and the silence of the world.
-One must imagine Sisyphus happy as he walks down the mountain.
-Time is the moving image of eternity.
-Reason without feeling is empty; feeling without reason is blind.
-The limits of my language mean the limits of my world.
-Whereof one cannot speak, thereof one must be silent.
-Habit is the great guide of human life.
-Doubt everything, then build again on what survives the doubting.
-A question well asked is half of an answer.
-Ethics begins in the encounter with a vulnerable face.
-Gratitude turns what we have into enough.
-The mind is like water: when it is calm, it reflects the moon.
-Mindfulness is remembering to come back to the present moment.
-Nothing is lost in contemplation; everything is received.
-Writing is a way of thinking slowly enough to see.
-Poetry is the speech of a soul that listens to the world.
-The sublime overwhelms the imagination and awakens reason.
-Beauty is the promise of happiness.
-Power produces knowledge, and knowledge produces power.
-History is written by those who survive to remember it.
-Memory is not a record but a reconstruction.
-Every interpretation is also a decision.
-The sacred appears where the ordinary becomes transparent.
-Love is the difficult realisation that something other than oneself is real.
-The good life is a practice, not a possession.
-Virtue is a habit of choosing the mean between extremes.
-Happiness is an activity of the soul in accordance with excellence.
-We suffer more often in imagination than in reality.
-Let go of what you cannot control and tend what you can.
-The night sky teaches both smallness and belonging.
-Thought begins when the familiar becomes strange.
-Dialogue is the slow art of letting another change your mind.
-Care is the basic structure of our being in the world.
-Authenticity means owning one's finitude.
-The world is everything that is the case.
-Brainstorm ten ideas, then keep the one that surprises you.
-Write a short poem about the morning light on a quiet lake.
-Explain the idea of the eternal return in simple words.
-Describe a monastery garden in autumn.
-Compare the Stoic and the Buddhist views of desire.
-What would Simone Weil say about attention and prayer?
-How does Kierkegaard describe the leap of faith?
-Summarise Heidegger's account of the tool that breaks.
-Why does Levinas put ethics before ontology?
-What is the role of the unconscious in Lacan's theory?
-Tell a story about a philosopher who forgets his own name.
-Invent a dialogue between a river and a stone.
-List three practices that cultivate patience.
-Give advice to a student who fears the blank page.
-Response A is clearer, but Response B is deeper.
-Response B is more creative, while Response A is more coherent.
-Both responses are equally good, so the verdict is a tie.
-Winner: A
-Winner: B
-Winner: tie
-The winner is A.
-The winner is B.
-It is a tie.
-A
-B
-tie
-Response A
-Response B
-Which response is better, A or B?
-Score each response from 1 to 5 for creativity, coherence, depth, engagement and writing quality.
-creativity: 4, coherence: 5, depth: 3, engagement: 4, writing_quality: 5
-{"winner": "A", "reasoning": "Response A engages the question more deeply."}
-{"winner": "B", "reasoning": "Response B is more precise and more vivid."}
-{"winner": "tie", "reasoning": "Both responses are of equal quality."}
-"""
-
-_WORDS = """\
-absence abundance acceptance action aesthetics affect alienation ambiguity anguish answer apprehension
-archive art ascent attention authenticity awakening awareness balance becoming belief belonging
-boundary breath calm care certainty chance change clarity compassion concept conscience consciousness
-contemplation contingency courage creation crisis culture dawn death debt decision desire despair
-destiny devotion dialectic dignity discipline discourse distance doubt dream duty dwelling earth
-ecstasy emptiness encounter energy enlightenment equanimity eros error essence eternity ethics event
-evidence evil exile existence experience faith fate fear feeling finitude flesh flow forgiveness form
-freedom friendship generosity gift god grace gratitude grief ground guilt harmony healing history
-home hope horizon hospitality humility idea identity illusion image imagination immanence infinity
-insight instant intention interpretation intuition joy judgment justice kindness knowledge labour
-language law letting life light limit listening logic longing love madness meaning measure memory
-mercy metaphor method mind mindfulness mirror moment morality mortality mystery myth nature necessity
-negation night nihilism nothingness object openness order other pain paradox passion patience peace
-perception person phenomenon play pleasure poetry possibility power practice praise prayer presence
-promise question reason recognition reflection rest revelation rhythm ritual sacred sacrifice sadness
-science self sense serenity shadow silence simplicity sincerity solitude sorrow soul space spirit
-stillness story subject sublime suffering surrender symbol system teaching tenderness text thought
-time tradition tragedy transcendence trust truth uncertainty understanding unity value virtue vision
-vulnerability waiting water wholeness will wisdom wonder world writing yearning
-"""
-
-_TEMPLATES = (
-    "{a} and {b} belong together in every honest life.",
-    "Without {a}, there is no {b}.",
-    "What is the relation between {a} and {b}?",
-    "A meditation on {a} leads slowly to {b}.",
-    "The philosopher wrote about {a}, {b}, and the silence between them.",
-    "Response A speaks of {a}; Response B speaks of {b}.",
-)
+#: The corpus's data file: sentences, a word list and line templates (package data).
+CORPUS_FILE = "data/tiny_corpus.json"
 
 
 def _corpus_lines() -> list[str]:
     """The fixed training corpus: hand-written sentences plus template lines over a word list."""
-    lines = [line for line in _SENTENCES.splitlines() if line.strip()]
-    words = _WORDS.split()
+    data = json.loads(resources.files("brie_bench.testing").joinpath(CORPUS_FILE).read_text(encoding="utf-8"))
+    lines: list[str] = list(data["sentences"])
+    words: list[str] = data["words"]
+    templates: list[str] = data["templates"]
     for i, word in enumerate(words):
         other = words[(i * 7 + 3) % len(words)]
-        template = _TEMPLATES[i % len(_TEMPLATES)]
+        template = templates[i % len(templates)]
         lines.append(template.format(a=word, b=other))
         lines.append(f"{word.capitalize()}: {word}s, {word}ful thinking, un{word}, {word}ly.")
     return lines
@@ -295,7 +174,7 @@ def resolve(model_id: str, cache_dir: str | os.PathLike[str] | None = None) -> P
 # ---------------------------------------------------------------------------------------
 # Tokenizer
 # ---------------------------------------------------------------------------------------
-def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB_SIZE) -> "Tokenizer":
+def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB_SIZE) -> Tokenizer:
     """Train the tiny byte-level BPE tokenizer on `CORPUS`, with Qwen2's normaliser and splitter.
 
     Uses the same NFC normaliser, split regex and byte-level mapping that
@@ -323,11 +202,11 @@ def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB_SIZE) -> "Tokenizer":
     return tok
 
 
-def save_tokenizer(tokenizer: "Tokenizer", path: str | os.PathLike[str]) -> None:
+def save_tokenizer(tokenizer: Tokenizer, path: str | os.PathLike[str]) -> None:
     """Save `tokenizer` as a Qwen2 tokenizer folder: ChatML template, eos <|im_end|>, pad <|endoftext|>."""
     from transformers import PreTrainedTokenizerFast
 
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers' tokenizer __init__ is unannotated
         tokenizer_object=tokenizer,
         eos_token=IM_END,
         pad_token=ENDOFTEXT,
@@ -386,7 +265,7 @@ def build_random_qwen2(path: str | os.PathLike[str], *, hidden: int = 64, layers
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]  # transformers' GenerationConfig is unannotated
         bos_token_id=eot, eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=False,
     )
     model.save_pretrained(str(path))
@@ -419,6 +298,6 @@ def build_random_lora(path: str | os.PathLike[str], base_path: str | os.PathLike
         _patch_json(path / "adapter_config.json", {"base_model_name_or_path": base_model_name})
     # PEFT's generated model card embeds the absolute base path; keep the folder position-independent.
     (path / "README.md").write_text(
-        f"# Random LoRA adapter (r={r}, seed={seed})\n\nBuilt by brie_bench.tiny for tests; it is noise, "
+        f"# Random LoRA adapter (r={r}, seed={seed})\n\nBuilt by brie_bench.testing.tiny for tests; it is noise, "
         f"not a trained model. Base: {base_model_name or 'see adapter_config.json'}.\n", encoding="utf-8")
     return path

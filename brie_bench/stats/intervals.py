@@ -1,0 +1,272 @@
+"""Confidence intervals: Wilson, Clopper–Pearson, cluster-t and the prompt-clustered bootstrap.
+
+`rate_ci` and `mean_ci` choose among them by how many prompts there are, so callers
+never pick an interval method by hand (docs/statistics.md says why).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from brie_bench.stats.draws import _cluster_codes, _draw_counts, _exact_in_float32, cluster_resamples
+from brie_bench.stats.outcomes import _NAN, _check_level
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a confidence interval and what it was computed from.
+
+    `method` names the interval ("wilson", "cluster-bootstrap", ...) so the report can
+    say which one it shows. `low`/`high` are NaN when the data cannot support an
+    interval (no rows, or a single prompt for a clustered interval).
+    """
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+    n: int
+    n_clusters: int | None = None
+    #: Why the interval is not a finding even though its bounds exist (e.g. a fit at the
+    #: optimiser's bound); None when nothing is known to be wrong with it.
+    problem: str | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """True when both bounds exist; the report flags the number otherwise."""
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+
+def wilson_ci(successes: float, n: int, level: float = 0.95) -> Interval:
+    """Wilson score interval for a proportion.
+
+    Chosen over the normal (Wald) interval because it stays inside [0, 1] and keeps
+    close to nominal coverage for small n and rates near 0 or 1, which is exactly
+    where small evaluation runs live. It treats rows as independent, so it is the
+    right interval only when each row is its own prompt; otherwise use
+    `clustered_bootstrap_ci`. `successes` may be fractional (ties as halves).
+    """
+    _check_level(level)
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return Interval(_NAN, _NAN, _NAN, level, "wilson", 0)
+    z = float(special.ndtri(0.5 + level / 2.0))
+    p = successes / n
+    z2n = z * z / n
+    centre = (p + z2n / 2.0) / (1.0 + z2n)
+    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
+    # Clamp so rounding never puts the estimate outside its own interval (e.g. 0 successes).
+    low, high = min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)
+    return Interval(p, low, high, level, "wilson", int(n))
+
+
+
+def _is_mean(stat: Callable[..., Any] | str) -> bool:
+    return stat is np.mean or stat is np.nanmean or stat == "mean"
+
+
+def clustered_bootstrap_ci(
+    values: ArrayLike,
+    clusters: ArrayLike | None,
+    stat: Callable[[NDArray[np.float64]], float] | str = np.mean,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile bootstrap interval that resamples whole clusters (prompts) with replacement.
+
+    Why clusters: judgments of the same prompt share its answers and its difficulty,
+    so they move together. Resampling rows as if independent understates the
+    uncertainty (the original Brie Bench reported 57 rows that were only 42 distinct
+    answer pairs over 25 prompts). Resampling prompts keeps that dependence inside
+    each resample.
+
+    NaN values (invalid verdicts) are dropped first, and a prompt left with no valid
+    row drops out. The point estimate is `stat` on all valid rows. With fewer than
+    two prompts no interval exists (every resample is the same prompt), so the bounds
+    are NaN. For the mean (the default, and what a win rate is) the work is
+    vectorised: each resample's mean is (sum of the drawn prompts' row sums) / (sum of
+    their row counts). When those sums are halves and whole numbers (outcomes, score
+    differences) it is one matrix product of the shared draw counts (`_DrawCounts`) with
+    the per-prompt sums, exact in float32; otherwise one gather per chunk. Any other
+    `stat` is called once per resample on the expanded rows. Resamples come from
+    `cluster_resamples(K, n_boot, seed)` with prompts numbered in sorted-id order.
+    """
+    _check_level(level)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
+    codes = _cluster_codes(clusters, len(v))
+    keep = ~np.isnan(v)
+    v, codes = v[keep], codes[keep]
+    method = "cluster-bootstrap" if clusters is not None else "bootstrap"
+    if v.size == 0:
+        return Interval(_NAN, _NAN, _NAN, level, method, 0, 0)
+    _, g = np.unique(codes, return_inverse=True)
+    g = g.reshape(-1)
+    k = int(g.max()) + 1
+    estimate = float(np.mean(v)) if _is_mean(stat) else float(stat(v))  # type: ignore[operator]  # not _is_mean: stat is the callable
+    if k < 2:
+        return Interval(estimate, _NAN, _NAN, level, method, int(v.size), k)
+
+    boots = np.empty(n_boot)
+    done = 0
+    if _is_mean(stat):
+        sums = np.bincount(g, weights=v, minlength=k)
+        sizes = np.bincount(g, minlength=k).astype(float)
+        if _exact_in_float32(sums, sizes, k):
+            # Per-cluster sums only: resample b's totals are (times each prompt was drawn) @ sums.
+            # Every total is a multiple of 1/2 below 2**23, so float32 sums are exact and the
+            # figures are bit-identical to summing the drawn prompts one by one (the path below).
+            totals = _draw_counts(k, n_boot, seed).matmul(np.column_stack([sums, sizes]))
+            boots[:] = totals[:, 0] / totals[:, 1]
+        else:
+            for idx in cluster_resamples(k, n_boot, seed):
+                boots[done:done + len(idx)] = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+                done += len(idx)
+    else:
+        rows = np.arange(v.size)
+        for idx in cluster_resamples(k, n_boot, seed):
+            for pick in idx:
+                times = np.bincount(pick, minlength=k)[g]
+                boots[done] = stat(v[np.repeat(rows, times)])  # type: ignore[operator]  # not _is_mean: callable
+                done += 1
+    alpha = 1.0 - level
+    low, high = np.nanquantile(boots, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return Interval(estimate, float(low), float(high), level, method, int(v.size), k)
+
+
+#: Below this many prompts the percentile cluster bootstrap can cover less than 93% under a
+#: judge with no preference (84% at 5 prompts x 3 judgments, 92.5% in one run at 25 x 3,
+#: in benchmarks/coverage.py; docs/statistics.md), so `rate_ci` uses the cluster-robust t
+#: interval there, which keeps at least 93% at every layout measured.
+BOOTSTRAP_MIN_CLUSTERS: int = 30
+
+
+def clopper_pearson_ci(successes: int, n: int, level: float = 0.95) -> Interval:
+    """Exact (Clopper–Pearson) interval for a binomial proportion; `n` = 0 gives NaN.
+
+    Used on *prompts* when every valid verdict is a win (or every one a loss): then
+    every bootstrap resample has the same mean and the percentile interval collapses
+    to a point, [100%, 100%], which claims certainty that 5 prompts cannot give. The
+    exact interval treats each prompt as one success and never collapses.
+    """
+    _check_level(level)
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return Interval(_NAN, _NAN, _NAN, level, "clopper-pearson", 0)
+    alpha = 1.0 - level
+    low = 0.0 if successes == 0 else float(special.betaincinv(successes, n - successes + 1, alpha / 2.0))
+    high = 1.0 if successes == n else float(special.betaincinv(successes + 1, n - successes, 1.0 - alpha / 2.0))
+    return Interval(successes / n, low, high, level, "clopper-pearson", int(n))
+
+
+def cluster_t_ci(values: ArrayLike, clusters: ArrayLike | None, level: float = 0.95,
+                 bounds: tuple[float, float] | None = None) -> Interval:
+    """Cluster-robust t interval for the mean of rows: mean ± t(K − 1) · CR1 standard error.
+
+    The mean over rows is a ratio (sum of the prompts' row sums over their row counts);
+    its linearised standard error uses each prompt's residual sum
+    e_k = s_k − mean · n_k, with the usual K / (K − 1) small-sample factor, and the
+    critical value comes from Student's t with K − 1 degrees of freedom. With few
+    prompts this is much wider than the percentile bootstrap, which behaves like a
+    normal interval with a variance shrunk by (K − 1) / K and under-covers there.
+    `bounds` clips the interval to the range the statistic can take (a rate: [0, 1]).
+    NaN rows are dropped; fewer than two prompts give NaN bounds.
+    """
+    _check_level(level)
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
+    codes = _cluster_codes(clusters, len(v))
+    keep = ~np.isnan(v)
+    v, codes = v[keep], codes[keep]
+    if v.size == 0:
+        return Interval(_NAN, _NAN, _NAN, level, "cluster-t", 0, 0)
+    g = np.unique(codes, return_inverse=True)[1].reshape(-1)
+    k = int(g.max()) + 1
+    mean = float(v.mean())
+    if k < 2:
+        return Interval(mean, _NAN, _NAN, level, "cluster-t", int(v.size), k)
+    sums = np.bincount(g, weights=v, minlength=k)
+    sizes = np.bincount(g, minlength=k).astype(float)
+    resid = sums - mean * sizes
+    se = math.sqrt(float(np.sum(resid * resid)) * k / (k - 1.0)) / float(v.size)
+    t = float(special.stdtrit(k - 1, 0.5 + level / 2.0))
+    low, high = mean - t * se, mean + t * se
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return Interval(mean, low, high, level, "cluster-t", int(v.size), k)
+
+
+def rate_ci(values: ArrayLike, clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95,
+            seed: int = 0, min_boot_clusters: int = BOOTSTRAP_MIN_CLUSTERS) -> Interval:
+    """The interval the report shows for a rate (values in [0, 1]): the one that keeps its coverage.
+
+    * Every valid row a win (1) or every one a loss (0): Clopper–Pearson on the prompts
+      (method ``clopper-pearson-prompts``), because every resample would repeat the
+      same mean and the bootstrap interval would have zero width.
+    * Fewer than `min_boot_clusters` prompts: `cluster_t_ci`, clipped to [0, 1], because
+      the percentile bootstrap under-covers there (see benchmarks/coverage.py).
+    * Otherwise the percentile cluster bootstrap (`clustered_bootstrap_ci`).
+    """
+    v = np.asarray(values, dtype=float)
+    codes = _cluster_codes(clusters, len(v))
+    valid = ~np.isnan(v)
+    k = int(np.unique(codes[valid]).size)
+    if k >= 1 and v[valid].size and (np.all(v[valid] == 1.0) or np.all(v[valid] == 0.0)):
+        ci = clopper_pearson_ci(k if v[valid][0] == 1.0 else 0, k, level)
+        return Interval(ci.estimate, ci.low if k >= 2 else _NAN, ci.high if k >= 2 else _NAN, level,
+                        "clopper-pearson-prompts", int(v[valid].size), k)
+    if k < min_boot_clusters:
+        return cluster_t_ci(v, clusters, level=level, bounds=(0.0, 1.0))
+    return clustered_bootstrap_ci(v, clusters, n_boot=n_boot, level=level, seed=seed)
+
+
+def mean_ci(values: ArrayLike, clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+            bounds: tuple[float, float] | None = None, min_boot_clusters: int | None = None) -> Interval:
+    """Clustered interval for a mean that is not a 0/1 rate (score differences, probabilities).
+
+    The percentile bootstrap, or, when `min_boot_clusters` is given and fewer prompts
+    have a valid row, `cluster_t_ci` clipped to `bounds`: the same switch as `rate_ci`
+    and for the same reason (with few prompts the bootstrap under-covers).
+    """
+    if min_boot_clusters is not None:
+        v = np.asarray(values, dtype=float)
+        codes = _cluster_codes(clusters, len(v))
+        if int(np.unique(codes[~np.isnan(v)]).size) < min_boot_clusters:
+            return cluster_t_ci(v, clusters, level=level, bounds=bounds)
+    return clustered_bootstrap_ci(values, clusters, n_boot=n_boot, level=level, seed=seed)
+
+
+def degenerate_reason(ci: Interval, span: tuple[float, float] = (0.0, 1.0)) -> str | None:
+    """Why an interval with finite bounds still says nothing, or None when it is usable.
+
+    Three shapes are never a finding: zero width (every resample agreed, which only
+    means the data had no variation to resample, e.g. a section won 5 of 5), an
+    interval covering all but 0.1% of the possible range at either end (it rules
+    nothing out), and an interval whose fit stopped at an optimiser bound (`problem`).
+    """
+    if ci.problem:
+        return ci.problem
+    if not ci.reliable:
+        return None
+    lo, hi = span
+    width = hi - lo
+    if ci.high - ci.low <= 1e-12 * max(width, 1.0):
+        return "zero-width interval (no variation to resample)"
+    if ci.low <= lo + 0.001 * width and ci.high >= hi - 0.001 * width:
+        return "the interval spans almost the whole possible range"
+    return None
