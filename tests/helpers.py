@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,23 @@ from brie_bench.run import execute_run
 from brie_bench.suite import load_suite
 
 FIXTURE_PLUGINS = Path(__file__).parent / "fixture_plugins"
+SMOKE_SUITE = Path(__file__).parent.parent / "suites" / "smoke.yaml"
+
+
+def run_smoke_cli(db: Path, cache: Path) -> None:
+    """`brie-bench run suites/smoke.yaml` in a subprocess, as a user runs it, with the tiny models in `cache`."""
+    env = dict(os.environ, BRIE_BENCH_CACHE=str(cache), COLUMNS="200")
+    run = subprocess.run([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(SMOKE_SUITE)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def two_judge_suite() -> dict[str, Any]:
+    """Eight single-order prompts and three both-order prompts, judged by a content judge and a pure-'A' judge."""
+    return scripted_suite(
+        judges={"marker": {"type": "marker"}, "fixed": {"type": "fixed"}},
+        sections=[{"name": "philosophy", "prompts": [f"What is being number {i}?" for i in range(8)]},
+                  {"name": "brainstorm", "prompts": [f"Ideas for thing {i}" for i in range(3)], "orders": "both"}])
 
 
 def scripted_suite(*, judges: dict[str, Any] | None = None, sections: list[dict[str, Any]] | None = None,

@@ -13,7 +13,7 @@ from brie_bench.modelcard import (BEGIN_MARKER, END_MARKER, DATASET_TYPE, eval_r
                                   training_card, updated_card)
 from brie_bench.report.model import build_report
 from brie_bench.store import Store
-from helpers import run_suite, scripted_suite, write_yaml
+from helpers import run_suite, two_judge_suite, write_yaml
 
 USER_CARD = """---
 license: apache-2.0
@@ -50,10 +50,7 @@ print("keep me")
 @pytest.fixture(scope="module")
 def run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("modelcard")
-    data = scripted_suite(
-        judges={"marker": {"type": "marker"}, "fixed": {"type": "fixed"}},
-        sections=[{"name": "philosophy", "prompts": [f"What is being number {i}?" for i in range(8)]},
-                  {"name": "brainstorm", "prompts": [f"Ideas for thing {i}" for i in range(3)], "orders": "both"}])
+    data = two_judge_suite()
     db = tmp / "r.db"
     assert run_suite(write_yaml(tmp / "suite.yaml", data), db) == 0
     return db

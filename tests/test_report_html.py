@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_smoke_cli
+
 REPO = Path(__file__).parent.parent
-SMOKE = REPO / "suites" / "smoke.yaml"
 
 ANSWER_PAYLOAD = "<script>document.title='pwned';document.documentElement.setAttribute('data-pwned','1')</script>"
 IMG_PAYLOAD = "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','2')\">"
@@ -63,10 +64,7 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path, tin
     """Run the smoke suite through the CLI, lace its stored texts with payloads, write the HTML report."""
     tmp = tmp_path_factory.mktemp("smoke-html")
     db = tmp / "smoke.db"
-    env = dict(os.environ, BRIE_BENCH_CACHE=str(tiny_cache), COLUMNS="200")
-    run = subprocess.run([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(SMOKE)],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run_smoke_cli(db, tiny_cache)
     conn = sqlite3.connect(db)
     with conn:
         run_id, snapshot = conn.execute("SELECT id, suite_snapshot FROM runs").fetchone()
@@ -81,6 +79,7 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path, tin
         n_judgments = conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
     conn.close()
     assert n_judgments == 9
+    env = dict(os.environ, BRIE_BENCH_CACHE=str(tiny_cache), COLUMNS="200")
     report = subprocess.run([sys.executable, "-m", "brie_bench", "--db", str(db), "report", "--html"],
                             capture_output=True, text=True, env=env, timeout=120, cwd=tmp)
     assert report.returncode == 0, report.stdout + report.stderr

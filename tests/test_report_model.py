@@ -18,17 +18,14 @@ from brie_bench.report.markdown import model_index, render_markdown
 from brie_bench.report.model import MIN_PROMPTS, SCHEMA_VERSION, build_report, build_report_from_data
 from brie_bench.report.rows import load_run
 from brie_bench.store import Store
-from helpers import run_suite, scripted_suite, write_yaml
+from helpers import run_suite, scripted_suite, two_judge_suite, write_yaml
 
 
 @pytest.fixture(scope="module")
 def two_judge_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight single-order prompts and three both-order prompts, judged by a content judge and a pure-'A' judge."""
     tmp = tmp_path_factory.mktemp("report-model")
-    data = scripted_suite(
-        judges={"marker": {"type": "marker"}, "fixed": {"type": "fixed"}},
-        sections=[{"name": "philosophy", "prompts": [f"What is being number {i}?" for i in range(8)]},
-                  {"name": "brainstorm", "prompts": [f"Ideas for thing {i}" for i in range(3)], "orders": "both"}])
+    data = two_judge_suite()
     db = tmp / "r.db"
     assert run_suite(write_yaml(tmp / "suite.yaml", data), db) == 0
     return db
@@ -197,7 +194,7 @@ def test_html_escapes_server_side_text_and_carries_only_its_own_script(two_judge
 
 def test_three_contenders_get_a_bradley_terry_ranking(tmp_path: Path) -> None:
     """Two fine-tunes against one baseline: the marked one ranks first, the unmarked one near the baseline."""
-    from helpers import run_suite, scripted_suite, write_yaml
+    from helpers import run_suite, write_yaml
 
     from brie_bench.report import build_report
     from brie_bench.store import Store

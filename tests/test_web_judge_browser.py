@@ -32,9 +32,9 @@ from playwright.sync_api import Page, sync_playwright
 from brie_bench.report import build_report
 from brie_bench.store import Store
 from brie_bench.web.app import shown
+from helpers import run_smoke_cli
 
 REPO = Path(__file__).parent.parent
-SMOKE = REPO / "suites" / "smoke.yaml"
 #: Markup, a textarea breakout, template syntax and a bidi override: all must stay text.
 PAYLOAD = ("<script>document.title='pwned';document.documentElement.setAttribute('data-pwned','1')</script>"
            "</textarea><img src=x onerror=\"document.documentElement.setAttribute('data-pwned','2')\"> "
@@ -61,10 +61,7 @@ def smoke_db(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path, tiny_ba
     """The smoke run, with every fine-tune answer laced with PAYLOAD and one baseline answer a megabyte long."""
     tmp = tmp_path_factory.mktemp("web-judge")
     db = tmp / "smoke.db"
-    env = dict(os.environ, BRIE_BENCH_CACHE=str(tiny_cache), COLUMNS="200")
-    run = subprocess.run([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(SMOKE)],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run_smoke_cli(db, tiny_cache)
     conn = sqlite3.connect(db)
     with conn:
         run_id = conn.execute("SELECT id FROM runs").fetchone()[0]
