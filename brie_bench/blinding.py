@@ -98,14 +98,3 @@ def consistent(first: Outcome, second: Outcome) -> Consistency:
     if first is None or second is None:
         return "incomplete"
     return "consistent" if first == second else "inconsistent"
-
-
-def combine_orders(first: Outcome, second: Outcome) -> Outcome:
-    """One outcome for a pair judged in both orders; disagreement counts as a tie (as in MT-Bench).
-
-    If either order is invalid the pair has no combined outcome (None): a
-    single order cannot be trusted against position bias.
-    """
-    if first is None or second is None:
-        return None
-    return first if first == second else TIE

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,10 +60,37 @@ def format_cost(c: Cost) -> str:
     return f"${c.usd:,.4f}" if c.priced else (f"${c.usd:,.4f}+ (unknown price)" if c.usd else "unknown price")
 
 
-def usage_rows_cost(table: Mapping[str, Price], rows: list[dict[str, Any]], *, model_key: str,
-                    local: bool = False) -> Cost:
-    total = Cost(0.0, True)
-    for r in rows:
-        total = total + cost(table, r.get(model_key), r.get("input_tokens") or 0, r.get("output_tokens") or 0,
-                             local=local)
-    return total
+@dataclass(frozen=True)
+class UsageLine:
+    """Tokens one contender or judge used (or is expected to use) on one model."""
+
+    name: str
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    local: bool
+
+
+def costs_by_name(table: Mapping[str, Price], lines: Iterable[UsageLine]) -> dict[str, tuple[Cost, bool]]:
+    """The one place usage becomes money: (cost, local) per contender or judge name.
+
+    Used by the run's estimate, the run summary and every report, so the three can
+    never disagree. A local name (own hardware, or a server on this machine) costs 0.
+    """
+    out: dict[str, tuple[Cost, bool]] = {}
+    for line in lines:
+        c = cost(table, line.model, line.input_tokens, line.output_tokens, local=line.local)
+        previous = out.get(line.name, (Cost(0.0, True), line.local))[0]
+        out[line.name] = (previous + c, line.local)
+    return out
+
+
+def snapshot_price_table(prices: Mapping[str, Any] | None) -> dict[str, Price]:
+    """The price table a stored run used (its suite's `prices:` over the built-ins); bad entries are skipped."""
+    overrides: dict[str, Price] = {}
+    for model, p in (prices or {}).items():
+        try:
+            overrides[model] = Price.model_validate(p)
+        except ValueError:  # a bad price must not break a report of a finished run
+            continue
+    return price_table(overrides)

@@ -24,7 +24,7 @@ from brie_bench.textsafe import safe_text
 from brie_bench.engine import Engine, EngineStats
 from brie_bench.plan import Plan, build_plan
 from brie_bench.plugin_manager import Registry
-from brie_bench.prices import Cost, cost, format_cost, price_table
+from brie_bench.prices import Cost, UsageLine, costs_by_name, format_cost, price_table
 from brie_bench.runtime import Runtime, build_runtime, versions
 from brie_bench.store import Store
 from brie_bench.suite import Suite, destination_lines
@@ -82,15 +82,14 @@ def estimate_costs(suite: Suite, runtime: Runtime, plan: Plan, stored_gen: set[s
                    stored_judg: set[str]) -> dict[str, Cost]:
     """A rough cost of the calls not yet stored: 4 characters a token, answers at full max_tokens,
     a judging template of about 500 tokens and judge answers of up to 400 tokens."""
-    table = price_table(suite.spec.prices)
-    out: dict[str, Cost] = {}
+    lines: list[UsageLine] = []
     for gen in plan.generations:
         if gen.key in stored_gen:
             continue
         contender = runtime.contenders[gen.contender]
         tokens_in = sum(len(m.content) for m in gen.request.messages) // 4
-        c = cost(table, contender.model, tokens_in, gen.request.params.max_tokens, local=is_local(contender))
-        out[gen.contender] = out.get(gen.contender, Cost(0.0, True)) + c
+        lines.append(UsageLine(gen.contender, contender.model, tokens_in, gen.request.params.max_tokens,
+                               is_local(contender)))
     max_tokens = {s.name: s.settings.max_tokens for s in suite.sections}
     for judgment in plan.judgments:
         if judgment.key in stored_judg:
@@ -99,10 +98,9 @@ def estimate_costs(suite: Suite, runtime: Runtime, plan: Plan, stored_gen: set[s
         judge_backend = judge.backend
         tokens_in = 500 + len(judgment.prompt.text) // 4 + 2 * max_tokens[judgment.section]
         tokens_out = min(int(getattr(judge.options, "max_tokens", 400) or 400), 400)
-        c = cost(table, judge_backend.model if judge_backend else None, tokens_in, tokens_out,
-                 local=is_local(judge_backend))
-        out[judgment.judge] = out.get(judgment.judge, Cost(0.0, True)) + c
-    return out
+        lines.append(UsageLine(judgment.judge, judge_backend.model if judge_backend else None, tokens_in, tokens_out,
+                               is_local(judge_backend)))
+    return {name: c for name, (c, _) in costs_by_name(price_table(suite.spec.prices), lines).items()}
 
 
 def is_local(backend: ModelBackend | None) -> bool:
@@ -234,17 +232,13 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
         f"stored, {stats.judgments_failed} failed, {stats.judgments_blocked} waiting on failed generations; "
         f"model calls: {stats.calls}, retries: {stats.retries}"))
     if runtime is not None and suite is not None:
-        table_prices = price_table(suite.spec.prices)
-        costs: dict[str, tuple[Cost, bool]] = {}
-        for r in rows:
-            judge = runtime.judges.get(r["judge"])
-            local = is_local(judge.backend if judge is not None else None)
-            c = cost(table_prices, r["judge_model"], r["input_tokens"], r["output_tokens"], local=local)
-            costs[r["judge"]] = (costs.get(r["judge"], (Cost(0.0, True), local))[0] + c, local)
-        for g in store.run_generations(run_id):
-            local = is_local(runtime.contenders.get(g["contender"]))
-            c = cost(table_prices, g["model"], g["input_tokens"], g["output_tokens"], local=local)
-            costs[g["contender"]] = (costs.get(g["contender"], (Cost(0.0, True), local))[0] + c, local)
+        lines = [UsageLine(r["judge"], r["judge_model"], r["input_tokens"], r["output_tokens"],
+                           is_local(judge.backend if (judge := runtime.judges.get(r["judge"])) else None))
+                 for r in rows]
+        lines += [UsageLine(g["contender"], g["model"], g["input_tokens"], g["output_tokens"],
+                            is_local(runtime.contenders.get(g["contender"])))
+                  for g in store.run_generations(run_id)]
+        costs = costs_by_name(price_table(suite.spec.prices), lines)
         if costs:
             console.print(safe_text("cost: " + cost_text(costs, "run total")))
     shown = Counter(stats.failures)  # the same failure of many units is one line with a count

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable
 
-from brie_bench.blinding import combine_orders
+from brie_bench.stats.outcomes import LOSS, TIE_OUTCOME, WIN, combine_orders, outcome_of, rate_from_counts
 
 
 @dataclass
@@ -33,42 +33,40 @@ class JudgeTally:
     @property
     def win_rate(self) -> float | None:
         """Ties count half; invalid verdicts are excluded (and shown separately)."""
-        return (self.wins + 0.5 * self.ties) / self.valid if self.valid else None
+        return rate_from_counts(self.wins, self.ties, self.valid) if self.valid else None
 
 
-def comparisons(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per comparison: a pair judged in both orders counts once (`combine_orders`), as in the report."""
+def comparisons(rows: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    """One (row, outcome) per comparison: a pair judged in both orders counts once, through the same
+    `stats.combine_orders` the report uses."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["judge"], r["baseline"], r["candidate"], r["section"], r["prompt_id"], r["sample_index"])].append(r)
     out = []
     for group in groups.values():
-        winner = group[0]["winner"]
-        if len(group) == 2:
-            winner = combine_orders(group[0]["winner"], group[1]["winner"])
-        out.append({**group[0], "winner": winner})
+        first = group[0]
+        outcomes = [outcome_of(r["winner"], r["baseline"], r["candidate"]) for r in group]
+        outcome = combine_orders(outcomes[0], outcomes[1]) if len(outcomes) == 2 else outcomes[0]
+        out.append((first, outcome))
     return out
 
 
 def tally(rows: Iterable[dict[str, Any]]) -> list[JudgeTally]:
     """Wins, losses, ties and invalid verdicts per judge and candidate, over comparisons."""
     table: dict[tuple[str, str, str], JudgeTally] = {}
-    for r in comparisons(rows):
+    for r, outcome in comparisons(rows):
         key = (r["judge"], r["baseline"], r["candidate"])
         t = table.get(key)
         if t is None:
             t = table[key] = JudgeTally(r["judge"], r.get("judge_model"), r["baseline"], r["candidate"])
-        winner = r["winner"]
-        if winner is None:
-            t.invalid += 1
-        elif winner == "tie":
-            t.ties += 1
-        elif winner == r["candidate"]:
+        if outcome == WIN:
             t.wins += 1
-        elif winner == r["baseline"]:
+        elif outcome == LOSS:
             t.losses += 1
-        else:  # pragma: no cover - unblinding guarantees one of the above
-            raise ValueError(f"winner {winner!r} is neither contender")
+        elif outcome == TIE_OUTCOME:
+            t.ties += 1
+        else:  # NaN: invalid
+            t.invalid += 1
     return sorted(table.values(), key=lambda t: (t.candidate, t.judge))
 
 

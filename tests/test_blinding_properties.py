@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import brie_bench.engine
-from brie_bench.blinding import Assignment, assignment_for_order, blind, combine_orders, draw_assignment, unblind
+from brie_bench.blinding import Assignment, assignment_for_order, blind, draw_assignment, unblind
+from brie_bench.stats import TIE_OUTCOME, combine_orders, outcome_of
 from helpers import rows, run_suite, scripted_suite, write_yaml
 
 names = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=12).filter(
@@ -78,7 +79,8 @@ def check_always_a_judge(fn: Unblind, seed: int, pair: tuple[str, str], n: int =
         for order in (0, 1):
             w = fn("A", assignment_for_order(base, order))
             both_net += (w == candidate) - (w == baseline)
-        assert combine_orders(fn("A", base), fn("A", base.flipped())) == "tie"
+        both = [outcome_of(fn("A", a), baseline, candidate) for a in (base, base.flipped())]
+        assert combine_orders(*both) == TIE_OUTCOME
     # random orders: wins ~ Binomial(n, 1/2); 5 standard deviations is a loose, never-flaky bound
     assert abs(wins - n / 2) <= 5 * math.sqrt(n) / 2
     assert both_net == 0

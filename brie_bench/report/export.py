@@ -19,7 +19,7 @@ import math
 from typing import Any, TextIO
 from collections.abc import Iterator
 
-from brie_bench.report.rows import outcome_of
+from brie_bench.stats import outcome_of
 from brie_bench.store import Store
 from brie_bench.textsafe import csv_cell, json_line_safe, printable
 

@@ -17,7 +17,7 @@ import hashlib
 import math
 from typing import Any
 
-from brie_bench.report.model import combine
+from brie_bench import stats
 from brie_bench.report.rows import ItemKey, JRow, RunData
 
 
@@ -73,7 +73,7 @@ def comparison_items(data: RunData) -> dict[str, Any]:
                 both_valid = not (math.isnan(orders[0]) or math.isnan(orders[1]))
                 if both_valid and orders[0] != orders[1]:
                     flags.append("flip")
-                combined.append(combine(orders[0], orders[1]))
+                combined.append(stats.combine_orders(orders[0], orders[1]))
             else:
                 combined.append(next(iter(orders.values())))
         valid = {o for o in combined if not math.isnan(o)}

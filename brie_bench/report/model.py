@@ -144,13 +144,6 @@ def wilson_dict(ci: stats.Interval) -> dict[str, Any]:
             "reliable": ci.reliable, "trusted": note is None, "note": note}
 
 
-def combine(first: float, second: float) -> float:
-    """One outcome for a comparison judged in both orders (MT-Bench rule)."""
-    if math.isnan(first) or math.isnan(second):
-        return NAN
-    return first if first == second else stats.TIE
-
-
 @dataclass
 class Units:
     """One outcome per comparison (orders combined), with its prompt and answer lengths."""
@@ -193,7 +186,7 @@ def _units_of(rows: Sequence[JRow]) -> Units:
     for key, orders in by_item.items():
         any_row = next(iter(orders.values()))
         if 0 in orders and 1 in orders:
-            o = combine(orders[0].outcome, orders[1].outcome)
+            o = stats.combine_orders(orders[0].outcome, orders[1].outcome)
             pairs.append((key, orders[0].outcome, orders[1].outcome))
         else:
             o = any_row.outcome
@@ -453,7 +446,7 @@ def ranking_entries(data: RunData) -> list[dict[str, Any]]:
                 won = outcome >= 0.5
                 winners.append(cand if won else 0)
                 losers.append(0 if won else cand)
-                ties.append(outcome == stats.TIE)
+                ties.append(outcome == stats.TIE_OUTCOME)
                 clusters.append(cluster)
         if not winners:
             continue
@@ -469,15 +462,8 @@ def ranking_entries(data: RunData) -> list[dict[str, Any]]:
 
 def _cost_block(data: RunData) -> dict[str, Any]:
     """Tokens, latency and (where prices are known) USD, per judge and per contender."""
-    from brie_bench.prices import Price, cost, price_table
+    from brie_bench.prices import UsageLine, costs_by_name, snapshot_price_table
 
-    overrides: dict[str, Price] = {}
-    for model, p in (data.snapshot.get("prices") or {}).items():
-        try:
-            overrides[model] = Price.model_validate(p)
-        except Exception:  # noqa: BLE001 - a bad price must not break the report
-            continue
-    table = price_table(overrides)
     meta = data.run.metadata
     judges: dict[str, dict[str, Any]] = {}
     for r in data.rows:
@@ -498,15 +484,15 @@ def _cost_block(data: RunData) -> dict[str, Any]:
         c["generations"] += 1
         c["input_tokens"] += int(g.get("input_tokens") or 0)
         c["output_tokens"] += int(g.get("output_tokens") or 0)
+    table = snapshot_price_table(data.snapshot.get("prices"))
     total_usd, all_priced = 0.0, True
-    for kind, block in (("judge", judges), ("contender", contenders)):
-        for name, entry in block.items():
-            info = (meta.get("judges" if kind == "judge" else "contenders") or {}).get(name) or {}
-            backend = info.get("backend")
-            backend_name = backend.get("backend") if isinstance(backend, dict) else backend
-            # Runs record no `local` flag yet; the hf backend is the built-in local one.
-            local = bool(info.get("local", backend_name == "hf"))
-            price = cost(table, entry.get("model"), entry["input_tokens"], entry["output_tokens"], local=local)
+    for kind, block in (("judges", judges), ("contenders", contenders)):
+        # `local` is recorded for every contender and judge in the run's metadata (run.run_metadata).
+        lines = [UsageLine(name, e.get("model"), e["input_tokens"], e["output_tokens"],
+                           bool(((meta.get(kind) or {}).get(name) or {}).get("local", False)))
+                 for name, e in block.items()]
+        for name, (price, _) in costs_by_name(table, lines).items():
+            entry = block[name]
             entry["usd"] = round(price.usd, 6) if price.priced else None
             entry["priced"] = price.priced
             total_usd += price.usd

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from brie_bench.rows import JUDGMENT_COLUMNS
+from brie_bench.stats.outcomes import outcome_of
 from brie_bench.store import RunRow, Store
 
 NAN = float("nan")
@@ -137,19 +138,6 @@ class RunData:
         for r in self.rows:
             seen.setdefault(r.item.section, None)
         return [n for n in seen if any(r.item.section == n for r in self.rows)] or names
-
-
-def outcome_of(winner: str | None, baseline: str, candidate: str) -> float:
-    """1 / 0.5 / 0 / NaN for candidate win / tie / loss / invalid."""
-    if winner is None:
-        return NAN
-    if winner == candidate:
-        return 1.0
-    if winner == baseline:
-        return 0.0
-    if winner == "tie":
-        return 0.5
-    raise ValueError(f"winner {winner!r} is neither {baseline!r}, {candidate!r} nor 'tie'")
 
 
 def _scores(scores: dict[str, Any] | None, label: str) -> dict[str, float]:

@@ -91,10 +91,13 @@ from brie_bench.stats.intervals import (
 from brie_bench.stats.outcomes import (
     LOSS,
     OUTCOME_CATEGORIES,
-    TIE,
+    TIE_OUTCOME,
     WIN,
     Counts,
+    combine_orders,
     counts,
+    outcome_of,
+    rate_from_counts,
     strict_outcomes,
     strict_win_rate,
     win_rate,
@@ -110,7 +113,8 @@ from brie_bench.stats.significance import _fisher_two_sided as _fisher_two_sided
 from brie_bench.stats.significance import _spearman as _spearman
 
 __all__ = [
-    "WIN", "TIE", "LOSS", "OUTCOME_CATEGORIES", "KAPPA_PARADOX",
+    "WIN", "TIE_OUTCOME", "LOSS", "OUTCOME_CATEGORIES", "KAPPA_PARADOX",
+    "outcome_of", "combine_orders", "rate_from_counts",
     "Counts", "Interval", "CriterionDifference", "PairAgreement", "Agreement", "MajorityVote",
     "LabelBias", "PositionConsistency", "LengthBias", "LengthControlled", "BradleyTerry",
     "counts", "win_rate", "strict_win_rate", "strict_outcomes",

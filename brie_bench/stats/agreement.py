@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from brie_bench.stats.outcomes import (
     _NAN,
     OUTCOME_CATEGORIES,
-    TIE,
+    TIE_OUTCOME,
     Counts,
     _outcomes,
     _same_length,
@@ -239,6 +239,6 @@ def majority_vote(matrix: ArrayLike) -> MajorityVote:
     votes = np.stack([(m == c).sum(axis=1) for c in cats], axis=1)
     top = votes.max(axis=1)
     n_top = (votes == top[:, None]).sum(axis=1)
-    consensus = np.where(n_top == 1, cats[votes.argmax(axis=1)], TIE)
+    consensus = np.where(n_top == 1, cats[votes.argmax(axis=1)], TIE_OUTCOME)
     consensus = np.where(top == 0, np.nan, consensus)
     return MajorityVote(consensus, counts(consensus), win_rate(consensus), strict_win_rate(consensus))

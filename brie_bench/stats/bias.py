@@ -12,7 +12,7 @@ from scipy import special
 
 from brie_bench.stats.draws import _cluster_codes
 from brie_bench.stats.intervals import Interval, wilson_ci
-from brie_bench.stats.outcomes import _NAN, LOSS, TIE, WIN, _check_level, _outcomes, _same_length
+from brie_bench.stats.outcomes import _NAN, LOSS, TIE_OUTCOME, WIN, _check_level, _outcomes, _same_length
 from brie_bench.stats.significance import _fisher_two_sided, _spearman, sign_test
 
 
@@ -115,7 +115,7 @@ def position_consistency(pairs: ArrayLike) -> PositionConsistency:
     flipped = np.flatnonzero(valid & (first != second))
     reversals = int(np.sum(valid & (np.abs(first - second) == 1.0)))
     n = int(valid.sum())
-    combined = np.where(valid, np.where(same, first, TIE), np.nan)
+    combined = np.where(valid, np.where(same, first, TIE_OUTCOME), np.nan)
     return PositionConsistency(float(same.sum() / n) if n else _NAN, n,
                                tuple(int(i) for i in flipped), reversals, combined)
 

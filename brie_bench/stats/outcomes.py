@@ -13,11 +13,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 WIN: float = 1.0
-TIE: float = 0.5
+#: A tie as an outcome. (A tie as a stored verdict or winner is the string `blinding.TIE`.)
+TIE_OUTCOME: float = 0.5
 LOSS: float = 0.0
 #: The full outcome domain. Gwet's AC1 depends on how many categories a judge *could*
 #: choose, not only on those it did, so agreement functions default to this domain.
-OUTCOME_CATEGORIES: tuple[float, ...] = (LOSS, TIE, WIN)
+OUTCOME_CATEGORIES: tuple[float, ...] = (LOSS, TIE_OUTCOME, WIN)
 
 _NAN = float("nan")
 
@@ -31,7 +32,7 @@ def _outcomes(outcomes: ArrayLike, name: str = "outcomes") -> NDArray[np.float64
     x = np.asarray(outcomes, dtype=float)
     if x.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {x.shape}")
-    ok = np.isnan(x) | (x == LOSS) | (x == TIE) | (x == WIN)
+    ok = np.isnan(x) | (x == LOSS) | (x == TIE_OUTCOME) | (x == WIN)
     if not ok.all():
         bad = x[~ok][:3].tolist()
         raise ValueError(f"{name} must be 1.0 (win), 0.5 (tie), 0.0 (loss) or NaN (invalid); got {bad}")
@@ -64,12 +65,42 @@ class Counts:
         return self.n_valid + self.invalid
 
 
+def outcome_of(winner: str | None, baseline: str, candidate: str) -> float:
+    """A stored winner as an outcome: 1 / 0.5 / 0 / NaN for candidate win / tie / loss / invalid."""
+    if winner is None:
+        return _NAN
+    if winner == candidate:
+        return WIN
+    if winner == baseline:
+        return LOSS
+    if winner == "tie":  # blinding.TIE; not imported, so statistics stay free of the blinding layer
+        return TIE_OUTCOME
+    raise ValueError(f"winner {winner!r} is neither {baseline!r}, {candidate!r} nor 'tie'")
+
+
+def combine_orders(first: float, second: float) -> float:
+    """The one counting rule for a pair judged in both orders (as MT-Bench): one comparison.
+
+    Its outcome when the orders agree, a tie when they disagree, invalid (NaN) when
+    either order is invalid: a single order cannot be trusted against position bias.
+    The run summary, every report and the HTML list all count through this function.
+    """
+    if first != first or second != second:  # NaN: either order invalid
+        return _NAN
+    return first if first == second else TIE_OUTCOME
+
+
+def rate_from_counts(wins: int, ties: int, n_valid: int) -> float:
+    """Wins plus half the ties over valid comparisons; NaN when nothing is valid."""
+    return (wins + 0.5 * ties) / n_valid if n_valid else _NAN
+
+
 def counts(outcomes: ArrayLike) -> Counts:
     """Count wins, losses, ties and invalid verdicts (fine-tune's point of view)."""
     x = _outcomes(outcomes)
     wins = int(np.count_nonzero(x == WIN))
     losses = int(np.count_nonzero(x == LOSS))
-    ties = int(np.count_nonzero(x == TIE))
+    ties = int(np.count_nonzero(x == TIE_OUTCOME))
     invalid = int(np.count_nonzero(np.isnan(x)))
     return Counts(wins=wins, losses=losses, ties=ties, invalid=invalid, n_valid=wins + losses + ties)
 
@@ -82,7 +113,7 @@ def win_rate(outcomes: ArrayLike) -> float:
     Invalid verdicts are excluded. NaN when nothing is valid.
     """
     c = counts(outcomes)
-    return (c.wins + 0.5 * c.ties) / c.n_valid if c.n_valid else _NAN
+    return rate_from_counts(c.wins, c.ties, c.n_valid)
 
 
 def strict_win_rate(outcomes: ArrayLike) -> float:
