@@ -74,6 +74,16 @@ def _is_mean(stat: Callable[..., Any] | str) -> bool:
     return stat is np.mean or stat is np.nanmean or stat == "mean"
 
 
+def _valid_rows(values: ArrayLike, clusters: ArrayLike | None) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The non-NaN values (1-D) and their cluster codes; a shape error is a caller's bug."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
+    codes = _cluster_codes(clusters, len(v))
+    keep = ~np.isnan(v)
+    return v[keep], codes[keep]
+
+
 def clustered_bootstrap_ci(
     values: ArrayLike,
     clusters: ArrayLike | None,
@@ -104,12 +114,7 @@ def clustered_bootstrap_ci(
     _check_level(level)
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1:
-        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
-    codes = _cluster_codes(clusters, len(v))
-    keep = ~np.isnan(v)
-    v, codes = v[keep], codes[keep]
+    v, codes = _valid_rows(values, clusters)
     method = "cluster-bootstrap" if clusters is not None else "bootstrap"
     if v.size == 0:
         return Interval(_NAN, _NAN, _NAN, level, method, 0, 0)
@@ -187,12 +192,7 @@ def cluster_t_ci(values: ArrayLike, clusters: ArrayLike | None, level: float = 0
     NaN rows are dropped; fewer than two prompts give NaN bounds.
     """
     _check_level(level)
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1:
-        raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
-    codes = _cluster_codes(clusters, len(v))
-    keep = ~np.isnan(v)
-    v, codes = v[keep], codes[keep]
+    v, codes = _valid_rows(values, clusters)
     if v.size == 0:
         return Interval(_NAN, _NAN, _NAN, level, "cluster-t", 0, 0)
     g = np.unique(codes, return_inverse=True)[1].reshape(-1)
