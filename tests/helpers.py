@@ -66,6 +66,30 @@ def run_suite(path: Path, db: Path, **kwargs: Any) -> int:
     return execute_run(load_suite(path), registry, db=str(db), console=Console(quiet=True), **kwargs)
 
 
+def generation_texts(db: Path) -> dict[str, str]:
+    """Every stored answer by its generation key."""
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT key, text FROM generations"))
+    finally:
+        conn.close()
+
+
+def crashed_copy(full: Path, dest: Path, keep_generations: int) -> Path:
+    """A "crashed" store made from `full`: its schema, and only its first `keep_generations` answers by key."""
+    conn = sqlite3.connect(dest)
+    try:
+        conn.execute(f"ATTACH DATABASE '{full}' AS src")
+        tables = "SELECT sql FROM src.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        for (sql,) in conn.execute(tables).fetchall():
+            conn.execute(sql)
+        conn.execute("INSERT INTO generations SELECT * FROM src.generations ORDER BY key LIMIT ?", (keep_generations,))
+        conn.commit()
+    finally:
+        conn.close()
+    return dest
+
+
 def rows(db: Path, query: str, *args: Any) -> list[sqlite3.Row]:
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row

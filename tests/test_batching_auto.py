@@ -128,13 +128,12 @@ def test_auto_batches_resume_to_the_same_samples(tmp_path: Path, tiny_cache: Pat
                                                  tiny_adapter_path: Path, tiny_judge_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Auto batches smaller than a plan group: the engine hands them out, and a resumed run samples the same."""
-    import sqlite3
-
     from rich.console import Console
 
     from brie_bench.plugin_manager import load_plugins
     from brie_bench.run import execute_run
     from brie_bench.suite import load_suite
+    from helpers import crashed_copy, generation_texts
 
     monkeypatch.setattr(hf, "_row_bytes", lambda *args: 1)
     monkeypatch.setattr(hf, "_memory_budget", lambda device, weights: 4)  # four rows fit
@@ -148,26 +147,12 @@ def test_auto_batches_resume_to_the_same_samples(tmp_path: Path, tiny_cache: Pat
     monkeypatch.setattr(HFBackend, "generate_batch", spy)
     suite, registry = load_suite(Path(__file__).parent.parent / "suites" / "smoke.yaml"), load_plugins()
 
-    def texts(db: Path) -> dict[str, str]:
-        conn = sqlite3.connect(db)
-        try:
-            return dict(conn.execute("SELECT key, text FROM generations"))
-        finally:
-            conn.close()
-
     full = tmp_path / "full.db"
     assert execute_run(suite, registry, db=str(full), console=Console(quiet=True)) == 0
     assert sorted(sizes) == [2, 2, 4, 4]  # 6 prompts per contender: a batch of 4, then one of 2
-    reference = texts(full)
-    partial = tmp_path / "partial.db"
-    conn = sqlite3.connect(partial)
-    conn.execute(f"ATTACH DATABASE '{full}' AS src")
-    for (sql,) in conn.execute("SELECT sql FROM src.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"):
-        conn.execute(sql)
-    conn.execute("INSERT INTO generations SELECT * FROM src.generations ORDER BY key LIMIT 7")
-    conn.commit()
-    conn.close()
+    reference = generation_texts(full)
+    partial = crashed_copy(full, tmp_path / "partial.db", keep_generations=7)
     sizes.clear()
     assert execute_run(suite, registry, db=str(partial), console=Console(quiet=True)) == 0
-    assert texts(partial) == reference
+    assert generation_texts(partial) == reference
     assert all(size in (2, 4) for size in sizes) and sizes  # the planned batches, never the leftovers alone
