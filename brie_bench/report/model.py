@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable, Sequence
@@ -156,25 +157,34 @@ class Units:
     pairs: list[tuple[ItemKey, float, float]]
 
 
-#: While `build_report_from_data` runs: each prompt (cluster name) -> its rank among the run's
-#: sorted cluster names. Integer codes in that order number the prompts exactly as sorting the
-#: names does (`brie_bench.stats` numbers clusters in sorted order, which fixes which prompt
-#: each bootstrap draw picks), so every figure is unchanged, but no statistic sorts strings.
-_RANK: dict[str, int] = {}
-#: While `build_report_from_data` runs: `units_of` results by the identity of the rows given,
-#: so the judge, bias and agreement tables collapse each judge's rows once.
-_UNITS: dict[tuple[int, ...], tuple[Sequence[JRow], Units]] = {}
-_REPORTING = False
+class _ReportState(threading.local):
+    """What one `build_report_from_data` call shares among its tables, per thread.
+
+    `rank`: each prompt (cluster name) -> its rank among the run's sorted cluster names.
+    Integer codes in that order number the prompts exactly as sorting the names does
+    (`brie_bench.stats` numbers clusters in sorted order, which fixes which prompt each
+    bootstrap draw picks), so every figure is unchanged, but no statistic sorts strings.
+    `units`: `units_of` results by the identity of the rows given, so the judge, bias and
+    agreement tables collapse each judge's rows once. Both are empty outside a report.
+    """
+
+    def __init__(self) -> None:
+        self.rank: dict[str, int] = {}
+        self.units: dict[tuple[int, ...], tuple[Sequence[JRow], Units]] = {}
+        self.active = False
+
+
+_STATE = _ReportState()
 
 
 def units_of(rows: Sequence[JRow]) -> Units:
     """Collapse one judge's rows into comparisons; pairs judged in both orders are combined."""
-    memo_key = tuple(map(id, rows)) if _REPORTING else None
-    if memo_key is not None and memo_key in _UNITS:
-        return _UNITS[memo_key][1]
+    memo_key = tuple(map(id, rows)) if _STATE.active else None
+    if memo_key is not None and memo_key in _STATE.units:
+        return _STATE.units[memo_key][1]
     units = _units_of(rows)
     if memo_key is not None:
-        _UNITS[memo_key] = (rows, units)  # the rows are kept, so their ids stay theirs
+        _STATE.units[memo_key] = (rows, units)  # the rows are kept, so their ids stay theirs
     return units
 
 
@@ -201,9 +211,10 @@ def _units_of(rows: Sequence[JRow]) -> Units:
 def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
     """Each key's prompt: its rank among the run's prompts while a report is built, else its name."""
     names = [k.cluster for k in keys]
-    if _RANK:
+    rank = _STATE.rank
+    if rank:
         try:
-            return np.fromiter((_RANK[n] for n in names), dtype=np.int64, count=len(names))
+            return np.fromiter((rank[n] for n in names), dtype=np.int64, count=len(names))
         except KeyError:  # a key from outside the run being reported
             pass
     return np.asarray(names, dtype=object)
@@ -655,19 +666,19 @@ def verdict_like_entries(data: RunData) -> list[dict[str, Any]]:
 def build_report_from_data(data: RunData) -> dict[str, Any]:
     """The report dict for already-loaded run data (see `build_report`).
 
-    Not re-entrant: it sets the module's cluster ranks and units memo for its own duration.
+    Safe across threads (its shared tables live in a thread-local `_ReportState`);
+    not re-entrant within one thread.
     """
-    global _REPORTING
-    _RANK.clear()
-    _RANK.update((name, i) for i, name in enumerate(sorted({r.item.cluster for r in data.rows})))
-    _UNITS.clear()
-    _REPORTING = True
+    state = _STATE
+    state.rank = {name: i for i, name in enumerate(sorted({r.item.cluster for r in data.rows}))}
+    state.units = {}
+    state.active = True
     try:
         return _build_report(data)
     finally:
-        _REPORTING = False
-        _RANK.clear()
-        _UNITS.clear()
+        state.active = False
+        state.rank = {}
+        state.units = {}
 
 
 def _build_report(data: RunData) -> dict[str, Any]:
