@@ -19,7 +19,7 @@ def test_wheel_maps_plugins_and_training_under_brie_bench(tmp_path):
     top = {n.split("/")[0] for n in names}
     assert all(t == "brie_bench" or t.endswith(".dist-info") for t in top), top
     for expected in ("brie_bench/plugins/hf.py", "brie_bench/plugins/llm_judge.py",
-                     "brie_bench/training/configs/smoke.yaml", "brie_bench/training/data/sample.jsonl",
+                     "brie_bench/training/configs/smoke.yaml", "brie_bench/training/samples/sample.jsonl",
                      "brie_bench/templates/judge_default.j2", "brie_bench/report/templates/report.html.j2",
                      "brie_bench/data/prices.yaml", "brie_bench/web/app.py",
                      "brie_bench/web/templates/judge.html.j2", "brie_bench/testing/tiny.py",

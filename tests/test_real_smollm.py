@@ -130,7 +130,7 @@ def test_mini_brie_config_suite_and_prompts_agree() -> None:
     # Nothing the suite asks about was trained on.
     trained = set()
     for name in ("mini-brie.jsonl", "mini-brie-validation.jsonl"):
-        for line in (REPO / "training" / "data" / name).read_text(encoding="utf-8").splitlines():
+        for line in (REPO / "training" / "samples" / name).read_text(encoding="utf-8").splitlines():
             trained.update(m["content"] for m in json.loads(line)["messages"] if m["role"] == "user")
     assert not trained & {p.text for p in prompts}
     judges = raw["judges"]
@@ -201,7 +201,7 @@ def test_smollm2_converts_once_and_works_as_a_model_id_everywhere(built: tuple[P
     config_path = tmp_path / "tiny-train.yaml"
     config_path.write_text(yaml.safe_dump({
         "base_model": MODEL,
-        "data": {"train": str(REPO / "training" / "data" / "sample.jsonl")},
+        "data": {"train": str(REPO / "training" / "samples" / "sample.jsonl")},
         "training": {"max_steps": 1, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
                      "max_length": 96, "bf16": False, "activation_checkpointing": False, "logging_steps": 1,
                      "warmup_steps": 0},
