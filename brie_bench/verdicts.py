@@ -546,9 +546,17 @@ def verdict_like_text(text: str | None) -> str | None:
     """
     if not text:
         return None
-    from brie_bench.textsafe import normalise
+    if text.isascii():
+        # ASCII text is its own NFKC form and holds no invisible character, and every match needs
+        # "winner", "verdict" or "[[": a report scans every answer of a run, most of them plain prose.
+        lowered = text.lower()
+        if "winner" not in lowered and "verdict" not in lowered and "[[" not in text:
+            return None
+        norm = text
+    else:
+        from brie_bench.textsafe import normalise
 
-    norm = normalise(text)
+        norm = normalise(text)
     m = _INLINE_VERDICT_ANYWHERE.search(norm)
     if m:
         return m.group(0).strip()[:80]

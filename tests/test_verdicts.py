@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from brie_bench.records import DEFAULT_CRITERIA
 from brie_bench.verdicts import (
+    verdict_like_text,
     VERDICT_SCHEMA,
     ParsedVerdict,
     extract_json_objects,
@@ -332,3 +333,12 @@ def test_hostile_json_does_not_crash_or_hang() -> None:
     unterminated = '{"reasoning": "' + "x {" * 20_000 + "\nWinner: B"
     assert parse_verdict(unterminated).label == "B"
     assert time.perf_counter() - start < 30.0  # never a hang
+
+
+@given(st.lists(st.sampled_from(["Winner", "winner:", "VERDICT", "is", "B", "A", "tie", "[[", "]]", "[[A]]", '{"winner": "B"}',
+                                 "Response", "answer", "\n", " ", "-", "*", "`", "prose", "win", "ner", "[", "]"]),
+                max_size=12).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_verdict_like_ascii_fast_path_matches_the_normalising_path(text: str) -> None:
+    # A zero-width space is removed by normalisation but makes the text non-ASCII: the slow path.
+    assert verdict_like_text(text) == verdict_like_text(text + "\u200b")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import operator
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -189,23 +190,39 @@ def units_of(rows: Sequence[JRow]) -> Units:
 
 
 def _units_of(rows: Sequence[JRow]) -> Units:
-    by_item: dict[ItemKey, dict[int, JRow]] = {}
-    for r in rows:
-        by_item.setdefault(r.item, {})[r.order_index] = r
-    keys, outs, lf, lb, pairs = [], [], [], [], []
-    for key, orders in by_item.items():
-        any_row = next(iter(orders.values()))
-        if 0 in orders and 1 in orders:
-            o = stats.combine_orders(orders[0].outcome, orders[1].outcome)
-            pairs.append((key, orders[0].outcome, orders[1].outcome))
-        else:
-            o = any_row.outcome
-        keys.append(key)
-        outs.append(o)
-        lf.append(len(any_row.text_ft))
-        lb.append(len(any_row.text_base))
-    return Units(keys, np.asarray(outs, dtype=float), _clusters(keys),
-                 np.asarray(lf, dtype=float), np.asarray(lb, dtype=float), pairs)
+    """The collapse itself, over arrays: a 100,000-judgment report calls it for every judge and section.
+
+    Per comparison (ItemKey, in first-seen order) and print order, the last row counts
+    (as a later row of the same order replaces an earlier one). A comparison judged in
+    both orders 0 and 1 is combined by `stats.combine_orders`, the one counting rule;
+    otherwise it is the outcome of its first-seen order. Answer lengths come from that row.
+    """
+    n = len(rows)
+    index: dict[ItemKey, int] = {}
+    item_of = np.fromiter((index.setdefault(r.item, len(index)) for r in rows), dtype=np.intp, count=n)
+    keys = list(index)
+    order_values, order_code = np.unique(np.fromiter((r.order_index for r in rows), dtype=np.int64, count=n),
+                                         return_inverse=True)
+    n_orders = max(1, len(order_values))
+    positions = np.arange(n)
+    last_flat = np.full(len(keys) * n_orders, -1, dtype=np.intp)
+    np.maximum.at(last_flat, item_of * n_orders + order_code.reshape(-1), positions)
+    last = last_flat.reshape(len(keys), n_orders)
+    first = np.full(len(keys), n, dtype=np.intp)
+    np.minimum.at(first, item_of, positions)
+    chosen = last[np.arange(len(keys)), order_code.reshape(-1)[first]] if n else first
+    row_outcome = np.fromiter((r.outcome for r in rows), dtype=float, count=n)
+    outcomes = row_outcome[chosen]
+    pairs: list[tuple[ItemKey, float, float]] = []
+    if 0 in order_values and 1 in order_values:
+        col0, col1 = int(np.searchsorted(order_values, 0)), int(np.searchsorted(order_values, 1))
+        both = np.flatnonzero((last[:, col0] >= 0) & (last[:, col1] >= 0))
+        for i, a, b in zip(both.tolist(), row_outcome[last[both, col0]].tolist(), row_outcome[last[both, col1]].tolist()):
+            outcomes[i] = stats.combine_orders(a, b)
+            pairs.append((keys[i], a, b))
+    lf = np.fromiter((len(rows[i].text_ft) for i in chosen.tolist()), dtype=float, count=len(keys))
+    lb = np.fromiter((len(rows[i].text_base) for i in chosen.tolist()), dtype=float, count=len(keys))
+    return Units(keys, outcomes, _clusters(keys), lf, lb, pairs)
 
 
 def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
@@ -223,8 +240,8 @@ def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
 def outcome_figures(outcomes: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
     """Counts, win rates, their clustered intervals and the sign test for one set of comparisons."""
     c = stats.counts(outcomes)
-    ci = stats.rate_ci(outcomes, clusters, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
-    sci = stats.rate_ci(stats.strict_outcomes(outcomes), clusters, n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED)
+    ci, sci = stats.rate_cis([outcomes, stats.strict_outcomes(outcomes)], clusters, n_boot=N_BOOT, level=LEVEL,
+                             seed=BOOT_SEED)
     return {
         "wins": c.wins, "losses": c.losses, "ties": c.ties, "invalid": c.invalid,
         "n": c.total, "n_valid": c.n_valid,
@@ -290,7 +307,7 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False)
     clusters = _clusters(r.item for r in rows)
     figures = outcome_figures(outs, clusters)
     c = stats.counts(outs)
-    pairs = {(r.item.section, r.item.prompt_id, r.item.sample_index) for r in rows}
+    pairs = {(k.section, k.prompt_id, k.sample_index) for k in {id(r.item): r.item for r in rows}.values()}
     return {**{k: figures[k] for k in ("wins", "losses", "ties", "invalid", "n", "n_valid", "n_prompts",
                                         "win_rate", "strict_win_rate", "ci95", "strict_ci95")},
             "strict_wilson95": wilson_dict(stats.wilson_ci(c.wins, c.n_valid, LEVEL)),
@@ -303,14 +320,16 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False)
 def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
     """Label, position, order-consistency and length diagnostics for one judge and candidate."""
     first = rows[0]
-    out_rows = np.asarray([r.outcome for r in rows], dtype=float)
-    ft_is_a = np.asarray([r.ft_is_a for r in rows], dtype=bool)
+    out_rows = np.fromiter((r.outcome for r in rows), dtype=float, count=len(rows))
+    ft_is_a = np.fromiter((r.ft_is_a for r in rows), dtype=bool, count=len(rows))
     winning_a, fa = stats.label_winners(out_rows, ft_is_a)
     lb = stats.label_bias(winning_a, fa, level=LEVEL)
     # Position: did the answer shown first win? (= label A in Brie Bench runs, not in legacy ones.)
-    decisive = [r for r in rows if r.outcome in (stats.WIN, stats.LOSS)]
-    first_won = sum(1 for r in decisive if (r.outcome == stats.WIN) == (r.ft_is_a == (r.first_label == "A")))
-    pos_ci = stats.wilson_ci(first_won, len(decisive), LEVEL)
+    decisive_rows = (out_rows == stats.WIN) | (out_rows == stats.LOSS)
+    a_first = np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=len(rows))
+    first_won = int(np.count_nonzero(decisive_rows & ((out_rows == stats.WIN) == (ft_is_a == a_first))))
+    n_decisive = int(np.count_nonzero(decisive_rows))
+    pos_ci = stats.wilson_ci(first_won, n_decisive, LEVEL)
     units = units_of(rows)
     pc = stats.position_consistency(np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2))
     flipped = []
@@ -332,9 +351,9 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
         },
         "position": {
             "first_shown_share": wilson_dict(pos_ci),
-            "p_value": finite(stats.sign_test(first_won, len(decisive) - first_won)),
-            "n_decisive": len(decisive),
-            "significant": bool(decisive and stats.sign_test(first_won, len(decisive) - first_won) < ALPHA),
+            "p_value": finite(stats.sign_test(first_won, n_decisive - first_won)),
+            "n_decisive": n_decisive,
+            "significant": bool(n_decisive and stats.sign_test(first_won, n_decisive - first_won) < ALPHA),
         },
         "order_consistency": {
             "n_pairs": pc.n_pairs, "consistent": finite(pc.consistent), "n_flipped": len(pc.flipped),
@@ -364,11 +383,12 @@ def _length_confounded(lenb: stats.LengthBias, outcomes: np.ndarray) -> bool:
 
 def criteria_entries(rows: Sequence[JRow]) -> list[dict[str, Any]]:
     """Per-criterion mean 1–5 scores and the paired (candidate − baseline) difference."""
-    names = sorted({k for r in rows for k in r.scores_ft} & {k for r in rows for k in r.scores_base})
+    ft_scores, base_scores = [r.scores_ft for r in rows], [r.scores_base for r in rows]
+    names = sorted(set().union(*ft_scores) & set().union(*base_scores))
     if not names:
         return []
-    ft = {n: [r.scores_ft.get(n, NAN) for r in rows] for n in names}
-    base = {n: [r.scores_base.get(n, NAN) for r in rows] for n in names}
+    ft = {n: list(map(operator.methodcaller("get", n, NAN), ft_scores)) for n in names}
+    base = {n: list(map(operator.methodcaller("get", n, NAN), base_scores)) for n in names}
     diffs = stats.criterion_differences(ft, base, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL,
                                         seed=BOOT_SEED, min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS)
     first = rows[0]
@@ -477,13 +497,11 @@ def _cost_block(data: RunData) -> dict[str, Any]:
 
     meta = data.run.metadata
     judges: dict[str, dict[str, Any]] = {}
-    for r in data.rows:
-        j = judges.setdefault(r.judge, {"name": r.judge, "model": r.judge_model, "calls": 0, "input_tokens": 0,
-                                        "output_tokens": 0, "latency_s": 0.0})
-        j["calls"] += 1
-        j["input_tokens"] += r.input_tokens
-        j["output_tokens"] += r.output_tokens
-        j["latency_s"] += r.latency_s or 0.0
+    for (judge,), rows in group_by(data.rows, "judge").items():
+        judges[judge] = {"name": judge, "model": rows[0].judge_model, "calls": len(rows),
+                         "input_tokens": sum(map(operator.attrgetter("input_tokens"), rows)),
+                         "output_tokens": sum(map(operator.attrgetter("output_tokens"), rows)),
+                         "latency_s": sum((r.latency_s or 0.0 for r in rows), 0.0)}
     contenders: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for g in data.generations:
@@ -651,7 +669,8 @@ def verdict_like_entries(data: RunData) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, str]] = set()
     for r in data.rows:
-        if (r.item, r.judge) in seen:
+        # Most answers hold no verdict-like text: look at the (cached) scans before the bookkeeping.
+        if scan(r.text_ft) is None and scan(r.text_base) is None or (r.item, r.judge) in seen:
             continue
         seen.add((r.item, r.judge))
         hits = {who: scan(text) for who, text in (("candidate", r.text_ft), ("baseline", r.text_base))}
@@ -674,7 +693,9 @@ def build_report_from_data(data: RunData) -> dict[str, Any]:
     state.units = {}
     state.active = True
     try:
-        return _build_report(data)
+        # One set of bootstrap draws over the run's prompts (numbered by `state.rank`) for every interval.
+        with stats.shared_draws(len(state.rank), N_BOOT, BOOT_SEED):
+            return _build_report(data)
     finally:
         state.active = False
         state.rank = {}
@@ -687,8 +708,9 @@ def _build_report(data: RunData) -> dict[str, Any]:
     by_judge = group_by(data.rows, "item.candidate", "judge")
     judges = [judge_entry(rows, judge_meta.get(j, {}), legacy=data.legacy) for (_, j), rows in by_judge.items()]
     sections = []
+    by_section = group_by(data.rows, "item.section")
     for name in data.section_order():
-        sec_rows = [r for r in data.rows if r.item.section == name]
+        sec_rows = by_section.get((name,), [])
         entries = []
         for (_, j), rows in group_by(sec_rows, "item.candidate", "judge").items():
             u = units_of(rows)
@@ -714,7 +736,7 @@ def _build_report(data: RunData) -> dict[str, Any]:
             "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
             "legacy": data.legacy, "labels_randomised": not data.legacy,
             "versions": run.versions, "n_judgments": len(data.rows),
-            "n_comparisons": len({(r.item, r.judge) for r in data.rows}),
+            "n_comparisons": sum(len(units_of(rows).keys) for rows in by_judge.values()),  # (item, judge) pairs
             "n_prompts": len(prompts),
             "failed_units": sum(f["failed_units"] for f in fails),
             "retried_attempts": sum(f["retried_attempts"] for f in fails),

@@ -63,12 +63,15 @@ class ItemKey:
     candidate: str
     replicate: int = 0
     prompt_key: str = field(default="", compare=False)
-    #: The hash, computed once: every table groups rows by their ItemKey, 100,000s of times in a large run.
+    #: The hash and the cluster name, computed once: every table groups rows by their ItemKey and
+    #: their prompt, 100,000s of times in a large run.
     _hash: int = field(default=0, init=False, repr=False, compare=False)
+    _cluster: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_hash", hash((self.section, self.prompt_id, self.sample_index, self.baseline,
                                                 self.candidate, self.replicate)))
+        object.__setattr__(self, "_cluster", self.prompt_key or f"{self.section}\x1f{self.prompt_id}")
 
     def __hash__(self) -> int:
         return self._hash
@@ -76,10 +79,10 @@ class ItemKey:
     @property
     def cluster(self) -> str:
         """The prompt this comparison belongs to: the unit the confidence interval resamples."""
-        return self.prompt_key or f"{self.section}\x1f{self.prompt_id}"
+        return self._cluster
 
 
-@dataclass
+@dataclass(slots=True)
 class JRow:
     """One stored judgment, coded from the candidate's point of view."""
 
@@ -140,8 +143,8 @@ class RunData:
         return [n for n in seen if any(r.item.section == n for r in self.rows)] or names
 
 
-def _scores(scores: dict[str, Any] | None, label: str) -> dict[str, float]:
-    if not scores or not isinstance(scores.get(label), dict):
+def _scores(scores: Any, label: str) -> dict[str, float]:
+    if not isinstance(scores, dict) or not isinstance(scores.get(label), dict):
         return {}
     out: dict[str, float] = {}
     for k, v in scores[label].items():
@@ -152,50 +155,81 @@ def _scores(scores: dict[str, Any] | None, label: str) -> dict[str, float]:
     return out
 
 
-def code_row(d: dict[str, Any], *, legacy: bool, prompt_text: str | None = None,
-             item: ItemKey | None = None) -> JRow:
-    """Turn one judgment row (joined with both answer texts) into a `JRow`.
-
-    `prompt_text` (from the suite snapshot) names the row's cluster; without it the
-    cluster falls back to (section, prompt id). `item`, when given, is the row's
-    already-built `ItemKey` (shared by every judge's rows of one comparison).
-    """
-    baseline, candidate = d["baseline"], d["candidate"]
-    ft_is_a = d["label_a"] == candidate
-    p_a = d.get("p_a")
-    p_ft = NAN if p_a is None or not math.isfinite(p_a) else (p_a if ft_is_a else 1.0 - p_a)
-    ft_label, base_label = ("A", "B") if ft_is_a else ("B", "A")
-    text_a, text_b = d.get("text_a") or "", d.get("text_b") or ""
-    if item is None:
-        item = ItemKey(d["section"], str(d["prompt_id"]), int(d["sample_index"]), baseline, candidate,
-                       _replicate(d["unit_key"]) if legacy else 0,
-                       "text\x1f" + normalise_prompt(prompt_text) if prompt_text else "")
-    return JRow(
-        item=item,
-        unit_key=d["unit_key"], judge=d["judge"], judge_type=d.get("judge_type") or "",
-        judge_model=d.get("judge_model"), order_index=int(d["order_index"]),
-        label_a=d["label_a"], label_b=d["label_b"], verdict=d["verdict"], winner=d.get("winner"),
-        outcome=outcome_of(d.get("winner"), baseline, candidate), ft_is_a=ft_is_a,
-        first_label=("A" if int(d["order_index"]) == 0 else "B") if legacy else "A",
-        p_ft=p_ft, scores_ft=_scores(d.get("scores"), ft_label), scores_base=_scores(d.get("scores"), base_label),
-        text_ft=text_a if ft_is_a else text_b, text_base=text_b if ft_is_a else text_a,
-        raw=d.get("raw") or "", reasoning=d.get("reasoning"), invalid_reason=d.get("invalid_reason"),
-        input_tokens=int(d.get("input_tokens") or 0), output_tokens=int(d.get("output_tokens") or 0),
-        latency_s=d.get("latency_s"),
-    )
-
-
 def _replicate(unit_key: str) -> int:
     m = _REPLICATE.search(unit_key)
     return int(m.group(1)) if m else 0
 
 
-#: The judgment columns the statistics read: every column of `brie_bench.rows.JudgmentRow` (the
-#: one list of them) but the run id, the write time and the judge's own words (`raw`, `reasoning`),
-#: which are read only for the HTML list (`texts=True`). Rows are read as tuples, not `JudgmentRow`s:
-#: one object per row would slow a 100k-judgment report (benchmarks/report_scale.py).
+#: The judgment columns the statistics read, in the order `_RowCoder.code` unpacks them: every
+#: column of `brie_bench.rows.JudgmentRow` (the one list of them) but the run id, the write time
+#: and the judge's own words (`raw`, `reasoning`), which are read only for the HTML list
+#: (`texts=True`). Rows are read as tuples, not `JudgmentRow`s: one object per row would slow a
+#: 100k-judgment report (benchmarks/report_scale.py).
+_STAT_COLUMNS = ("unit_key", "section", "prompt_id", "sample_index", "judge", "judge_type", "judge_model",
+                 "baseline", "candidate", "order_index", "label_a", "label_b", "gen_key_a", "gen_key_b",
+                 "verdict", "winner", "p_a", "scores", "invalid_reason", "input_tokens", "output_tokens",
+                 "latency_s")
 _TEXT_COLUMNS = ("raw", "reasoning")
-_STAT_COLUMNS = tuple(c for c in JUDGMENT_COLUMNS if c not in ("run_id", "created_at", *_TEXT_COLUMNS))
+assert set(_STAT_COLUMNS) | set(_TEXT_COLUMNS) | {"run_id", "created_at"} == set(JUDGMENT_COLUMNS), \
+    "report.rows reads every judgment column but run_id and created_at"
+
+
+class _RowCoder:
+    """Codes the stored judgment tuples of one run into `JRow`s (the module docstring says how).
+
+    What many rows share is made once: one `ItemKey` per comparison, one cluster name per
+    prompt, and one pair of parsed score dicts per distinct stored scores text.
+    """
+
+    def __init__(self, legacy: bool, prompt_text: dict[tuple[str, str], str], answers: dict[str, str]) -> None:
+        self.legacy, self.prompt_text, self.answers = legacy, prompt_text, answers
+        self.cluster_of: dict[tuple[str, str], str] = {}
+        self.items: dict[tuple[Any, ...], ItemKey] = {}
+        self.scores: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+
+    def item(self, section: str, pid: str, sample_index: int, baseline: str, candidate: str,
+             unit_key: str) -> ItemKey:
+        cluster = self.cluster_of.get((section, pid))
+        if cluster is None:
+            text = self.prompt_text.get((section, pid))
+            cluster = self.cluster_of[(section, pid)] = "text\x1f" + normalise_prompt(text) if text else ""
+        ident = (section, pid, sample_index, baseline, candidate, _replicate(unit_key) if self.legacy else 0, cluster)
+        found = self.items.get(ident)
+        if found is None:
+            found = self.items[ident] = ItemKey(*ident)
+        return found
+
+    def score_pair(self, raw: str | None) -> tuple[dict[str, float], dict[str, float]]:
+        """(scores of label A, scores of label B), from the stored JSON text."""
+        if not raw:
+            return {}, {}
+        found = self.scores.get(raw)
+        if found is None:
+            parsed = json.loads(raw)
+            found = self.scores[raw] = (_scores(parsed, "A"), _scores(parsed, "B"))
+        return found
+
+    def code(self, values: tuple[Any, ...]) -> JRow | None:
+        """One row, or None when an answer it compares is missing (as the old join skipped it)."""
+        (unit_key, section, prompt_id, sample_index, judge, judge_type, judge_model, baseline, candidate,
+         order_index, label_a, label_b, gen_key_a, gen_key_b, verdict, winner, p_a, scores, invalid_reason,
+         input_tokens, output_tokens, latency_s, *texts) = values
+        text_a, text_b = self.answers.get(gen_key_a), self.answers.get(gen_key_b)
+        if text_a is None or text_b is None:
+            return None
+        order_index = int(order_index)
+        ft_is_a = label_a == candidate
+        p_ft = NAN if p_a is None or not math.isfinite(p_a) else (p_a if ft_is_a else 1.0 - p_a)
+        scores_a, scores_b = self.score_pair(scores)
+        raw, reasoning = texts if texts else ("", None)
+        return JRow(
+            self.item(section, str(prompt_id), int(sample_index), baseline, candidate, unit_key),
+            unit_key, judge, judge_type or "", judge_model, order_index, label_a, label_b, verdict, winner,
+            outcome_of(winner, baseline, candidate), ft_is_a,
+            ("A" if order_index == 0 else "B") if self.legacy else "A", p_ft,
+            scores_a if ft_is_a else scores_b, scores_b if ft_is_a else scores_a,
+            text_a if ft_is_a else text_b, text_b if ft_is_a else text_a,
+            raw or "", reasoning, invalid_reason, int(input_tokens or 0), int(output_tokens or 0), latency_s)
 
 
 def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> RunData:
@@ -208,45 +242,18 @@ def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> 
     HTML list of comparisons does (``raw`` is then "" and ``reasoning`` None).
     """
     run = store.run(run_id)
-    legacy = bool(run.metadata.get("legacy"))
     snapshot = store.suite_snapshot(run.id)
-    prompt_text = RunData(run=run, snapshot=snapshot, rows=[]).prompt_texts()
     columns = _STAT_COLUMNS + (_TEXT_COLUMNS if texts else ())
     cursor = store.conn.cursor()
     cursor.row_factory = None  # tuples: no per-row dict or sqlite3.Row
     answers: dict[str, str] = dict(cursor.execute(
         "SELECT key, text FROM generations WHERE key IN (SELECT gen_key_a FROM judgments WHERE run_id=? "
         "UNION SELECT gen_key_b FROM judgments WHERE run_id=?)", (run.id, run.id)))
+    coder = _RowCoder(bool(run.metadata.get("legacy")), RunData(run=run, snapshot=snapshot, rows=[]).prompt_texts(),
+                      answers)
     cursor.execute(f"SELECT {', '.join(columns)} FROM judgments WHERE run_id=? "
                    "ORDER BY section, prompt_id, sample_index, judge, order_index", (run.id,))
-    cluster_of: dict[tuple[str, str], str] = {}
-    items: dict[tuple[Any, ...], ItemKey] = {}
-    parsed_scores: dict[str, Any] = {}
-    rows: list[JRow] = []
-    for values in cursor:
-        d = dict(zip(columns, values))
-        text_a, text_b = answers.get(d["gen_key_a"]), answers.get(d["gen_key_b"])
-        if text_a is None or text_b is None:  # as the old join: a judgment without its answers is skipped
-            continue
-        section, pid = d["section"], str(d["prompt_id"])
-        cluster = cluster_of.get((section, pid))
-        if cluster is None:
-            text = prompt_text.get((section, pid))
-            cluster = cluster_of[(section, pid)] = "text\x1f" + normalise_prompt(text) if text else ""
-        raw_scores = d["scores"]
-        if raw_scores:
-            if raw_scores not in parsed_scores:
-                parsed_scores[raw_scores] = json.loads(raw_scores)
-            d["scores"] = parsed_scores[raw_scores]
-        else:
-            d["scores"] = None
-        replicate = _replicate(d["unit_key"]) if legacy else 0
-        ident = (section, pid, int(d["sample_index"]), d["baseline"], d["candidate"], replicate, cluster)
-        item = items.get(ident)
-        if item is None:
-            item = items[ident] = ItemKey(*ident)
-        d["text_a"], d["text_b"] = text_a, text_b
-        rows.append(code_row(d, legacy=legacy, item=item))
+    rows = [row for row in map(coder.code, cursor) if row is not None]
     generations = [dict(zip(("section", "prompt_id", "sample_index", "contender", "gen_key", "input_tokens",
                              "output_tokens", "finish_reason", "model", "backend"), r)) for r in cursor.execute(
         "SELECT rg.section, rg.prompt_id, rg.sample_index, rg.contender, rg.gen_key, g.input_tokens, "

@@ -76,7 +76,7 @@ from brie_bench.stats.bias import (
 from brie_bench.stats.bias import _logit_fit as _logit_fit
 from brie_bench.stats.draws import _DRAWS as _DRAWS
 from brie_bench.stats.draws import _exact_in_float32 as _exact_in_float32
-from brie_bench.stats.draws import cluster_resamples
+from brie_bench.stats.draws import cluster_resamples, shared_draws
 from brie_bench.stats.intervals import (
     BOOTSTRAP_MIN_CLUSTERS,
     Interval,
@@ -84,8 +84,11 @@ from brie_bench.stats.intervals import (
     cluster_t_ci,
     clustered_bootstrap_ci,
     degenerate_reason,
+    mean_bootstrap_cis,
     mean_ci,
+    mean_cis,
     rate_ci,
+    rate_cis,
     wilson_ci,
 )
 from brie_bench.stats.outcomes import (
@@ -118,8 +121,9 @@ __all__ = [
     "Counts", "Interval", "CriterionDifference", "PairAgreement", "Agreement", "MajorityVote",
     "LabelBias", "PositionConsistency", "LengthBias", "LengthControlled", "BradleyTerry",
     "counts", "win_rate", "strict_win_rate", "strict_outcomes",
-    "wilson_ci", "cluster_resamples", "clustered_bootstrap_ci", "sign_test",
-    "clopper_pearson_ci", "cluster_t_ci", "rate_ci", "mean_ci", "BOOTSTRAP_MIN_CLUSTERS", "LENGTH_BIAS_GAP",
+    "wilson_ci", "cluster_resamples", "shared_draws", "clustered_bootstrap_ci", "sign_test",
+    "clopper_pearson_ci", "cluster_t_ci", "rate_ci", "rate_cis", "mean_ci", "mean_cis",
+    "mean_bootstrap_cis", "BOOTSTRAP_MIN_CLUSTERS", "LENGTH_BIAS_GAP",
     "LENGTH_BIAS_ALPHA", "degenerate_reason",
     "criterion_differences", "logprob_preference",
     "percent_agreement", "pairwise_agreement", "cohen_kappa", "fleiss_kappa",

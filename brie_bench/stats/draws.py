@@ -7,7 +7,9 @@ statistic is then one matrix product (see benchmarks/report_scale.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -71,12 +73,17 @@ class _DrawCounts:
 
     def matmul(self, columns: NDArray[np.float64]) -> NDArray[np.float64]:
         """counts @ columns, exact for the float32-exact columns `_exact_in_float32` admits."""
-        rhs = np.asarray(columns, dtype=np.float32)
-        out = np.empty((self.counts.shape[0], rhs.shape[1]))
-        step = max(1, _SMALL_CELLS // max(1, self.counts.shape[1]))
-        for start in range(0, self.counts.shape[0], step):
-            out[start:start + step] = self.counts[start:start + step].astype(np.float32) @ rhs
-        return out
+        return _counts_matmul(self.counts, columns)
+
+
+def _counts_matmul(counts: NDArray[np.uint8], columns: NDArray[np.float64]) -> NDArray[np.float64]:
+    """counts @ columns in float32, a few rows at a time (small blocks stay in cache)."""
+    rhs = np.asarray(columns, dtype=np.float32)
+    out = np.empty((counts.shape[0], rhs.shape[1]))
+    step = max(1, _SMALL_CELLS // max(1, counts.shape[1]))
+    for start in range(0, counts.shape[0], step):
+        out[start:start + step] = counts[start:start + step].astype(np.float32) @ rhs
+    return out
 
 
 #: The draw counts of the last few (k, n_boot, seed): a report's statistics share their prompts.
@@ -93,6 +100,94 @@ def _draw_counts(k: int, n_boot: int, seed: int) -> _DrawCounts:
     while len(_DRAWS) > _DRAWS_KEPT:
         _DRAWS.pop(next(iter(_DRAWS)))
     return found
+
+
+#: Prompts a statistic must cover before it uses the run's shared draws; below this the report
+#: uses the cluster-t interval anyway, and a small subset is better served by its own draws.
+SHARED_MIN_CLUSTERS = 30
+#: The largest shared draw set (n_boot x prompts, kept as float32): 64 M cells, 256 MB.
+_SHARED_MAX_CELLS = 1 << 26
+
+
+class _SharedDraws:
+    """One set of draws over every prompt of a run, made on first use (see `shared_draws`).
+
+    Kept as float32 (exact for counts): every statistic is then one BLAS product of the
+    whole matrix with its per-prompt sums, zero for prompts it does not cover, which is
+    cheaper than gathering a subset's columns.
+    """
+
+    def __init__(self, n_clusters: int, n_boot: int, seed: int) -> None:
+        self.n_clusters, self.n_boot, self.seed = n_clusters, n_boot, seed
+        self._counts: NDArray[np.float32] | None = None
+
+    def counts(self) -> NDArray[np.float32]:
+        if self._counts is None:
+            self._counts = _DrawCounts(self.n_clusters, self.n_boot, self.seed).counts.astype(np.float32)
+        return self._counts
+
+
+_LOCAL = threading.local()
+
+
+@contextmanager
+def shared_draws(n_clusters: int, n_boot: int, seed: int) -> Iterator[None]:
+    """Within the block, mean bootstraps over prompts numbered 0..n_clusters-1 share one set of draws.
+
+    Why: a report computes dozens of intervals over different subsets of one run's
+    prompts (a judge, a section, a criterion). Drawing for each subset size separately
+    made the draws most of a 100,000-judgment report (benchmarks/report_scale.py).
+    Here the run's K prompts are resampled once (n_boot multinomial draws of K); an
+    interval over a subset S of them uses the same resamples restricted to S: each
+    prompt of S is drawn Binomial(K, 1/K) times, about Poisson(1), so over a subset
+    this is the Poisson (weighted) cluster bootstrap, and over all K prompts it is
+    exactly the multinomial one. The statistic is a ratio (the drawn prompts' row sums
+    over their row counts), so the varying number of drawn prompts cancels to first
+    order (docs/statistics.md). Only statistics whose `clusters` are these integer
+    prompt numbers, with at least `SHARED_MIN_CLUSTERS` prompts and the same n_boot
+    and seed, take part; all others draw for themselves as outside the block. Per
+    thread, so concurrent reports in one process never share draws.
+    """
+    previous = getattr(_LOCAL, "shared", None)
+    fits = 0 < n_clusters and n_clusters * n_boot <= _SHARED_MAX_CELLS
+    _LOCAL.shared = _SharedDraws(n_clusters, n_boot, seed) if fits else None
+    try:
+        yield
+    finally:
+        _LOCAL.shared = previous
+
+
+def shared_totals(blocks: Sequence[tuple[NDArray[np.int64], NDArray[np.float64]]], n_boot: int,
+                  seed: int) -> list[NDArray[np.float64] | None]:
+    """Per-resample totals of each block's columns, from the shared draws, in one matrix product.
+
+    A block is (sorted run prompt numbers, one row of columns per prompt). Its entry is
+    None when no shared draw set applies to it (outside `shared_draws`, another layout,
+    too few prompts, numbers outside the run, or totals that float32 would not hold
+    exactly); the caller then draws for itself. Computing several statistics' totals
+    in one product matters: each product reads the whole n_boot x prompts matrix.
+    """
+    shared: _SharedDraws | None = getattr(_LOCAL, "shared", None)
+    out: list[NDArray[np.float64] | None] = [None] * len(blocks)
+    if shared is None or shared.n_boot != n_boot or shared.seed != seed:
+        return out
+    usable = [i for i, (prompts, columns) in enumerate(blocks)
+              if len(prompts) >= SHARED_MIN_CLUSTERS and int(prompts[0]) >= 0 and int(prompts[-1]) < shared.n_clusters
+              and _exact_in_float32(columns[:, 0], columns[:, 1:], shared.n_clusters)]
+    if not usable:
+        return out
+    full = np.zeros((shared.n_clusters, sum(blocks[i][1].shape[1] for i in usable)), dtype=np.float32)
+    at = []
+    col = 0
+    for i in usable:
+        prompts, columns = blocks[i]
+        full[prompts, col:col + columns.shape[1]] = columns
+        at.append((i, col, columns.shape[1]))
+        col += columns.shape[1]
+    product = np.asarray(shared.counts() @ full, dtype=np.float64)
+    for i, start, width in at:
+        out[i] = product[:, start:start + width]
+    return out
 
 
 def _exact_in_float32(sums: NDArray[Any], sizes: NDArray[np.float64], k: int) -> bool:

@@ -7,7 +7,7 @@ never pick an interval method by hand (docs/statistics.md says why).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from brie_bench.stats.draws import _cluster_codes, _draw_counts, _exact_in_float32, cluster_resamples
-from brie_bench.stats.outcomes import _NAN, _check_level
+from brie_bench.stats.draws import _cluster_codes, _draw_counts, _exact_in_float32, cluster_resamples, shared_totals
+from brie_bench.stats.outcomes import _NAN, _check_level, _same_length
 
 
 @dataclass(frozen=True)
@@ -106,50 +106,117 @@ def clustered_bootstrap_ci(
     are NaN. For the mean (the default, and what a win rate is) the work is
     vectorised: each resample's mean is (sum of the drawn prompts' row sums) / (sum of
     their row counts). When those sums are halves and whole numbers (outcomes, score
-    differences) it is one matrix product of the shared draw counts (`_DrawCounts`) with
-    the per-prompt sums, exact in float32; otherwise one gather per chunk. Any other
+    differences) it is one matrix product of the shared draw counts (`_DrawCounts`, or a
+    report's run-wide `shared_draws`) with the per-prompt sums, exact in float32; otherwise
+    one gather per chunk. Any other
     `stat` is called once per resample on the expanded rows. Resamples come from
     `cluster_resamples(K, n_boot, seed)` with prompts numbered in sorted-id order.
     """
     _check_level(level)
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if _is_mean(stat):
+        return mean_bootstrap_cis([values], clusters, n_boot=n_boot, level=level, seed=seed)[0]
     v, codes = _valid_rows(values, clusters)
     method = "cluster-bootstrap" if clusters is not None else "bootstrap"
     if v.size == 0:
         return Interval(_NAN, _NAN, _NAN, level, method, 0, 0)
-    _, g = np.unique(codes, return_inverse=True)
-    g = g.reshape(-1)
+    g = np.unique(codes, return_inverse=True)[1].reshape(-1)
     k = int(g.max()) + 1
-    estimate = float(np.mean(v)) if _is_mean(stat) else float(stat(v))  # type: ignore[operator]  # not _is_mean: stat is the callable
+    estimate = float(stat(v))  # type: ignore[operator]  # not _is_mean: stat is the callable
     if k < 2:
         return Interval(estimate, _NAN, _NAN, level, method, int(v.size), k)
-
     boots = np.empty(n_boot)
     done = 0
-    if _is_mean(stat):
-        sums = np.bincount(g, weights=v, minlength=k)
-        sizes = np.bincount(g, minlength=k).astype(float)
-        if _exact_in_float32(sums, sizes, k):
+    rows = np.arange(v.size)
+    for idx in cluster_resamples(k, n_boot, seed):
+        for pick in idx:
+            times = np.bincount(pick, minlength=k)[g]
+            boots[done] = stat(v[np.repeat(rows, times)])  # type: ignore[operator]  # not _is_mean: callable
+            done += 1
+    return _percentile(boots, estimate, level, method, int(v.size), k)
+
+
+def _percentile(boots: NDArray[np.float64], estimate: float, level: float, method: str, n: int, k: int) -> Interval:
+    alpha = 1.0 - level
+    low, high = np.nanquantile(boots, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return Interval(estimate, float(low), float(high), level, method, n, k)
+
+
+@dataclass
+class _MeanParts:
+    """What a mean's bootstrap needs: per-prompt row sums and row counts, and which prompts they are."""
+
+    estimate: float
+    n: int
+    sums: NDArray[np.float64]
+    sizes: NDArray[np.float64]
+    #: The prompts' run numbers (sorted) when `clusters` are integers, else None.
+    prompts: NDArray[np.int64] | None
+
+
+def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int = 2000,
+                       level: float = 0.95, seed: int = 0) -> list[Interval]:
+    """`clustered_bootstrap_ci` of the mean for several value columns over the same rows and prompts.
+
+    Each column keeps its own valid rows (NaN dropped per column) and its own interval,
+    exactly as one call per column would give; inside a report's `shared_draws` the
+    columns' resample totals come from one matrix product instead of one each.
+    """
+    _check_level(level)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    method = "cluster-bootstrap" if clusters is not None else "bootstrap"
+    values = [np.asarray(col, dtype=float) for col in columns]
+    if not values:
+        return []
+    n = len(values[0])
+    for v in values:
+        if v.ndim != 1:
+            raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
+        _same_length("values", v, n)
+    codes = _cluster_codes(clusters, n)
+    numbers = np.asarray(clusters) if clusters is not None else None
+    run_numbers = numbers if numbers is not None and numbers.dtype.kind in "iu" else None
+    out: list[Interval | None] = [None] * len(values)
+    parts: list[tuple[int, _MeanParts]] = []
+    for i, v in enumerate(values):
+        keep = ~np.isnan(v)
+        kept = v[keep]
+        if kept.size == 0:
+            out[i] = Interval(_NAN, _NAN, _NAN, level, method, 0, 0)
+            continue
+        g = np.unique(codes[keep], return_inverse=True)[1].reshape(-1)
+        k = int(g.max()) + 1
+        estimate = float(np.mean(kept))
+        if k < 2:
+            out[i] = Interval(estimate, _NAN, _NAN, level, method, int(kept.size), k)
+            continue
+        parts.append((i, _MeanParts(estimate, int(kept.size), np.bincount(g, weights=kept, minlength=k).astype(float),
+                                    np.bincount(g, minlength=k).astype(float),
+                                    None if run_numbers is None else np.unique(run_numbers[keep]).astype(np.int64))))
+    blocks = [(j, part.prompts, np.column_stack([part.sums, part.sizes]))
+              for j, (_, part) in enumerate(parts) if part.prompts is not None]
+    shared = shared_totals([(prompts, cols) for _, prompts, cols in blocks], n_boot, seed)
+    from_shared = {j: totals for (j, _, _), totals in zip(blocks, shared)}
+    for j, (i, part) in enumerate(parts):
+        k = len(part.sums)
+        totals = from_shared.get(j)
+        if totals is None and _exact_in_float32(part.sums, part.sizes, k):
             # Per-cluster sums only: resample b's totals are (times each prompt was drawn) @ sums.
             # Every total is a multiple of 1/2 below 2**23, so float32 sums are exact and the
             # figures are bit-identical to summing the drawn prompts one by one (the path below).
-            totals = _draw_counts(k, n_boot, seed).matmul(np.column_stack([sums, sizes]))
-            boots[:] = totals[:, 0] / totals[:, 1]
+            totals = _draw_counts(k, n_boot, seed).matmul(np.column_stack([part.sums, part.sizes]))
+        if totals is not None:
+            boots = totals[:, 0] / totals[:, 1]
         else:
+            boots = np.empty(n_boot)
+            done = 0
             for idx in cluster_resamples(k, n_boot, seed):
-                boots[done:done + len(idx)] = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+                boots[done:done + len(idx)] = part.sums[idx].sum(axis=1) / part.sizes[idx].sum(axis=1)
                 done += len(idx)
-    else:
-        rows = np.arange(v.size)
-        for idx in cluster_resamples(k, n_boot, seed):
-            for pick in idx:
-                times = np.bincount(pick, minlength=k)[g]
-                boots[done] = stat(v[np.repeat(rows, times)])  # type: ignore[operator]  # not _is_mean: callable
-                done += 1
-    alpha = 1.0 - level
-    low, high = np.nanquantile(boots, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return Interval(estimate, float(low), float(high), level, method, int(v.size), k)
+        out[i] = _percentile(boots, part.estimate, level, method, part.n, k)
+    return [ci for ci in out if ci is not None]
 
 
 #: Below this many prompts the percentile cluster bootstrap can cover less than 93% under a
@@ -222,17 +289,17 @@ def rate_ci(values: ArrayLike, clusters: ArrayLike | None, n_boot: int = 2000, l
       the percentile bootstrap under-covers there (see benchmarks/coverage.py).
     * Otherwise the percentile cluster bootstrap (`clustered_bootstrap_ci`).
     """
-    v = np.asarray(values, dtype=float)
-    codes = _cluster_codes(clusters, len(v))
-    valid = ~np.isnan(v)
-    k = int(np.unique(codes[valid]).size)
-    if k >= 1 and v[valid].size and (np.all(v[valid] == 1.0) or np.all(v[valid] == 0.0)):
-        ci = clopper_pearson_ci(k if v[valid][0] == 1.0 else 0, k, level)
-        return Interval(ci.estimate, ci.low if k >= 2 else _NAN, ci.high if k >= 2 else _NAN, level,
-                        "clopper-pearson-prompts", int(v[valid].size), k)
-    if k < min_boot_clusters:
-        return cluster_t_ci(v, clusters, level=level, bounds=(0.0, 1.0))
-    return clustered_bootstrap_ci(v, clusters, n_boot=n_boot, level=level, seed=seed)
+    return rate_cis([values], clusters, n_boot=n_boot, level=level, seed=seed, min_boot_clusters=min_boot_clusters)[0]
+
+
+def rate_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95,
+             seed: int = 0, min_boot_clusters: int = BOOTSTRAP_MIN_CLUSTERS) -> list[Interval]:
+    """`rate_ci` for several columns over the same rows (a win rate and its strict version).
+
+    The same interval per column as `rate_ci`; the bootstrap ones are computed together
+    (`mean_bootstrap_cis`), which inside a report's `shared_draws` is one matrix product.
+    """
+    return _chosen_cis(columns, clusters, n_boot, level, seed, min_boot_clusters, (0.0, 1.0), rates=True)
 
 
 def mean_ci(values: ArrayLike, clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
@@ -243,12 +310,39 @@ def mean_ci(values: ArrayLike, clusters: ArrayLike | None, n_boot: int = 2000, l
     have a valid row, `cluster_t_ci` clipped to `bounds`: the same switch as `rate_ci`
     and for the same reason (with few prompts the bootstrap under-covers).
     """
-    if min_boot_clusters is not None:
-        v = np.asarray(values, dtype=float)
-        codes = _cluster_codes(clusters, len(v))
-        if int(np.unique(codes[~np.isnan(v)]).size) < min_boot_clusters:
-            return cluster_t_ci(v, clusters, level=level, bounds=bounds)
-    return clustered_bootstrap_ci(values, clusters, n_boot=n_boot, level=level, seed=seed)
+    return mean_cis([values], clusters, n_boot=n_boot, level=level, seed=seed, bounds=bounds,
+                    min_boot_clusters=min_boot_clusters)[0]
+
+
+def mean_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95,
+             seed: int = 0, bounds: tuple[float, float] | None = None,
+             min_boot_clusters: int | None = None) -> list[Interval]:
+    """`mean_ci` for several columns over the same rows (one per scoring criterion), computed together."""
+    return _chosen_cis(columns, clusters, n_boot, level, seed, min_boot_clusters, bounds, rates=False)
+
+
+def _chosen_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int, level: float, seed: int,
+                min_boot_clusters: int | None, bounds: tuple[float, float] | None, *, rates: bool) -> list[Interval]:
+    """Per column, the interval `rate_ci` (rates=True) or `mean_ci` would choose; bootstraps batched."""
+    values = [np.asarray(col, dtype=float) for col in columns]
+    codes = _cluster_codes(clusters, len(values[0])) if values else np.zeros(0, dtype=np.intp)
+    out: list[Interval | None] = [None] * len(values)
+    boot: list[int] = []
+    for i, v in enumerate(values):
+        valid = ~np.isnan(v)
+        k = int(np.unique(codes[valid]).size)
+        if rates and k >= 1 and (np.all(v[valid] == 1.0) or np.all(v[valid] == 0.0)):
+            ci = clopper_pearson_ci(k if v[valid][0] == 1.0 else 0, k, level)
+            out[i] = Interval(ci.estimate, ci.low if k >= 2 else _NAN, ci.high if k >= 2 else _NAN, level,
+                              "clopper-pearson-prompts", int(np.count_nonzero(valid)), k)
+        elif min_boot_clusters is not None and k < min_boot_clusters:
+            out[i] = cluster_t_ci(v, clusters, level=level, bounds=bounds)
+        else:
+            boot.append(i)
+    for i, ci in zip(boot, mean_bootstrap_cis([values[i] for i in boot], clusters, n_boot=n_boot, level=level,
+                                              seed=seed)):
+        out[i] = ci
+    return [ci for ci in out if ci is not None]
 
 
 def degenerate_reason(ci: Interval, span: tuple[float, float] = (0.0, 1.0)) -> str | None:

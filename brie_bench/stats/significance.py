@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from brie_bench.stats.intervals import Interval, mean_ci
+from brie_bench.stats.intervals import Interval, mean_ci, mean_cis
 from brie_bench.stats.outcomes import _NAN, _same_length
 
 
@@ -118,19 +118,18 @@ def criterion_differences(
     """
     if set(scores_ft) != set(scores_base):
         raise ValueError(f"criteria differ: {sorted(scores_ft)} vs {sorted(scores_base)}")
-    out: dict[str, CriterionDifference] = {}
+    means: dict[str, tuple[float, float]] = {}
+    diffs = []
     for name in scores_ft:
         ft = np.asarray(scores_ft[name], dtype=float)
         base = np.asarray(scores_base[name], dtype=float)
         _same_length(f"scores_base[{name!r}]", base, len(ft))
         both = ~(np.isnan(ft) | np.isnan(base))
-        diff = np.where(both, ft - base, np.nan)
-        ci = mean_ci(diff, clusters, n_boot=n_boot, level=level, seed=seed, bounds=(-4.0, 4.0),
-                     min_boot_clusters=min_boot_clusters)
-        mean_ft = float(ft[both].mean()) if both.any() else _NAN
-        mean_base = float(base[both].mean()) if both.any() else _NAN
-        out[name] = CriterionDifference(name, mean_ft, mean_base, ci)
-    return out
+        diffs.append(np.where(both, ft - base, np.nan))
+        means[name] = (float(ft[both].mean()) if both.any() else _NAN, float(base[both].mean()) if both.any() else _NAN)
+    cis = mean_cis(diffs, clusters, n_boot=n_boot, level=level, seed=seed, bounds=(-4.0, 4.0),
+                   min_boot_clusters=min_boot_clusters)  # every criterion's bootstrap in one pass over the draws
+    return {name: CriterionDifference(name, *means[name], ci) for name, ci in zip(scores_ft, cis)}
 
 
 def logprob_preference(
