@@ -539,10 +539,12 @@ class Store:
     def stored_judgment_keys(self, run_id: str) -> set[str]:
         return {r["unit_key"] for r in self.conn.execute("SELECT unit_key FROM judgments WHERE run_id=?", (run_id,))}
 
-    def save_judgment(self, row: JudgmentRow) -> bool:
+    def save_judgment(self, row: JudgmentRow, *, release: tuple[str, Sequence[str]] | None = None) -> bool:
         """Store one verdict; True when this call stored it, False when the unit was already stored.
 
-        As with `save_generation`, only a key conflict is tolerated.
+        As with `save_generation`, only a key conflict is tolerated. `release` is
+        ``(owner, lease keys)``: those leases are given back (`release`) in the same
+        transaction, one commit per verdict instead of two.
         """
         values = [getattr(row, c) for c in JUDGMENT_COLUMNS]
         if row.scores is not None:
@@ -551,6 +553,9 @@ class Store:
             values[_CREATED_AT] = time.time()
         with self.conn:
             cursor = self.conn.execute(_INSERT_JUDGMENT, values)
+            if release is not None:
+                owner, keys = release
+                self.conn.executemany("DELETE FROM leases WHERE key=? AND owner=?", [(k, owner) for k in keys])
         return cursor.rowcount == 1
 
     def count_judgments(self, run_id: str, keys: Sequence[str] | None = None) -> int:
@@ -559,14 +564,15 @@ class Store:
             return int(self.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=?", (run_id,)).fetchone()[0])
         return len(self.stored_judgment_keys(run_id) & set(keys))
 
-    def judgments(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT * FROM judgments WHERE run_id=? ORDER BY section, prompt_id, sample_index, "
-                                 "judge, order_index", (run_id,)).fetchall()
+    def judgments(self, run_id: str) -> list[JudgmentRow]:
+        """The run's stored verdicts as typed rows, in (section, prompt, sample, judge, order) order."""
+        rows = self.conn.execute(f"SELECT {', '.join(JUDGMENT_COLUMNS)} FROM judgments WHERE run_id=? "
+                                 "ORDER BY section, prompt_id, sample_index, judge, order_index", (run_id,)).fetchall()
         out = []
         for r in rows:
             d = dict(r)
             d["scores"] = json.loads(d["scores"]) if d["scores"] else None
-            out.append(d)
+            out.append(JudgmentRow.from_mapping(d))
         return out
 
     def iter_judgments_with_texts(self, run_id: str) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable
 
+from brie_bench.rows import JudgmentRow
 from brie_bench.stats.outcomes import LOSS, TIE_OUTCOME, WIN, combine_orders, outcome_of, rate_from_counts
 
 
@@ -36,29 +37,29 @@ class JudgeTally:
         return rate_from_counts(self.wins, self.ties, self.valid) if self.valid else None
 
 
-def comparisons(rows: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+def comparisons(rows: Iterable[JudgmentRow]) -> list[tuple[JudgmentRow, float]]:
     """One (row, outcome) per comparison: a pair judged in both orders counts once, through the same
     `stats.combine_orders` the report uses."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[Any, ...], list[JudgmentRow]] = defaultdict(list)
     for r in rows:
-        groups[(r["judge"], r["baseline"], r["candidate"], r["section"], r["prompt_id"], r["sample_index"])].append(r)
+        groups[(r.judge, r.baseline, r.candidate, r.section, r.prompt_id, r.sample_index)].append(r)
     out = []
     for group in groups.values():
         first = group[0]
-        outcomes = [outcome_of(r["winner"], r["baseline"], r["candidate"]) for r in group]
+        outcomes = [outcome_of(r.winner, r.baseline, r.candidate) for r in group]
         outcome = combine_orders(outcomes[0], outcomes[1]) if len(outcomes) == 2 else outcomes[0]
         out.append((first, outcome))
     return out
 
 
-def tally(rows: Iterable[dict[str, Any]]) -> list[JudgeTally]:
+def tally(rows: Iterable[JudgmentRow]) -> list[JudgeTally]:
     """Wins, losses, ties and invalid verdicts per judge and candidate, over comparisons."""
     table: dict[tuple[str, str, str], JudgeTally] = {}
     for r, outcome in comparisons(rows):
-        key = (r["judge"], r["baseline"], r["candidate"])
+        key = (r.judge, r.baseline, r.candidate)
         t = table.get(key)
         if t is None:
-            t = table[key] = JudgeTally(r["judge"], r.get("judge_model"), r["baseline"], r["candidate"])
+            t = table[key] = JudgeTally(r.judge, r.judge_model, r.baseline, r.candidate)
         if outcome == WIN:
             t.wins += 1
         elif outcome == LOSS:

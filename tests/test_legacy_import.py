@@ -201,5 +201,5 @@ def test_identical_answers_to_one_prompt_are_one_comparison_across_files(tmp_pat
         result = import_legacy(store, [f1, f2])
         rows = store.judgments(result.run_id)
     assert result.comparisons == 2 and result.prompts == 1 and result.judges == [GOOD["judge_model"], "other-judge"]
-    assert {(r["judge"], r["sample_index"], r["winner"]) for r in rows} == {
+    assert {(r.judge, r.sample_index, r.winner) for r in rows} == {
         (GOOD["judge_model"], 0, "brie"), (GOOD["judge_model"], 1, "baseline"), ("other-judge", 0, "baseline")}

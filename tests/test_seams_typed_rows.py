@@ -56,7 +56,9 @@ def test_a_judgment_row_round_trips_through_the_store(tmp_path: Path) -> None:
         row = _judgment(run_id)
         assert store.save_judgment(row) is True
         assert store.save_judgment(row) is False
-        (back,) = store.judgments(run_id)
+        (stored,) = store.judgments(run_id)
+        assert isinstance(stored, JudgmentRow)
+        back = stored.columns()
         assert back["created_at"] > 0
         del back["created_at"]
         expected = row.columns()

@@ -190,10 +190,10 @@ def test_a_person_judges_the_smoke_run_with_the_keyboard(smoke_db, judge_server:
     assert console_errors == []  # no CSP violation: nothing tried to run
 
     with Store(db, readonly=True) as store:
-        stored = [r for r in store.judgments(run_id) if r["judge"] == "alice"]
+        stored = [r for r in store.judgments(run_id) if r.judge == "alice"]
         report = build_report(store, run_id)
-    assert len(stored) == 9 and {r["winner"] for r in stored} == {"brie"}
-    assert {r["label_a"] for r in stored} == {"brie", "baseline"}  # both assignments were shown
+    assert len(stored) == 9 and {r.winner for r in stored} == {"brie"}
+    assert {r.label_a for r in stored} == {"brie", "baseline"}  # both assignments were shown
     (alice,) = [j for j in report["judges"] if j["judge"] == "alice"]
     assert alice["win_rate"] == 1.0 and alice["judge_type"] == "human"
     (agreement,) = report["agreement"]

@@ -189,8 +189,8 @@ class JudgingSession:
         counts = {"decided": 0, "tie": 0, "skipped": 0}
         keys = self.by_key.keys()
         for row in self.store.judgments(self.run_id):
-            if row["unit_key"] not in keys:
+            if row.unit_key not in keys:
                 continue
-            verdict = row["verdict"]
+            verdict = row.verdict
             counts["decided" if verdict in ("A", "B") else "tie" if verdict == "tie" else "skipped"] += 1
         return counts
