@@ -7,7 +7,8 @@ person meets it), several times, interleaved; the median is reported.
     python benchmarks/startup.py [--repeats 7]
 
 Ends with: RESULT report_json_seconds=... help_seconds=... python_seconds=... (and the same as
-*_cpu_seconds: user + system time) target_report_s=0.35 target_help_s=0.3
+*_cpu_seconds: user + system time) target_report_s=0.35 target_help_s=0.3 load_before=... load_after=...
+(the 1-minute load average, as `uptime` shows it: wall times are only comparable on a quiet machine).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "small.db"
         build(db, 9)  # the smallest synthetic run: one prompt per section, 20 judgments
@@ -75,7 +77,8 @@ def main() -> None:
           f"help_cpu_seconds={med_cpu['help']:.3f} python_cpu_seconds={med_cpu['python']:.3f} "
           f"scipy_stats_import_cpu_seconds={med_cpu['scipy_stats']:.3f} "
           f"scipy_special_import_cpu_seconds={med_cpu['scipy_special']:.3f} "
-          "target_report_s=0.35 target_help_s=0.3")
+          f"target_report_s=0.35 target_help_s=0.3 load_before={load_before:.2f} load_after={os.getloadavg()[0]:.2f}")
+
 
 if __name__ == "__main__":
     main()

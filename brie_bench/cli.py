@@ -11,21 +11,22 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from gettext import gettext
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-
-from brie_bench.termtable import new_table, print_table
-from brie_bench.textsafe import safe_text
 
 from brie_bench import __version__
-from brie_bench.api import ModelBackend
 from brie_bench.errors import BrieBenchError, InputError, StopRun
-from brie_bench.plugin_manager import PluginClass, Registry, load_plugins, register_commands
 from brie_bench.cli_options import common_options, db_option, plugins_dir_from, plugins_dir_option
+
+if TYPE_CHECKING:  # start-up time: rich, pydantic and the plugins load only in the commands that use them
+    from rich.console import Console
+    from rich.text import Text
+
+    from brie_bench.plugin_manager import PluginClass, Registry
 
 EXIT_OK, EXIT_FAILED_UNITS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERRUPTED_MESSAGE = "interrupted: everything finished so far is stored; rerun the same command to resume"
@@ -33,11 +34,22 @@ INTERRUPTED_MESSAGE = "interrupted: everything finished so far is stored; rerun 
 
 def out_console() -> Console:
     """A console made per command, so it sees the current stdout and terminal width."""
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
 def err_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
+
+
+def safe_text(value: Any, **kwargs: Any) -> Text:
+    """`brie_bench.textsafe.safe_text`, imported on first use (it loads rich)."""
+    from brie_bench.textsafe import safe_text as make
+
+    return make(value, **kwargs)
 
 
 def default_db() -> str:
@@ -45,7 +57,38 @@ def default_db() -> str:
 
 
 class BrieGroup(click.Group):
-    """A click group that turns our errors into one-line messages and exit codes."""
+    """A click group that turns our errors into one-line messages and exit codes.
+
+    Commands kept in their own modules are registered as `LazyCommand`s: listed by
+    `--help` without importing anything, replaced by the real command on first use.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, LazyCommand):
+            real = command.load()
+            if real is None:
+                del self.commands[cmd_name]
+                return None
+            self.commands[cmd_name] = real
+            return real
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, but a command not yet loaded is listed from its `LazyCommand` (same short help)."""
+        commands = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if isinstance(command, LazyCommand) and not command.available():
+                continue
+            if command is None or command.hidden:
+                continue
+            commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            rows = [(name, command.get_short_help_str(limit)) for name, command in commands]
+            with formatter.section(gettext("Commands")):  # translated as click translates it
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -90,6 +133,8 @@ _PRELOADED: dict[str | None, Registry] = {}
 
 
 def get_registry(plugins_dir: str | None, *, quiet: bool = False) -> Registry:
+    from brie_bench.plugin_manager import load_plugins
+
     registry = _PRELOADED.get(plugins_dir) or load_plugins(plugins_dir)
     if not quiet:
         for plugin, cause in registry.failures:
@@ -197,6 +242,9 @@ def run(ctx: click.Context, suite_path: str, seed: int | None, concurrency: int 
 @click.pass_context
 def plugins(ctx: click.Context, verbose: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """List every registered backend and judge, and where it came from."""
+    from brie_bench.api import ModelBackend
+    from brie_bench.termtable import new_table, print_table
+
     _, plugins_dir = resolve_common(ctx, db_opt, plugins_dir_opt)
     registry = get_registry(plugins_dir, quiet=True)
     console = out_console()
@@ -234,6 +282,7 @@ def runs(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) ->
     import datetime
 
     from brie_bench.store import Store
+    from brie_bench.termtable import new_table, print_table
 
     db, _ = resolve_common(ctx, db_opt, plugins_dir_opt)
     if not Path(db).exists():
@@ -251,37 +300,91 @@ def runs(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) ->
         print_table(console, table)
 
 
-def _add_optional_commands(group: click.Group) -> None:
-    """Commands that live in their own modules (training, reports, import)."""
-    import importlib
+class LazyCommand(click.Command):
+    """A command that lives in its own module, standing in for it until it is invoked.
 
-    for modname, attr in (("brie_bench.training.cli", "train_command"),
-                          ("brie_bench.report.cli", "report_command"),
-                          ("brie_bench.report.cli", "export_command"),
-                          ("brie_bench.report.cli", "import_command"),
-                          ("brie_bench.web.cli", "judge_command")):
+    `brie-bench --help` lists it from `short_help_source` (the first paragraph of the real
+    command's docstring, so the listed line is the same); `BrieGroup.get_command` swaps
+    in the real command, importing its module, only when the command is run or asked
+    for its own help. `tests/test_startup_lazy_cli.py` checks the two stay the same.
+    """
+
+    def __init__(self, name: str, module: str, attribute: str, short_help_source: str) -> None:
+        super().__init__(name, help=short_help_source)
+        self.module = module
+        self.attribute = attribute
+
+    def available(self) -> bool:
+        """Whether the module is installed, found without importing it."""
+        import importlib.util
+
         try:
-            module = importlib.import_module(modname)
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    def load(self) -> click.Command | None:
+        """The real command, or None when its module is not installed."""
+        import importlib
+
+        try:
+            module = importlib.import_module(self.module)
         except ModuleNotFoundError as exc:
-            if exc.name == modname:
-                continue
+            if exc.name == self.module:
+                return None
             raise
-        command = getattr(module, attr, None)
-        if command is not None:
-            group.add_command(command)
+        command = getattr(module, self.attribute, None)
+        return command if isinstance(command, click.Command) else None
 
 
-_add_optional_commands(cli)
+#: Commands that live in their own modules (training, reports, import, web judging): name ->
+#: (module, attribute, first paragraph of the command's docstring, as `--help` lists it).
+#: Their modules (pydantic configs, report renderers, rich tables) import only when the command runs.
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("brie_bench.training.cli", "train_command",
+              "Fine-tune a LoRA adapter on chat JSONL data as CONFIG describes (TRL + PEFT)."),
+    "report": ("brie_bench.report.cli", "report_command",
+               "Report a run (default: the latest); with two runs, compare them side by side."),
+    "export": ("brie_bench.report.cli", "export_command",
+               "Write one row per judgment of RUN (default: the latest) as --jsonl or --csv."),
+    "import": ("brie_bench.report.cli", "import_command", "Import results written by other tools."),
+    "judge": ("brie_bench.web.cli", "judge_command",
+              "Judge a stored run's comparisons (default: the latest run) blind, in the browser, as NAME."),
+}
+
+
+def _add_lazy_commands(group: click.Group) -> None:
+    for name, (module, attribute, short_help) in LAZY_COMMANDS.items():
+        group.add_command(LazyCommand(name, module, attribute, short_help))
+
+
+_add_lazy_commands(cli)
+
+
+def _load_plugin_commands(plugins_dir: str | None) -> None:
+    """Load the plugins before click parses, when one of them may add a command.
+
+    Built-in plugins add none (`BUILTIN_COMMAND_PLUGINS` is empty), so without a
+    --plugins-dir or a `brie_bench` entry point nothing is loaded here: `--help` and
+    `report` stay fast, and a command that needs the plugins loads them itself.
+    Otherwise the registry loaded here is the one the command reuses (plugin files
+    are imported once per command, not twice).
+    """
+    from brie_bench.plugin_manager import load_plugins, plugins_may_add_commands, register_commands
+
+    if not plugins_may_add_commands(plugins_dir):
+        return
+    registry = load_plugins(plugins_dir)
+    _PRELOADED[plugins_dir] = registry
+    register_commands(registry, cli, lambda plugin, cause: err_console().print(
+        safe_text(f"warning: plugin {plugin} could not add commands: {cause}")))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     plugins_dir = plugins_dir_from(args)  # before click parses, so plugin files can add commands too
-    registry = load_plugins(plugins_dir)
     _PRELOADED.clear()
-    _PRELOADED[plugins_dir] = registry
-    register_commands(registry, cli, lambda plugin, cause: err_console().print(
-        safe_text(f"warning: plugin {plugin} could not add commands: {cause}")))
+    _load_plugin_commands(plugins_dir)
     try:
         cli.main(args=args, prog_name="brie-bench")
     except KeyboardInterrupt:  # before or after a command (inside one, BrieGroup handles it)

@@ -12,16 +12,16 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from brie_bench.cli_options import common_options
 from brie_bench.errors import InputError
-from brie_bench.textsafe import safe_text
+
+if TYPE_CHECKING:  # rich loads only where something is printed: `report --json` to stdout never needs it
+    from rich.console import Console
+    from rich.text import Text
 
 DEFAULT_REPORT_DIR = "reports"
 #: What a run id may hold before it becomes part of a file name (ids are made as 20260101-120000-ab12cd).
@@ -52,11 +52,22 @@ def checked_run_id(run_id: Any, db: str | None = None) -> str:
 
 
 def _out() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
 def _err() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
+
+
+def safe_text(value: Any, **kwargs: Any) -> Text:
+    """`brie_bench.textsafe.safe_text`, imported on first use (it loads rich)."""
+    from brie_bench.textsafe import safe_text as make
+
+    return make(value, **kwargs)
 
 
 def _split_target(value: str | None, suffixes: tuple[str, ...], runs: list[str]) -> str | None:
@@ -169,6 +180,8 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
 def _update_model_card(path: Path, report: dict[str, Any], section: str, model_name: str | None,
                        candidate: str | None) -> None:
     """Merge the run into the card at `path` (see brie_bench.modelcard); rewrite it only if something changed."""
+    from rich.text import Text
+
     from brie_bench.modelcard import updated_card
 
     try:
@@ -265,6 +278,9 @@ def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_n
                           name: str | None, new_run: bool, judge_name: str | None, db_opt: str | None,
                           plugins_dir_opt: str | None) -> None:
     """Import the original Brie Bench's JSONL files (one judgment per line) into a run."""
+    from rich.table import Table
+    from rich.text import Text
+
     from brie_bench.report.legacy import import_legacy
     from brie_bench.store import Store
 
