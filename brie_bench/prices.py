@@ -6,28 +6,63 @@ one-line data change. Local models have no price: their cost is reported as 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any, ClassVar
 from collections.abc import Iterable, Mapping
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+import annotated_types as at
 
 
-class Price(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class Price:
+    """USD per million input and output tokens, and the multiplier for batch APIs.
 
-    input: float = Field(ge=0, le=10_000, description="USD per million input tokens")
-    output: float = Field(ge=0, le=10_000, description="USD per million output tokens")
-    batch: float = Field(default=0.5, gt=0, le=1, description="multiplier for batch APIs")
+    A plain dataclass, not a pydantic model: `brie-bench report` reads prices, and the
+    first pydantic model of a process costs about 0.1 s to build (docs/performance.md).
+    A suite's `prices:` are still validated by pydantic (it honours the `annotated_types`
+    bounds and the config below); prices read elsewhere go through `from_mapping`.
+    """
+
+    input: Annotated[float, at.Ge(0), at.Le(10_000)]
+    output: Annotated[float, at.Ge(0), at.Le(10_000)]
+    batch: Annotated[float, at.Gt(0), at.Le(1)] = 0.5
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+
+    @classmethod
+    def from_mapping(cls, value: Any) -> Price:
+        """A price from {input, output[, batch]}; a `ValueError` names what is wrong."""
+        if not isinstance(value, Mapping):
+            raise ValueError(f"a price is a mapping with input and output, got {type(value).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in value if k not in known)
+        if unknown:
+            raise ValueError(f"unknown price key {unknown[0]!r} (known keys: {', '.join(sorted(known))})")
+        bounds = {"input": (0.0, False), "output": (0.0, False), "batch": (0.0, True)}
+        out: dict[str, float] = {}
+        for name, (low, exclusive) in bounds.items():
+            if name not in value:
+                if name == "batch":
+                    continue
+                raise ValueError(f"price {name} is missing")
+            v = value[name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"price {name} must be a finite number, got {v!r}")
+            high = 1.0 if name == "batch" else 10_000.0
+            if v < low or (exclusive and v == low) or v > high:
+                raise ValueError(f"price {name} {v!r} is out of range")
+            out[name] = float(v)
+        return cls(**out)
 
 
 @lru_cache(maxsize=1)
 def builtin_prices() -> dict[str, Price]:
+    import yaml
+
     text = resources.files("brie_bench").joinpath("data", "prices.yaml").read_text("utf-8")
-    return {model: Price.model_validate(p) for model, p in (yaml.safe_load(text) or {}).items()}
+    return {model: Price.from_mapping(p) for model, p in (yaml.safe_load(text) or {}).items()}
 
 
 def price_table(overrides: Mapping[str, Price] | None = None) -> dict[str, Price]:
@@ -90,7 +125,7 @@ def snapshot_price_table(prices: Mapping[str, Any] | None) -> dict[str, Price]:
     overrides: dict[str, Price] = {}
     for model, p in (prices or {}).items():
         try:
-            overrides[model] = Price.model_validate(p)
+            overrides[model] = Price.from_mapping(p)
         except ValueError:  # a bad price must not break a report of a finished run
             continue
     return price_table(overrides)

@@ -13,6 +13,8 @@ near 300 levels; a 1 KB suite can nest 600).
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,12 +204,14 @@ def _known_fields(model: type[BaseModel] | None, loc: PathKey) -> list[str] | No
             continue
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
+    if isinstance(current, type) and dataclasses.is_dataclass(current):
+        return sorted(f.name for f in dataclasses.fields(current))
     return None
 
 
 def _inner_model(annotation: Any) -> Any:
-    """The pydantic model inside list[...], dict[str, ...], Optional[...], or None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    """The pydantic model (or dataclass) inside list[...], dict[str, ...], Optional[...], or None."""
+    if isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)):
         return annotation
     for arg in getattr(annotation, "__args__", ()) or ():
         found = _inner_model(arg)
@@ -240,7 +244,7 @@ def validation_error(exc: ValidationError, path: str | Path, index: LineIndex,
     err = exc.errors(include_url=False)[0]
     loc = _clean_loc(err["loc"], index, prefix)
     msg = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's key, a dataclass's
         known = _known_fields(model, loc[len(prefix):-1]) if model is not None else None
         msg = f"unknown key {str(loc[-1])!r}"
         if known:
