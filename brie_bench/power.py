@@ -23,8 +23,8 @@ otherwise from the normal (`critical_values`), so the minimum detectable effect
 (MDE) describes the test the report actually runs (benchmarks/power_simulation.py
 checks that a planted effect equal to the MDE is found 80% of the time).
 
-Only numpy and scipy.special are imported: `brie-bench run --dry-run --power` should
-start fast.
+Only numpy and `brie_bench.stats.special` (scipy.special's functions without importing
+scipy) are needed: `brie-bench run --dry-run --power` should start fast.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
+from brie_bench.stats import special
 
 __all__ = [
     "ALPHA", "POWER", "DEFAULT_EFFECT", "DEFAULT_TOTAL_VARIANCE", "DEFAULT_BETWEEN_SHARE", "T_BELOW_PROMPTS",
@@ -58,8 +58,8 @@ DEFAULT_TOTAL_VARIANCE: float = 0.25
 DEFAULT_BETWEEN_SHARE: float = 0.5
 #: Below this many prompts the report's win-rate interval is a cluster-robust t interval
 #: (`stats.BOOTSTRAP_MIN_CLUSTERS`), above it a bootstrap that behaves like a normal one.
-#: Copied, not imported: `brie_bench.stats` loads scipy.stats, which `--dry-run --power`
-#: does not need; tests/test_power_formulas.py keeps the two equal.
+#: Copied, not imported, so the planner does not depend on the statistics' internals;
+#: tests/test_power_formulas.py keeps the two equal.
 T_BELOW_PROMPTS: int = 30
 #: Cap on a recommended number of samples per prompt: beyond it the answer is "more prompts".
 MAX_SAMPLES: int = 10

@@ -1,16 +1,19 @@
 """Statistics over blind A/B judgments: win rates, intervals, judge agreement, biases, rankings.
 
-Everything here is a pure function over numpy arrays (numpy and scipy only), so the
-report, the CLI and notebooks can compose them freely and tests can check each one
-against an independent implementation.
+Everything here is a pure function over numpy arrays (numpy only), so the report, the
+CLI and notebooks can compose them freely and tests can check each one against an
+independent implementation.
 
-Only `scipy.special` is imported: `scipy.stats` and `scipy.optimize` cost most of a
-second to import, which is most of `brie-bench report --json` on a small run. The few
-distribution functions needed here are written on `scipy.special` (the same routines
-scipy.stats calls: `ndtri`, `stdtrit`, `betaincinv`, `bdtr`), the exact tests
-(binomial, Fisher) and Spearman's rho follow scipy.stats' definitions, and the
-length-controlled fit is a two-parameter Newton solve (tests check each against
-scipy.stats / statsmodels-style references).
+scipy is not imported at all: `scipy.stats` and `scipy.optimize` cost most of a second
+to import, and even `scipy.special` ~0.3 s (scipy >= 1.15 builds an array-API copy of
+numpy at import, loading numpy's lazy submodules), which was most of
+`brie-bench report --json` on a small run. The few special functions needed
+(`expit`, `logit`, `ndtri`, `stdtr`, `stdtrit`, `betaincinv`, `bdtr`, `bdtrc`) are in
+`brie_bench.stats.special`, with scipy.special's names and edge cases, checked against
+it to ~1e-12 (tests/test_special_functions.py); the exact tests (binomial, Fisher) and
+Spearman's rho follow scipy.stats' definitions, and the length-controlled fit is a
+two-parameter Newton solve (tests check each against scipy.stats / statsmodels-style
+references).
 
 Conventions shared by every function:
 

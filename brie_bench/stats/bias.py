@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
+from brie_bench.stats import special
 
 from brie_bench.stats.draws import _cluster_codes
 from brie_bench.stats.intervals import Interval, wilson_ci

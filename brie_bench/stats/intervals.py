@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
+from brie_bench.stats import special
 
 from brie_bench.stats.draws import _cluster_codes, _draw_counts, _exact_in_float32, cluster_resamples, shared_totals
 from brie_bench.stats.outcomes import _NAN, _check_level, _same_length

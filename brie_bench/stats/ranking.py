@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
+from brie_bench.stats import special
 
 from brie_bench.stats.draws import _cluster_codes, cluster_resamples
 from brie_bench.stats.outcomes import _check_level, _same_length

@@ -1,6 +1,6 @@
 """Exact tests and per-criterion score differences: sign test, Fisher, Spearman, log-prob preference.
 
-The hypothesis tests are written on `scipy.special` rather than imported from
+The hypothesis tests are written on `brie_bench.stats.special` rather than imported from
 `scipy.stats` (a second of import time); tests check them against scipy.stats.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
+from brie_bench.stats import special
 
 from brie_bench.stats.intervals import Interval, mean_ci, mean_cis
 from brie_bench.stats.outcomes import _NAN, _same_length
