@@ -19,6 +19,19 @@ FIXTURE_PLUGINS = Path(__file__).parent / "fixture_plugins"
 SMOKE_SUITE = Path(__file__).parent.parent / "suites" / "smoke.yaml"
 
 
+def hello_command_plugin(message: str, doc: str | None = None) -> str:
+    """The source of a plugin that adds a `hello` command echoing `message` (plugins adding commands)."""
+    docline = f"        '''{doc}'''\n" if doc else ""
+    return ("import click\n"
+            "from brie_bench.api import hookimpl\n\n"
+            "@hookimpl\n"
+            "def register_commands(cli):\n"
+            "    @cli.command()\n"
+            "    def hello():\n"
+            f"{docline}"
+            f"        click.echo({message!r})\n")
+
+
 def run_smoke_cli(db: Path, cache: Path) -> None:
     """`brie-bench run suites/smoke.yaml` in a subprocess, as a user runs it, with the tiny models in `cache`."""
     env = dict(os.environ, BRIE_BENCH_CACHE=str(cache), COLUMNS="200")

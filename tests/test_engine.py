@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from brie_bench.cli import cli
-from helpers import FIXTURE_PLUGINS, rows, run_suite, scripted_suite, write_yaml
+from helpers import FIXTURE_PLUGINS, hello_command_plugin, rows, run_suite, scripted_suite, write_yaml
 
 
 def logged_suite(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -152,14 +152,7 @@ def test_plugin_can_add_a_cli_command(tmp_path):
 
     plugs = tmp_path / "plugs"
     plugs.mkdir()
-    (plugs / "hello.py").write_text(
-        "import click\n"
-        "from brie_bench.api import hookimpl\n\n"
-        "@hookimpl\n"
-        "def register_commands(cli):\n"
-        "    @cli.command()\n"
-        "    def hello():\n"
-        "        click.echo('hello from a plugin')\n")
+    (plugs / "hello.py").write_text(hello_command_plugin("hello from a plugin"))
     result = subprocess.run([sys.executable, "-m", "brie_bench", "--plugins-dir", str(plugs), "hello"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -22,6 +22,7 @@ import click
 import pytest
 
 from brie_bench.cli import LAZY_COMMANDS, LazyCommand, cli
+from helpers import hello_command_plugin
 from brie_bench.plugin_manager import (
     BUILTIN_COMMAND_PLUGINS,
     BUILTIN_PLUGINS,
@@ -104,14 +105,8 @@ def test_the_training_package_imports_its_modules_on_first_use() -> None:
 def _install_entry_point_plugin(site: Path) -> None:
     """A third-party plugin installed as pip would leave it: a module and its .dist-info with an entry point."""
     (site / "brie_hello_plugin.py").write_text(
-        "import click\n"
-        "from brie_bench.api import hookimpl\n\n"
-        "@hookimpl\n"
-        "def register_commands(cli):\n"
-        "    @cli.command()\n"
-        "    def hello():\n"
-        "        '''Say hello from an installed plugin.'''\n"
-        "        click.echo('hello from an entry point')\n", encoding="utf-8")
+        hello_command_plugin("hello from an entry point", doc="Say hello from an installed plugin."),
+        encoding="utf-8")
     info = site / "brie_hello_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brie-hello-plugin\nVersion: 1.0\n", encoding="utf-8")
