@@ -17,6 +17,7 @@ counts in `EngineStats` are read back from the store when a phase ends.
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 from collections import defaultdict
@@ -119,6 +120,46 @@ def judgment_row(run_id: str, unit: JudgmentUnit, result: JudgeResult, *, judge_
     )
 
 
+class Pacer:
+    """Spaces the starts of one judge's calls at least `gap_s` apart, so their answers do not bunch.
+
+    Why: calls started together are answered together, and their answers then queue on
+    the one event loop (reading, parsing, storing and sending the next request take a
+    few milliseconds of CPU each). Bunched once, they stay bunched: every wave of C
+    calls took L plus the whole wave's processing, where calls a few milliseconds apart
+    each find the loop free (measured: 16 slots at L = 200 ms, about 212 ms a call when
+    bunched, 204 ms when spread). So the first C starts are `max_gap_s` apart (a ramp of
+    C x 4 ms), and later starts closer than `gap_s` wait the difference. The gap never
+    exceeds half the even spacing of the slots over a unit's typical time (its moving
+    average divided by 2 x slots), so pacing never caps throughput below the concurrency
+    limit's, and once a fast judge is seen it is small: instant units are not slowed.
+    """
+
+    def __init__(self, slots: int, max_gap_s: float = 0.004) -> None:
+        self.slots = max(1, slots)
+        self.max_gap_s = max_gap_s
+        self.typical_s: float | None = None
+        self._next = 0.0
+
+    @property
+    def gap_s(self) -> float:
+        if self.typical_s is None:
+            return self.max_gap_s
+        return min(self.max_gap_s, self.typical_s / (2 * self.slots))
+
+    async def wait(self) -> None:
+        """Return at this start's turn; at once (no yield to the loop) when it is already due."""
+        now = time.monotonic()
+        at = max(now, self._next)
+        self._next = at + self.gap_s
+        if at > now:
+            await asyncio.sleep(at - now)
+
+    def observe(self, seconds: float) -> None:
+        """One unit took `seconds` from its start to its stored verdict (or failure)."""
+        self.typical_s = seconds if self.typical_s is None else 0.8 * self.typical_s + 0.2 * seconds
+
+
 class Engine:
     def __init__(self, store: Store, run_id: str, runtime: Runtime, *, run_seed: int,
                  reporter: Reporter | None = None, retry: RetryPolicy | None = None,
@@ -166,10 +207,14 @@ class Engine:
                             return Skipped(status)
                     self.stats.calls += 1
                     started = time.monotonic()
-                    result = await asyncio.wait_for(_guarded(fn), timeout=limits.timeout_s)
+                    # asyncio.timeout, not wait_for: the call runs in this task (wait_for in 3.11
+                    # wraps it in a new one), so it starts at once instead of after every task
+                    # already queued on the loop, and costs no task per call.
+                    async with asyncio.timeout(limits.timeout_s):
+                        result = await _guarded(fn)
                     latency = time.monotonic() - started
                     if latency > limits.timeout_s:
-                        # wait_for could not cancel it: the plugin ran synchronous code on the event loop.
+                        # The timeout could not cancel it: the plugin ran synchronous code on the event loop.
                         raise TransientError(f"answered after {latency:.1f} s, past timeout_s "
                                              f"{limits.timeout_s:g} s: the plugin blocked the event loop (run "
                                              f"synchronous work with asyncio.to_thread)", kind="timeout")
@@ -357,24 +402,35 @@ class Engine:
     def _judgment_lease(self, unit: JudgmentUnit) -> str:
         return f"j:{self.run_id}:{unit.key}"
 
-    def _save_judgment(self, unit: JudgmentUnit, result: Any, latency: float | None) -> None:
+    def _save_judgment(self, unit: JudgmentUnit, result: Any, latency: float | None, *,
+                       checked: bool = False) -> None:
+        """Store a verdict and give its lease back, in one transaction (`checked`: already through outputs)."""
         judge = self.runtime.judges[unit.judge]
-        try:
-            result = outputs.judgment(result)
-        except outputs.MalformedOutput as exc:
-            self._fail_judgment(unit, exc.kind, str(exc))
-            return
+        if not checked:
+            try:
+                result = outputs.judgment(result)
+            except outputs.MalformedOutput as exc:
+                self._fail_judgment(unit, exc.kind, str(exc))
+                return
+        leases = self._lease()
         if self.store.save_judgment(judgment_row(self.run_id, unit, result, judge_type=judge.name,
-                                                 judge_model=self.runtime.judge_model(unit.judge), latency=latency)):
+                                                 judge_model=self.runtime.judge_model(unit.judge), latency=latency),
+                                    release=(leases.owner, [self._judgment_lease(unit)])):
             self.stats.judgments_done += 1
-        self._lease().done([self._judgment_lease(unit)])
         self.reporter.advance("judging", True)
 
     def _judgment_stored(self, unit: JudgmentUnit) -> Callable[[], bool]:
         return lambda: bool(self.store.conn.execute("SELECT 1 FROM judgments WHERE run_id=? AND unit_key=?",
                                                     (self.run_id, unit.key)).fetchone())
 
-    async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str]) -> None:
+    async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str],
+                         held: list[JudgmentUnit] | None = None) -> None:
+        """Judge one unit and store its verdict (or its failure).
+
+        When a peer holds the unit's lease and `held` is given, the unit is put on it and
+        this returns at once, so a judging worker (`_judge_direct`) goes on with other units;
+        without `held` this waits for the peer as long as it takes.
+        """
         judge = self.runtime.judges[unit.judge]
         pair = self._pair(unit, texts)
         tokens = estimate_tokens([pair.prompt, pair.answer_a, pair.answer_b], 512)
@@ -387,6 +443,9 @@ class Engine:
             if not isinstance(outcome, Skipped):
                 break
             status = outcome.status
+            if status == "held" and held is not None:
+                held.append(unit)
+                return
             if status == "held":
                 status = await self._until_free(lease_keys, stored)
                 if status == "free":
@@ -396,7 +455,41 @@ class Engine:
         if isinstance(outcome, Failed):
             self._count_failed_judgment(unit)
             return
-        self._save_judgment(unit, outcome.result, outcome.latency)
+        self._save_judgment(unit, outcome.result, outcome.latency, checked=True)  # `_call` ran outputs.judgment
+
+    async def _judge_direct(self, units: Sequence[JudgmentUnit], texts: dict[str, str]) -> None:
+        """Judge `units` with a fixed pool of workers: one per concurrency slot of each judge.
+
+        Why a pool and not one task per unit: a task per unit waits on the judge's
+        semaphore, and a freed slot wakes the next one only after every callback already
+        queued on the event loop has run. When the answers of a whole wave arrive
+        together, no next call could start until the whole wave was processed, so the
+        waves stayed in lockstep and each one paid for all of them. A worker goes on to
+        its next unit in the same task step, so a slot is busy again as soon as its answer
+        is stored; units still go out in plan order. The starts are spaced a little
+        (`Pacer`), so the answers do not all arrive, and wait for one another, at once.
+        A unit a peer process holds is set aside and waited for (as before) once the pool
+        has run dry.
+        """
+        queues: dict[str, collections.deque[JudgmentUnit]] = defaultdict(collections.deque)
+        for unit in units:
+            queues[unit.judge].append(unit)
+        held: list[JudgmentUnit] = []
+        workers = {name: min(len(queue), self.limiters[name].limits.max_concurrency) for name, queue in queues.items()}
+        pacers = {name: Pacer(n) for name, n in workers.items()}
+
+        async def worker(queue: collections.deque[JudgmentUnit], pacer: Pacer) -> None:
+            while queue:
+                await pacer.wait()
+                if not queue:  # another worker took the last unit while this one waited its turn
+                    return
+                began = time.monotonic()
+                await self._judge_one(queue.popleft(), texts, held)
+                pacer.observe(time.monotonic() - began)
+
+        await run_all(worker(queues[name], pacers[name]) for name, n in workers.items() for _ in range(n))
+        if held:
+            await run_all(self._judge_one(u, texts) for u in held)
 
     async def run_judgments(self, plan: Plan) -> None:
         stored = self.store.stored_judgment_keys(self.run_id)
@@ -410,7 +503,7 @@ class Engine:
         direct: list[JudgmentUnit] = []
         for u in ready:
             (batched[u.judge] if u.judge in self.runtime.batch else direct).append(u)
-        await run_all([*(self._judge_one(u, texts) for u in direct),
+        await run_all([self._judge_direct(direct, texts),
                        *(judge_in_batches_leased(self, j, units, texts) for j, units in batched.items())])
         # As for generations, the counts are what the store holds now.
         stored = self.store.stored_judgment_keys(self.run_id)

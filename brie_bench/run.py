@@ -232,8 +232,8 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
         f"stored, {stats.judgments_failed} failed, {stats.judgments_blocked} waiting on failed generations; "
         f"model calls: {stats.calls}, retries: {stats.retries}"))
     if runtime is not None and suite is not None:
-        lines = [UsageLine(r["judge"], r["judge_model"], r["input_tokens"], r["output_tokens"],
-                           is_local(judge.backend if (judge := runtime.judges.get(r["judge"])) else None))
+        lines = [UsageLine(r.judge, r.judge_model, r.input_tokens, r.output_tokens,
+                           is_local(judge.backend if (judge := runtime.judges.get(r.judge)) else None))
                  for r in rows]
         lines += [UsageLine(g["contender"], g["model"], g["input_tokens"], g["output_tokens"],
                             is_local(runtime.contenders.get(g["contender"])))

@@ -114,9 +114,14 @@ class OpenAIBackend(ModelBackend):
 
         Otherwise the first call does it inside the event loop and every call started
         with it waits (about a second on a busy 2-core machine: the import, the client,
-        and the resources the SDK imports on first use). No connection is made here.
+        and the resources the SDK imports on first use). Two more things the first
+        answer would otherwise pay for inside the loop, while every concurrent call waits
+        (about 30 ms): the async I/O backend the HTTP connection pool loads on its first
+        request, and the models an answer is read into (the SDK builds their schemas on
+        first use). No connection is made here.
         """
         self._get_client().chat.completions  # noqa: B018 - touching it imports the SDK's resource modules
+        _warm_answer_types()
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -369,6 +374,32 @@ class OpenAIBackend(ModelBackend):
 
 
 # -- small helpers --
+
+#: An answer of the shape every Chat Completion has: reading it once builds what reading one needs.
+_SAMPLE_COMPLETION: dict[str, Any] = {
+    "id": "warm-up", "object": "chat.completion", "created": 0, "model": "warm-up",
+    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                 "message": {"role": "assistant", "content": "", "refusal": None}}],
+    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+}
+
+
+def _warm_answer_types() -> None:
+    """Load, outside the event loop, what the first answer would load inside it (see `prepare`).
+
+    Only a warm-up: should any of it be missing in another SDK version, the first call
+    loads it as before.
+    """
+    try:
+        import anyio._backends._asyncio  # noqa: F401 - the pool's first request imports it otherwise
+    except ImportError:
+        pass
+    try:
+        from openai.types.chat import ChatCompletion
+
+        ChatCompletion.construct(**_SAMPLE_COMPLETION)
+    except Exception:  # noqa: BLE001 - a warm-up must never stop a run
+        pass
 
 
 def _logaddexp(a: float, b: float) -> float:
