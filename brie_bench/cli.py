@@ -306,7 +306,7 @@ class LazyCommand(click.Command):
     `brie-bench --help` lists it from `short_help_source` (the first paragraph of the real
     command's docstring, so the listed line is the same); `BrieGroup.get_command` swaps
     in the real command, importing its module, only when the command is run or asked
-    for its own help. `tests/test_startup_lazy_cli.py` checks the two stay the same.
+    for its own help. `tests/core/test_startup_lazy_cli.py` checks the two stay the same.
     """
 
     def __init__(self, name: str, module: str, attribute: str, short_help_source: str) -> None:

@@ -47,7 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 #: The built-in plugins that implement `register_commands` (none do). While it is empty, and no
 #: --plugins-dir or entry point is given, `brie-bench` loads no plugin before click parses: a
 #: command loads them only when it needs backends or judges. Were one listed, every command would
-#: load the plugins first, so its commands show in `--help`. `tests/test_startup_lazy_cli.py`
+#: load the plugins first, so its commands show in `--help`. `tests/core/test_startup_lazy_cli.py`
 #: checks this matches the modules.
 BUILTIN_COMMAND_PLUGINS: tuple[str, ...] = ()
 

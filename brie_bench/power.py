@@ -59,7 +59,7 @@ DEFAULT_BETWEEN_SHARE: float = 0.5
 #: Below this many prompts the report's win-rate interval is a cluster-robust t interval
 #: (`stats.BOOTSTRAP_MIN_CLUSTERS`), above it a bootstrap that behaves like a normal one.
 #: Copied, not imported, so the planner does not depend on the statistics' internals;
-#: tests/test_power_formulas.py keeps the two equal.
+#: tests/core/test_power_formulas.py keeps the two equal.
 T_BELOW_PROMPTS: int = 30
 #: Cap on a recommended number of samples per prompt: beyond it the answer is "more prompts".
 MAX_SAMPLES: int = 10

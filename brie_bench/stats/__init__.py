@@ -10,7 +10,7 @@ numpy at import, loading numpy's lazy submodules), which was most of
 `brie-bench report --json` on a small run. The few special functions needed
 (`expit`, `logit`, `ndtri`, `stdtr`, `stdtrit`, `betaincinv`, `bdtr`, `bdtrc`) are in
 `brie_bench.stats.special`, with scipy.special's names and edge cases, checked against
-it to ~1e-12 (tests/test_special_functions.py); the exact tests (binomial, Fisher) and
+it to ~1e-12 (tests/core/test_special_functions.py); the exact tests (binomial, Fisher) and
 Spearman's rho follow scipy.stats' definitions, and the length-controlled fit is a
 two-parameter Newton solve (tests check each against scipy.stats / statsmodels-style
 references).

@@ -34,7 +34,7 @@ Clopper-Pearson intervals over many judgments, t with many degrees of freedom):
   x near 1 (t CDF with many degrees of freedom) loses nothing to rounding 1 - x.
 
 The inverses solve on the same small-tail side with Newton steps on log(I/p), safeguarded
-by a bracket and (geometric) bisection, to the last ulp. tests/test_special_functions.py
+by a bracket and (geometric) bisection, to the last ulp. tests/core/test_special_functions.py
 checks every function against scipy.special (kept as a test-only reference) to ~1e-12
 relative over the ranges used here, and the edge cases (NaN, p in {0, 1}, k < 0, k >= n).
 
