@@ -53,8 +53,8 @@ class _DrawCounts:
     n_boot x k indices.
     """
 
-    def __init__(self, k: int, n_boot: int, seed: int) -> None:
-        counts = np.empty((n_boot, k), dtype=np.uint8)
+    def __init__(self, k: int, n_boot: int, seed: int, dtype: type[np.generic] = np.uint8) -> None:
+        counts = np.empty((n_boot, k), dtype=dtype)
         # Counted a few rows at a time: small buffers stay in cache and are reused, where
         # chunk-sized ones would be fresh memory (page faults) for every chunk.
         step = max(1, _SMALL_CELLS // k)
@@ -65,7 +65,7 @@ class _DrawCounts:
                 sub = idx[start:start + step]
                 rows = len(sub)
                 block = np.bincount((offsets[:rows] + sub).reshape(-1), minlength=rows * k)
-                if k > 255 and block.max() > 255:  # pragma: no cover - a prompt drawn 256 times in one resample
+                if dtype is np.uint8 and k > 255 and block.max() > 255:  # pragma: no cover - drawn 256 times
                     raise OverflowError("draw count does not fit a byte")
                 counts[done:done + rows] = block.reshape(rows, k)
                 done += rows
@@ -123,7 +123,7 @@ class _SharedDraws:
 
     def counts(self) -> NDArray[np.float32]:
         if self._counts is None:
-            self._counts = _DrawCounts(self.n_clusters, self.n_boot, self.seed).counts.astype(np.float32)
+            self._counts = _DrawCounts(self.n_clusters, self.n_boot, self.seed, np.float32).counts
         return self._counts
 
 
