@@ -43,6 +43,7 @@ One deliberate difference: `stdtrit(df, 0)` is -inf (scipy 1.17 answers +inf).
 
 from __future__ import annotations
 
+import functools
 import math
 from statistics import NormalDist
 from collections.abc import Callable
@@ -95,12 +96,12 @@ def _scalar_or_map(func: Callable[..., float]) -> Callable[..., Any]:
     """Let a scalar function take arrays too (element by element), as scipy's ufuncs do."""
     mapped = np.vectorize(func, otypes=[np.float64])
 
+    @functools.wraps(func)
     def wrapper(*args: Any) -> Any:
         if all(np.ndim(a) == 0 for a in args):
             return func(*(float(a) for a in args))
         return mapped(*args)
 
-    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = func.__name__, func.__doc__, func  # type: ignore[attr-defined]
     return wrapper
 
 
