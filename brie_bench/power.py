@@ -37,6 +37,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 from brie_bench.stats import special
+from brie_bench.stats.intervals import BOOTSTRAP_MIN_CLUSTERS
 
 __all__ = [
     "ALPHA", "POWER", "DEFAULT_EFFECT", "DEFAULT_TOTAL_VARIANCE", "DEFAULT_BETWEEN_SHARE", "T_BELOW_PROMPTS",
@@ -56,11 +57,9 @@ DEFAULT_TOTAL_VARIANCE: float = 0.25
 #: at least as much noise within a question as between questions, so half is on the
 #: cautious side; it only matters where a prompt has more than one comparison.
 DEFAULT_BETWEEN_SHARE: float = 0.5
-#: Below this many prompts the report's win-rate interval is a cluster-robust t interval
-#: (`stats.BOOTSTRAP_MIN_CLUSTERS`), above it a bootstrap that behaves like a normal one.
-#: Copied, not imported, so the planner does not depend on the statistics' internals;
-#: tests/core/test_power_formulas.py keeps the two equal.
-T_BELOW_PROMPTS: int = 30
+#: Below this many prompts the report's win-rate interval is a cluster-robust t interval,
+#: above it a bootstrap that behaves like a normal one: the statistics' own threshold.
+T_BELOW_PROMPTS: int = BOOTSTRAP_MIN_CLUSTERS
 #: Cap on a recommended number of samples per prompt: beyond it the answer is "more prompts".
 MAX_SAMPLES: int = 10
 

@@ -210,6 +210,15 @@ def test_bad_arguments_raise():
 
 
 def test_t_threshold_follows_the_report_interval_switch():
+    """The planner uses t quantiles exactly where the report's rate interval is the cluster-t one."""
     from brie_bench import stats
 
-    assert P.T_BELOW_PROMPTS == getattr(stats, "BOOTSTRAP_MIN_CLUSTERS", P.T_BELOW_PROMPTS)
+    k = stats.BOOTSTRAP_MIN_CLUSTERS
+    outcomes = np.tile([1.0, 0.0, 1.0], k)
+    for n_prompts, method in ((k - 1, "cluster-t"), (k, "cluster-bootstrap")):
+        clusters = np.arange(len(outcomes)) % n_prompts
+        assert stats.rate_ci(outcomes, clusters).method == method
+    z = P.critical_values(n_prompts=None)
+    assert P.critical_values(n_prompts=k) == z
+    t_below = P.critical_values(n_prompts=k - 1)
+    assert t_below[0] > z[0] and t_below[1] > z[1]
