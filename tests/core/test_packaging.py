@@ -23,7 +23,9 @@ def test_wheel_maps_plugins_and_training_under_brie_bench(tmp_path):
                      "brie_bench/templates/judge_default.j2", "brie_bench/report/templates/report.html.j2",
                      "brie_bench/data/prices.yaml", "brie_bench/web/app.py",
                      "brie_bench/web/templates/judge.html.j2", "brie_bench/testing/tiny.py",
-                     "brie_bench/testing/data/tiny_corpus.json", "brie_bench/batch_poll.py"):
+                     "brie_bench/testing/data/tiny_corpus.json", "brie_bench/batch_poll.py",
+                     "brie_bench/testing/loopback/server.py", "brie_bench/testing/loopback/openai_backend.py",
+                     "brie_bench/stats/special.py"):
         assert expected in names, expected
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "brie-bench = brie_bench.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
