@@ -48,9 +48,9 @@ class _DrawCounts:
     """How often each cluster is drawn in each resample of `cluster_resamples(k, n_boot, seed)`.
 
     A report bootstraps dozens of statistics over the same prompts; they share one set
-    of draws, so the counts (n_boot x k, one byte each) are made once and every
-    statistic is then one matrix product over per-prompt sums instead of a gather over
-    n_boot x k indices.
+    of draws, so the counts (n_boot x k, one byte each; float32 for a report's shared
+    draws, see `shared_draws`) are made once and every statistic is then one matrix
+    product over per-prompt sums instead of a gather over n_boot x k indices.
     """
 
     def __init__(self, k: int, n_boot: int, seed: int, dtype: type[np.generic] = np.uint8) -> None:
@@ -72,18 +72,15 @@ class _DrawCounts:
         self.counts = counts
 
     def matmul(self, columns: NDArray[np.float64]) -> NDArray[np.float64]:
-        """counts @ columns, exact for the float32-exact columns `_exact_in_float32` admits."""
-        return _counts_matmul(self.counts, columns)
-
-
-def _counts_matmul(counts: NDArray[np.uint8], columns: NDArray[np.float64]) -> NDArray[np.float64]:
-    """counts @ columns in float32, a few rows at a time (small blocks stay in cache)."""
-    rhs = np.asarray(columns, dtype=np.float32)
-    out = np.empty((counts.shape[0], rhs.shape[1]))
-    step = max(1, _SMALL_CELLS // max(1, counts.shape[1]))
-    for start in range(0, counts.shape[0], step):
-        out[start:start + step] = counts[start:start + step].astype(np.float32) @ rhs
-    return out
+        """counts @ columns in float32, a few rows at a time (small blocks stay in cache); exact for
+        the float32-exact columns `_exact_in_float32` admits."""
+        counts = self.counts
+        rhs = np.asarray(columns, dtype=np.float32)
+        out = np.empty((counts.shape[0], rhs.shape[1]))
+        step = max(1, _SMALL_CELLS // max(1, counts.shape[1]))
+        for start in range(0, counts.shape[0], step):
+            out[start:start + step] = counts[start:start + step].astype(np.float32) @ rhs
+        return out
 
 
 #: The draw counts of the last few (k, n_boot, seed): a report's statistics share their prompts.

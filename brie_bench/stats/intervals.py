@@ -108,8 +108,8 @@ def clustered_bootstrap_ci(
     their row counts). When those sums are halves and whole numbers (outcomes, score
     differences) it is one matrix product of the shared draw counts (`_DrawCounts`, or a
     report's run-wide `shared_draws`) with the per-prompt sums, exact in float32; otherwise
-    one gather per chunk. Any other
-    `stat` is called once per resample on the expanded rows. Resamples come from
+    one gather per chunk. Any other `stat` is called once per resample on the expanded
+    rows. Resamples come from
     `cluster_resamples(K, n_boot, seed)` with prompts numbered in sorted-id order.
     """
     _check_level(level)
@@ -154,6 +154,11 @@ class _MeanParts:
     #: The prompts' run numbers (sorted) when `clusters` are integers, else None.
     prompts: NDArray[np.int64] | None
 
+    @property
+    def columns(self) -> NDArray[np.float64]:
+        """(sums, sizes) side by side: what a matrix product of draw counts multiplies."""
+        return np.column_stack([self.sums, self.sizes])
+
 
 def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int = 2000,
                        level: float = 0.95, seed: int = 0) -> list[Interval]:
@@ -195,10 +200,9 @@ def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None,
         parts.append((i, _MeanParts(estimate, int(kept.size), np.bincount(g, weights=kept, minlength=k).astype(float),
                                     np.bincount(g, minlength=k).astype(float),
                                     None if run_numbers is None else np.unique(run_numbers[keep]).astype(np.int64))))
-    blocks = [(j, part.prompts, np.column_stack([part.sums, part.sizes]))
-              for j, (_, part) in enumerate(parts) if part.prompts is not None]
-    shared = shared_totals([(prompts, cols) for _, prompts, cols in blocks], n_boot, seed)
-    from_shared = {j: totals for (j, _, _), totals in zip(blocks, shared)}
+    blocks = [(j, part.prompts) for j, (_, part) in enumerate(parts) if part.prompts is not None]
+    shared = shared_totals([(prompts, parts[j][1].columns) for j, prompts in blocks], n_boot, seed)
+    from_shared = {j: totals for (j, _), totals in zip(blocks, shared)}
     for j, (i, part) in enumerate(parts):
         k = len(part.sums)
         totals = from_shared.get(j)
@@ -206,7 +210,7 @@ def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None,
             # Per-cluster sums only: resample b's totals are (times each prompt was drawn) @ sums.
             # Every total is a multiple of 1/2 below 2**23, so float32 sums are exact and the
             # figures are bit-identical to summing the drawn prompts one by one (the path below).
-            totals = _draw_counts(k, n_boot, seed).matmul(np.column_stack([part.sums, part.sizes]))
+            totals = _draw_counts(k, n_boot, seed).matmul(part.columns)
         if totals is not None:
             boots = totals[:, 0] / totals[:, 1]
         else:
