@@ -7,10 +7,10 @@ one-line data change. Local models have no price: their cost is reported as 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from functools import lru_cache
+from dataclasses import MISSING, dataclass, fields
+from functools import lru_cache, cache
 from importlib import resources
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, cast, get_type_hints
 from collections.abc import Iterable, Mapping
 
 import annotated_types as at
@@ -33,28 +33,47 @@ class Price:
 
     @classmethod
     def from_mapping(cls, value: Any) -> Price:
-        """A price from {input, output[, batch]}; a `ValueError` names what is wrong."""
+        """A price from {input, output[, batch]}, checked against the bounds annotated above (the
+        same ones pydantic applies to a suite); a `ValueError` names what is wrong."""
         if not isinstance(value, Mapping):
             raise ValueError(f"a price is a mapping with input and output, got {type(value).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in value if k not in known)
+        rules = _price_rules()
+        unknown = sorted(str(k) for k in value if k not in rules)
         if unknown:
-            raise ValueError(f"unknown price key {unknown[0]!r} (known keys: {', '.join(sorted(known))})")
-        bounds = {"input": (0.0, False), "output": (0.0, False), "batch": (0.0, True)}
+            raise ValueError(f"unknown price key {unknown[0]!r} (known keys: {', '.join(sorted(rules))})")
         out: dict[str, float] = {}
-        for name, (low, exclusive) in bounds.items():
+        for name, (bounds, required) in rules.items():
             if name not in value:
-                if name == "batch":
-                    continue
-                raise ValueError(f"price {name} is missing")
+                if required:
+                    raise ValueError(f"price {name} is missing")
+                continue
             v = value[name]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"price {name} must be a finite number, got {v!r}")
-            high = 1.0 if name == "batch" else 10_000.0
-            if v < low or (exclusive and v == low) or v > high:
+            if not all(_within(v, bound) for bound in bounds):
                 raise ValueError(f"price {name} {v!r} is out of range")
             out[name] = float(v)
         return cls(**out)
+
+
+@cache
+def _price_rules() -> dict[str, tuple[tuple[Any, ...], bool]]:
+    """Each `Price` field's `annotated_types` bounds, and whether it is required (has no default)."""
+    hints = get_type_hints(Price, include_extras=True)
+    return {f.name: (getattr(hints[f.name], "__metadata__", ()), f.default is MISSING) for f in fields(Price)}
+
+
+def _within(v: float, bound: Any) -> bool:
+    """Whether `v` keeps one `annotated_types` bound (the kinds `Price` uses)."""
+    if isinstance(bound, at.Ge):
+        return v >= cast(float, bound.ge)
+    if isinstance(bound, at.Gt):
+        return v > cast(float, bound.gt)
+    if isinstance(bound, at.Le):
+        return v <= cast(float, bound.le)
+    if isinstance(bound, at.Lt):
+        return v < cast(float, bound.lt)
+    raise TypeError(f"unsupported bound {bound!r}")
 
 
 @lru_cache(maxsize=1)
