@@ -670,7 +670,7 @@ def verdict_like_entries(data: RunData) -> list[dict[str, Any]]:
     seen: set[tuple[Any, str]] = set()
     for r in data.rows:
         # Most answers hold no verdict-like text: look at the (cached) scans before the bookkeeping.
-        if scan(r.text_ft) is None and scan(r.text_base) is None or (r.item, r.judge) in seen:
+        if (scan(r.text_ft) is None and scan(r.text_base) is None) or (r.item, r.judge) in seen:
             continue
         seen.add((r.item, r.judge))
         hits = {who: scan(text) for who, text in (("candidate", r.text_ft), ("baseline", r.text_base))}
