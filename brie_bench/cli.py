@@ -21,10 +21,10 @@ import click
 from brie_bench import __version__
 from brie_bench.errors import BrieBenchError, InputError, StopRun
 from brie_bench.cli_options import common_options, db_option, plugins_dir_from, plugins_dir_option
+from brie_bench.textsafe import safe_text
 
 if TYPE_CHECKING:  # start-up time: rich, pydantic and the plugins load only in the commands that use them
     from rich.console import Console
-    from rich.text import Text
 
     from brie_bench.plugin_manager import PluginClass, Registry
 
@@ -43,13 +43,6 @@ def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
-
-
-def safe_text(value: Any, **kwargs: Any) -> Text:
-    """`brie_bench.textsafe.safe_text`, imported on first use (it loads rich)."""
-    from brie_bench.textsafe import safe_text as make
-
-    return make(value, **kwargs)
 
 
 def default_db() -> str:

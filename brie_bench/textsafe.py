@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:  # rich loads only when something is printed (start-up time of `report --json`)
+    from rich.text import Text
 
 # C0 controls except tab and newline, DEL, C1 controls, and the bidi overrides/isolates.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -29,6 +30,8 @@ def printable(value: Any) -> str:
 
 def safe_text(value: Any, **kwargs: Any) -> Text:
     """A rich Text of untrusted content: control characters escaped, no markup interpreted."""
+    from rich.text import Text
+
     return Text(printable(value), **kwargs)
 
 

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from collections.abc import Mapping, Sequence
 
 from brie_bench.records import DEFAULT_CRITERIA
+from brie_bench.textsafe import normalise
 
 __all__ = [
     "PARSER_VERSION", "ParsedVerdict", "VERDICT_SCHEMA", "DEFAULT_CRITERIA", "parse_verdict",
@@ -554,8 +555,6 @@ def verdict_like_text(text: str | None) -> str | None:
             return None
         norm = text
     else:
-        from brie_bench.textsafe import normalise
-
         norm = normalise(text)
     m = _INLINE_VERDICT_ANYWHERE.search(norm)
     if m:

@@ -12,16 +12,14 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
+from brie_bench.cli import err_console, out_console
 from brie_bench.cli_options import common_options
 from brie_bench.errors import InputError
-
-if TYPE_CHECKING:  # rich loads only where something is printed: `report --json` to stdout never needs it
-    from rich.console import Console
-    from rich.text import Text
+from brie_bench.textsafe import printable, safe_text
 
 DEFAULT_REPORT_DIR = "reports"
 #: What a run id may hold before it becomes part of a file name (ids are made as 20260101-120000-ab12cd).
@@ -44,30 +42,9 @@ def checked_run_id(run_id: Any, db: str | None = None) -> str:
     `../../../tmp/x` and make `report --html` write outside `reports/`.
     """
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
-        from brie_bench.textsafe import printable
-
         raise InputError(f"the database holds an invalid run id {printable(repr(run_id))[:120]} "
                          "(only letters, digits, '-' and '_' are allowed): refusing to use it", path=db)
     return run_id
-
-
-def _out() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _err() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
-def safe_text(value: Any, **kwargs: Any) -> Text:
-    """`brie_bench.textsafe.safe_text`, imported on first use (it loads rich)."""
-    from brie_bench.textsafe import safe_text as make
-
-    return make(value, **kwargs)
 
 
 def _split_target(value: str | None, suffixes: tuple[str, ...], runs: list[str]) -> str | None:
@@ -99,7 +76,7 @@ def _write_text(path: str, text: str) -> None:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write file: {exc.strerror or exc}", path=path) from None
-    _err().print(safe_text(f"wrote {out}"))
+    err_console().print(safe_text(f"wrote {out}"))
 
 
 @click.command("report")
@@ -158,7 +135,7 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
             written = write_html(report, data, target)
         except OSError as exc:
             raise InputError(f"cannot write file: {exc.strerror or exc}", path=str(target)) from None
-        _err().print(safe_text(f"wrote {written}"))
+        err_console().print(safe_text(f"wrote {written}"))
     if md_path is not None or card_opt is not None:
         from brie_bench.report.markdown import render_markdown
     if md_path is not None:
@@ -174,7 +151,7 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
     if html_path is None and md_path is None and json_path is None and card_opt is None:
         from brie_bench.report.terminal import print_report
 
-        print_report(_out(), report)
+        print_report(out_console(), report)
 
 
 def _update_model_card(path: Path, report: dict[str, Any], section: str, model_name: str | None,
@@ -191,7 +168,7 @@ def _update_model_card(path: Path, report: dict[str, Any], section: str, model_n
                          path=str(path)) from None
     text = updated_card(existing, report, section, model_name=model_name, candidate=candidate)
     if text == existing:
-        _err().print(Text(f"model card up to date: {path}"))
+        err_console().print(Text(f"model card up to date: {path}"))
         return
     _write_text(str(path), text)
 
@@ -220,7 +197,7 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
         text = render_json(comparison)
         _emit(json_path, text)
     if html_path is None and md_path is None and json_path is None:
-        print_comparison(_out(), comparison)
+        print_comparison(out_console(), comparison)
 
 
 @click.command("export")
@@ -254,7 +231,7 @@ def export_command(ctx: click.Context, run: str | None, fmt: str | None, output:
                     n = writer(rows, fh, raw=raw)
             except OSError as exc:
                 raise InputError(f"cannot write file: {exc.strerror or exc}", path=output) from None
-            _err().print(safe_text(f"wrote {n} judgments to {output}"))
+            err_console().print(safe_text(f"wrote {n} judgments to {output}"))
         else:
             writer(rows, sys.stdout, raw=raw, terminal=True)
 
@@ -288,7 +265,7 @@ def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_n
     with Store(db) as store:
         result = import_legacy(store, files, baseline=baseline_name, candidate=candidate_name, name=name,
                                new=new_run, judge=judge_name)
-    out = _out()
+    out = out_console()
     if result.reused:
         out.print(safe_text(f"already imported as run {result.run_id} (use --new to import again)"))
     else:
