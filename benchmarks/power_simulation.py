@@ -19,17 +19,26 @@ prompts are reused by several sections), the MDE is what the report would print 
 large pilot at no effect (`power.decompose` then `power.mde`); the effect is planted by
 moving the common logit until the true win rate is exactly 0.5 + MDE (quadrature); then
 `--reps` runs are simulated and judged with the report's own interval
-(`stats.rate_ci` where it exists, else `stats.clustered_bootstrap_ci`). Power must come
-out at 80% ± 5 points in every row. It also prints the mean MDE the report computes on
-each simulated run, which should sit near the planted one.
+(`stats.rate_ci` where it exists, else `stats.clustered_bootstrap_ci`; `--interval
+bootstrap-t` uses the cluster-t interval below 30 prompts and the cluster bootstrap from
+30 on, the test the formula was first fitted to). Power must come out at 80% ± 3 points
+in every row, including K > 1 comparisons per prompt with strong between-prompt variance
+(the last two layouts). It also prints the mean MDE the report computes on each
+simulated run, which should sit near the planted one, and the worst layout.
 
-    python benchmarks/power_simulation.py              # under 3 minutes on 2 cores
+Under ``orders: both`` most ties come from the two orders disagreeing, and those ties
+turn into wins as the true rate moves away from 50%; a formula that kept the tie share
+fixed gave 75% power at 10 prompts x 3 samples (issue 22). `brie_bench.power.mde`
+now lets flip ties shrink with the effect.
+
+    python benchmarks/power_simulation.py              # well under a minute on 2 cores
     python benchmarks/power_simulation.py --reps 5000  # tighter figures
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import time
@@ -43,7 +52,7 @@ from brie_bench import power, stats
 SAMPLE_SD = 0.8
 POSITION_BIAS = 0.4
 TIE_RATE = 0.2
-TOLERANCE = 0.05
+TOLERANCE = 0.03
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)  # probabilists' Hermite: ∫ f(x) φ(x) dx
 
 
@@ -69,6 +78,8 @@ LAYOUTS = [
     Layout("100 prompts × 2 samples, 1 judge, both orders", (2,) * 100, 1, True, 0.7),
     Layout("25 prompts, 5 reused by 2-6 sections (multi_domain), 3 judges", (1,) * 20 + (6,) * 3 + (2,) * 2, 3,
            False, 1.0),
+    Layout("12 prompts × 4 samples, 1 judge, both orders, strong prompt lean", (4,) * 12, 1, True, 2.5),
+    Layout("30 prompts × 3 samples, 2 judges, random order, strong prompt lean", (3,) * 30, 2, False, 2.5),
 ]
 
 
@@ -125,15 +136,26 @@ def simulate(rng: np.random.Generator, lay: Layout, theta: float, reps: int, siz
     return np.where(a == b, a, 0.5), clusters, np.stack([a, b], axis=-1)
 
 
-def interval(values: np.ndarray, clusters: np.ndarray) -> stats.Interval:
-    """The report's win-rate interval: `rate_ci` where the library has it, else the cluster bootstrap."""
+def interval(values: np.ndarray, clusters: np.ndarray, method: str = "report") -> stats.Interval:
+    """The report's win-rate interval: `rate_ci` where the library has it, else the cluster bootstrap.
+
+    Resampling options are passed only where the method takes them (the report's method
+    has changed over time; the benchmark follows whatever it is now). `method`
+    "bootstrap-t" is the earlier choice: cluster-t below 30 prompts, bootstrap from 30.
+    """
+    if method == "bootstrap-t":
+        if np.unique(clusters).size < 30:
+            return stats.cluster_t_ci(values, clusters, level=0.95, bounds=(0.0, 1.0))
+        return stats.clustered_bootstrap_ci(values, clusters, n_boot=2000, level=0.95, seed=0)
     rate_ci = getattr(stats, "rate_ci", None)
-    if rate_ci is not None:
-        return rate_ci(values, clusters, n_boot=2000, level=0.95, seed=0)
-    return stats.clustered_bootstrap_ci(values, clusters, n_boot=2000, level=0.95, seed=0)
+    if rate_ci is None:
+        return stats.clustered_bootstrap_ci(values, clusters, n_boot=2000, level=0.95, seed=0)
+    accepted = inspect.signature(rate_ci).parameters
+    extra = {k: v for k, v in (("n_boot", 2000), ("seed", 0)) if k in accepted}
+    return rate_ci(values, clusters, level=0.95, **extra)
 
 
-def run_layout(lay: Layout, reps: int, seed: int) -> dict:
+def run_layout(lay: Layout, reps: int, seed: int, method: str = "report") -> dict:
     rng = np.random.default_rng(seed)
     # The pilot: many prompts, two comparisons each so both variance parts are measured, no effect.
     theta0 = theta_for(0.5, lay)
@@ -145,7 +167,7 @@ def run_layout(lay: Layout, reps: int, seed: int) -> dict:
     hits, run_mdes = 0, []
     for r in range(reps):
         for j in range(lay.judges):
-            ci = interval(out[r, j], clusters)
+            ci = interval(out[r, j], clusters, method)
             hits += bool(ci.low > 0.5 or ci.high < 0.5)
             run_comp = power.decompose(out[r, j], clusters, None if pairs is None else pairs[r, j])
             run_mdes.append(power.mde(run_comp))
@@ -164,20 +186,26 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2000, help="simulated runs per layout (each judge is one test)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON as well")
+    parser.add_argument("--interval", choices=("report", "bootstrap-t"), default="report",
+                        help="the test whose power is measured (default: the report's own interval)")
     args = parser.parse_args()
     start = time.perf_counter()
-    rows = [run_layout(lay, args.reps, args.seed + i) for i, lay in enumerate(LAYOUTS)]
+    rows = [run_layout(lay, args.reps, args.seed + i, args.interval) for i, lay in enumerate(LAYOUTS)]
     print(f"{'layout':<66} {'ICC':>5} {'MDE':>6} {'run MDE':>8} {'tests':>6} {'power':>6}")
     for r in rows:
         print(f"{r['layout']:<66} {r['between_share']:>5.2f} {100 * r['mde']:>5.1f}% {100 * r['mean_run_mde']:>7.1f}% "
-              f"{r['tests']:>6} {100 * r['power']:>5.1f}%{'' if r['ok'] else '  <- outside 80 ± 5'}")
+              f"{r['tests']:>6} {100 * r['power']:>5.1f}%{'' if r['ok'] else '  <- outside 80 ± 3'}")
     if args.json:
         print(json.dumps(rows, indent=1))
-    worst = max(abs(r["power"] - power.POWER) for r in rows)
+    worst_row = max(rows, key=lambda r: abs(r["power"] - power.POWER))
+    worst = abs(worst_row["power"] - power.POWER)
     ok = all(r["ok"] for r in rows)
-    print(f"RESULT power_at_mde layouts={len(rows)} min={100 * min(r['power'] for r in rows):.1f}% "
+    print(f"worst layout: {worst_row['layout']}: {100 * worst_row['power']:.1f}% power at an MDE of "
+          f"{100 * worst_row['mde']:.1f} points")
+    print(f"RESULT power_at_mde layouts={len(rows)} interval={args.interval} "
+          f"min={100 * min(r['power'] for r in rows):.1f}% "
           f"max={100 * max(r['power'] for r in rows):.1f}% worst_gap={100 * worst:.1f}pts "
-          f"within_80pm5={'yes' if ok else 'NO'} reps={args.reps} seconds={time.perf_counter() - start:.0f}")
+          f"within_80pm3={'yes' if ok else 'NO'} reps={args.reps} seconds={time.perf_counter() - start:.0f}")
     raise SystemExit(0 if ok else 1)
 
 

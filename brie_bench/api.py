@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -38,6 +37,7 @@ from collections.abc import Mapping, Sequence
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field
 
+from brie_bench import http_helpers as _http
 from brie_bench.errors import (  # noqa: F401  (re-exported for plugins)
     CallError,
     ErrorKind,
@@ -74,7 +74,7 @@ __all__ = [
     "PermanentError", "InputError", "MissingKeyError", "PluginError", "StopRun", "BlindedPair",
     "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
     "Usage", "DEFAULT_CRITERIA", "LABELS", "Label", "LabelVerdict", "resolve_relative",
-    "BatchBackend", "ChoiceLogprobs", "PROJECT_NAME",
+    "BatchBackend", "ChoiceLogprobs", "PROJECT_NAME", "RemoteBackend", "RemoteOptions",
 ]
 
 
@@ -198,8 +198,10 @@ class ModelBackend:
 
         Keys live only in memory: never in the suite, the store, logs or reports.
         """
+        from brie_bench import envvars
+
         for env in self.key_env_names():
-            value = os.environ.get(env)
+            value = envvars.text(env)
             if value:
                 return value
         return None
@@ -276,6 +278,133 @@ class BatchBackend(Protocol):
     async def submit_batch(self, items: list[tuple[str, GenerationRequest]]) -> str: ...
 
     async def poll_batch(self, batch_id: str) -> BatchPoll: ...
+
+
+class RemoteOptions(BackendOptions):
+    """The options every remote backend has; a provider's `Options` subclasses it and adds its own.
+
+    A subclass may redeclare a field to describe it in its own words (`base_url`'s default).
+    """
+
+    base_url: str | None = Field(default=None, description="API endpoint; default: the provider's own")
+    timeout_s: float = Field(default=120.0, gt=0, le=86_400, description="HTTP timeout per request, seconds")
+    max_response_mb: float = Field(
+        default=_http.DEFAULT_MAX_RESPONSE_MB, gt=0, le=65_536,
+        description="refuse a response whose decoded body is larger than this (MiB): a gzip bomb is refused, "
+                    "not read into memory")
+    require_key: bool = Field(
+        default=True, description="set false for a gateway at base_url that needs no API key")
+
+
+class RemoteBackend(ModelBackend):
+    """A model behind a provider's HTTP API, called through the provider's async SDK client.
+
+    Why a base: what differs between providers is the request and the answer; what a
+    remote backend must get right is the same for all of them, and is written once here:
+
+    * `identity` leaves out the options that change how a call is made but never its
+      answer (`transport_options`: timeouts, key settings, the response cap), so changing
+      them reuses stored answers;
+    * `require_key: false` (a gateway, a local server) asks for no key unless
+      `api_key_env` names one; `endpoint` is `base_url` or `default_endpoint`;
+    * the client is built once, lazily (a suite that never calls the backend needs
+      neither the SDK nor a key), or ahead of the first call by `prepare`, in the main
+      thread, so the first calls do not all wait on the SDK's import inside the event loop;
+    * `response_hooks` are the httpx event hooks that refuse a response inflating past
+      `max_response_mb`, for the SDK's HTTP client.
+
+    A subclass sets `name`, `Options` (a `RemoteOptions` subclass), `default_key_envs`,
+    `key_hosts` and `default_endpoint`, builds its SDK client in `make_client` (with SDK
+    retries off: the engine retries and records every attempt), and implements `generate`.
+    """
+
+    Options: ClassVar[type[BackendOptions]] = RemoteOptions
+    #: Where calls go when `base_url` is not set.
+    default_endpoint: ClassVar[str] = ""
+    #: Options that never change an answer, so they are not part of `identity` (nor of unit keys).
+    transport_options: ClassVar[frozenset[str]] = frozenset({"api_key_env", "timeout_s", "require_key",
+                                                             "max_response_mb"})
+
+    options: RemoteOptions
+
+    def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
+        super().__init__(model, options, context)
+        self._client: Any = None
+
+    def identity(self) -> dict[str, Any]:
+        """Backend, model and the options that change answers (not `transport_options`)."""
+        opts = self.options.model_dump(exclude=set(self.transport_options), exclude_defaults=True)
+        return {"backend": self.name, "model": self.model, "options": opts}
+
+    def key_env_names(self) -> tuple[str, ...]:
+        if not self.options.require_key and not self.options.api_key_env:
+            return ()
+        return super().key_env_names()
+
+    def endpoint(self) -> str:
+        return self.options.base_url or self.default_endpoint
+
+    @property
+    def response_hooks(self) -> dict[str, list[Any]]:
+        """httpx `event_hooks` refusing a response whose decoded body passes `max_response_mb`."""
+        return _http.capped_response_hooks(int(self.options.max_response_mb * (1 << 20)))
+
+    def make_client(self) -> Any:
+        """Import the SDK (here, not at module level: a missing SDK must not break other plugins) and
+        build its async client, with the SDK's own retries off."""
+        raise NotImplementedError(f"backend {self.name} does not build a client")
+
+    def warm_client(self, client: Any) -> None:
+        """Touch what the SDK would otherwise import on its first call (`prepare`); nothing by default."""
+
+    async def close_client(self, client: Any) -> None:
+        """Close the SDK client (`aclose`); `client.close()` by default."""
+        await client.close()
+
+    # -- errors every provider shares ---------------------------------------------------
+    def error_text(self, text: str, limit: int = 400) -> str:
+        """An error message with every key redacted first, then cut to `limit` characters."""
+        return _http.safe_message(text, self.api_key(), limit)
+
+    def transport_error(self, exc: BaseException, sdk: Any = None) -> CallError | None:
+        """The CallError for a failure below the provider's API, or None when `exc` is not one.
+
+        Nothing listening at the endpoint (not retried), a response past `max_response_mb`,
+        and, given `sdk` (a module of an SDK with the openai-style exception classes, such as
+        `openai` and `anthropic`), its timeout, connection and answer-schema errors.
+        """
+        found = _http.refused_error(exc, self.name, self.endpoint()) or _http.refused_response(exc)
+        if found is not None or sdk is None:
+            return found
+        if isinstance(exc, sdk.APITimeoutError):
+            return TransientError(f"{self.name}: no answer within {self.options.timeout_s:g}s", kind="timeout")
+        if isinstance(exc, sdk.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            why = f" ({type(cause).__name__})" if cause else ""
+            return TransientError(self.error_text(f"{self.name}: connection failed{why}: {exc}"), kind="connection")
+        if isinstance(exc, sdk.APIResponseValidationError):
+            return TransientError(f"{self.name}: the answer did not match the API schema", kind="malformed")
+        return None
+
+    def client(self) -> Any:
+        """The SDK client: built by `make_client` on first use, then the same one until `aclose`."""
+        if self._client is None:
+            self._client = self.make_client()
+        return self._client
+
+    def prepare(self) -> None:
+        """Import the SDK and build the client now, in the main thread, before the clock starts.
+
+        Otherwise the first call does it inside the event loop and every call started
+        with it waits (about a second on a busy 2-core machine: the import, the client,
+        and the resources the SDK imports on first use). No connection is made here.
+        """
+        self.warm_client(self.client())
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await self.close_client(client)
 
 
 class Judge:

@@ -7,27 +7,26 @@ crashes while the provider works polls the stored batches when it is rerun,
 instead of submitting (and paying for) the same requests again.
 
 The backend's side of it is the `brie_bench.api.BatchBackend` protocol; the
-engine lends its retry loop (`Engine._call`), leases and the ways it stores a
-verdict or a failure, so a batch verdict is stored exactly like a direct one.
+engine's side is `brie_bench.judging_port.JudgingPort`: its retry loop, leases and
+the ways it stores a verdict or a failure, so a batch verdict is stored exactly like
+a direct one. This module uses nothing else of the engine, and does not import it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from brie_bench import outputs
 from brie_bench.api import BatchBackend
 from brie_bench.batch_poll import BatchPoll
 from brie_bench.errors import CallError, ErrorKind
+from brie_bench.judging_port import JudgingPort
 from brie_bench.outcome import Done, Failed
 from brie_bench.plan import JudgmentUnit
 
-if TYPE_CHECKING:
-    from brie_bench.engine import Engine
 
-
-async def judge_in_batches_leased(engine: Engine, judge_name: str, units: list[JudgmentUnit],
+async def judge_in_batches_leased(engine: JudgingPort, judge_name: str, units: list[JudgmentUnit],
                                   texts: dict[str, str]) -> None:
     """A batch judge's units are handled by one process at a time: the one holding its lease.
 
@@ -44,31 +43,29 @@ async def judge_in_batches_leased(engine: Engine, judge_name: str, units: list[J
         todo = left()
         if not todo:
             return
-        status = engine._lease().claim(lease_keys)
+        status = engine.claim(lease_keys)
         if status == "claimed":
             try:
                 await judge_in_batches(engine, judge_name, todo, texts)
             finally:
-                engine._lease().done(lease_keys)
+                engine.release(lease_keys)
             return
-        await engine._until_free(lease_keys, lambda: not left())
+        await engine.wait(lease_keys, lambda: not left())
 
 
-async def judge_in_batches(engine: Engine, judge_name: str, units: list[JudgmentUnit],
+async def judge_in_batches(engine: JudgingPort, judge_name: str, units: list[JudgmentUnit],
                            texts: dict[str, str]) -> None:
     """Judge through the provider's batch API: submit once, record the batch id at once, poll.
 
     A rerun after a crash polls the batches already recorded instead of submitting again.
     Pairs the judge cannot put in a batch (`batch_request` answers None) are judged directly.
     """
-    from brie_bench.engine import run_all  # engine imports this module: import at call time
-
     judge = engine.runtime.judges[judge_name]
     backend = judge.backend
     if not isinstance(backend, BatchBackend):  # runtime.py refuses such suites; never reached from a suite
         raise TypeError(f"judge {judge_name!r}: its backend has no batch API (submit_batch, poll_batch)")
     by_key = {u.key: u for u in units}
-    pairs = {u.key: engine._pair(u, texts) for u in units}
+    pairs = {u.key: engine.pair(u, texts) for u in units}
     open_batches = engine.store.open_batches(engine.run_id, judge_name)
     in_flight = {k for _, keys in open_batches for k in keys}
     items, direct = [], []
@@ -80,13 +77,13 @@ async def judge_in_batches(engine: Engine, judge_name: str, units: list[Judgment
             direct.append(u)
         else:
             items.append((u.key, request))
-    await run_all(engine._judge_one(u, texts) for u in direct)
+    await engine.judge_directly(direct, texts)
     if items:
-        outcome = await engine._call(judge_name, "batch_submit", [k for k, _ in items], 0,
-                                     lambda: backend.submit_batch(items), check=outputs.batch_id)
+        outcome = await engine.call(judge_name, "batch_submit", [k for k, _ in items],
+                                    lambda: backend.submit_batch(items), check=outputs.batch_id)
         if isinstance(outcome, Failed):
             for key, _ in items:
-                engine._count_failed_judgment(by_key[key])
+                engine.count_failed(by_key[key])
         elif isinstance(outcome, Done):
             batch_id = outcome.result
             # Stored before the first poll: from here on a crash resumes by polling, never resubmitting.
@@ -96,13 +93,13 @@ async def judge_in_batches(engine: Engine, judge_name: str, units: list[Judgment
     poll_s = engine.runtime.batch[judge_name]
     while open_batches:
         for batch_id, keys in list(open_batches):
-            outcome = await engine._call(judge_name, "batch_poll", [batch_id], 0,
-                                         lambda b=batch_id: backend.poll_batch(b), check=check_poll)
+            outcome = await engine.call(judge_name, "batch_poll", [batch_id],
+                                        lambda b=batch_id: backend.poll_batch(b), check=check_poll)
             if not isinstance(outcome, Done):  # polling failed for good this time: leave the batch open for a rerun
                 open_batches.remove((batch_id, keys))
                 for key in keys:
                     if key in by_key and key not in done:
-                        engine._count_failed_judgment(by_key[key])
+                        engine.count_failed(by_key[key])
                 continue
             poll = outcome.result
             for custom_id, result in poll.results.items():
@@ -111,25 +108,26 @@ async def judge_in_batches(engine: Engine, judge_name: str, units: list[Judgment
                     continue
                 done.add(custom_id)
                 if isinstance(result, CallError):
-                    engine._fail_judgment(unit, result.kind, str(result), transient=result.transient)
+                    engine.fail(unit, result.kind, str(result), transient=result.transient)
                 else:
                     try:
-                        verdict = judge.batch_result(pairs[custom_id], outputs.generation(result))
+                        answer, notes = engine.check_answer(result)  # capped like every stored text
+                        verdict = judge.batch_result(pairs[custom_id], answer)
                     except outputs.MalformedOutput as exc:
-                        engine._fail_judgment(unit, exc.kind, str(exc))
+                        engine.fail(unit, exc.kind, str(exc))
                         continue
                     except Exception as exc:  # noqa: BLE001 - never a verdict from a failure
-                        engine._fail_judgment(unit, ErrorKind.PLUGIN_ERROR, f"{type(exc).__name__}: {exc}")
+                        engine.fail(unit, ErrorKind.PLUGIN_ERROR, f"{type(exc).__name__}: {exc}")
                         continue
-                    engine._save_judgment(unit, verdict, None)
+                    engine.save(unit, verdict, notes=[f"the batch answer: {n}" for n in notes])
             if poll.done:
                 engine.store.finish_batch(engine.run_id, batch_id, poll.status or "done")
                 open_batches.remove((batch_id, keys))
                 for key in keys:
                     if key in by_key and key not in done:
                         done.add(key)
-                        engine._fail_judgment(by_key[key], ErrorKind.BATCH_MISSING,
-                                              f"batch {batch_id} ended without it", transient=True)
+                        engine.fail(by_key[key], ErrorKind.BATCH_MISSING,
+                                    f"batch {batch_id} ended without it", transient=True)
         if open_batches:
             await asyncio.sleep(poll_s)
 

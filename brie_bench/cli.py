@@ -2,13 +2,13 @@
 
 Exit codes: 0 success, 1 the run finished with failed units, 2 bad input
 (one line naming file, field and line; never a traceback; a damaged, foreign or
-newer-schema database is bad input too), 130 interrupted by Ctrl-C (everything
-finished is stored; a rerun resumes).
+newer-schema database is bad input too, and so is a database deleted or replaced
+during a run), 130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (the same
+message for all three: everything finished is stored; a rerun resumes).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 from gettext import gettext
@@ -46,7 +46,9 @@ def err_console() -> Console:
 
 
 def default_db() -> str:
-    return os.environ.get("BRIE_BENCH_DB") or "brie-bench.db"
+    from brie_bench import envvars
+
+    return envvars.db_path() or "brie-bench.db"
 
 
 class BrieGroup(click.Group):
@@ -106,10 +108,13 @@ class BrieGroup(click.Group):
         except BrieBenchError as exc:
             err_console().print(safe_text(f"error: {exc}"), soft_wrap=True)
             ctx.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # click would print "Aborted!" and exit 1, the code of failed units.
+            from brie_bench.signals import exit_code, ignore_stop_signals
+
+            ignore_stop_signals()  # on the way out: a second Ctrl-C must not print a traceback
             err_console().print(INTERRUPTED_MESSAGE, soft_wrap=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            ctx.exit(exit_code(exc))
 
 
 def resolve_common(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) -> tuple[str, str | None]:
@@ -152,6 +157,9 @@ def option_rows(options_model: type[Any]) -> list[tuple[str, str, str, str]]:
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
     """Brie Bench: is my fine-tuned model better than its base model, and how sure are we?"""
+    from brie_bench import envvars
+
+    envvars.check_all()  # a bad BRIE_BENCH_* is one line naming it (exit 2), before any command does work
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
     ctx.obj["plugins_dir"] = plugins_dir
@@ -204,7 +212,7 @@ def plural(n: int, word: str) -> str:
 @click.option("--power", "power_flag", is_flag=True,
               help="With the plan: minimum detectable effect, prompts needed for --effect, and their cost (implies --dry-run).")
 @click.option("--effect", type=click.FloatRange(0.0, 0.5, min_open=True, max_open=True), default=None,
-              help="Win-rate distance from 50%% to plan for with --power (default 0.10: a true win rate of 60%%).")
+              help="Win-rate distance from 50% to plan for with --power (default 0.10: a true win rate of 60%).")
 @click.option("--pilot", default=None, metavar="RUN", help="Measure the variance for --power from this stored run.")
 @common_options
 @click.pass_context
@@ -343,6 +351,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "import": ("brie_bench.report.cli", "import_command", "Import results written by other tools."),
     "judge": ("brie_bench.web.cli", "judge_command",
               "Judge a stored run's comparisons (default: the latest run) blind, in the browser, as NAME."),
+    "gate": ("brie_bench.gate", "gate_command",
+             "Pass or fail RUN (default: the latest) on what its intervals show: exit 0 passed, 1 failed, "
+             "3 cannot decide."),
 }
 
 
@@ -374,15 +385,50 @@ def _load_plugin_commands(plugins_dir: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    plugins_dir = plugins_dir_from(args)  # before click parses, so plugin files can add commands too
-    _PRELOADED.clear()
-    _load_plugin_commands(plugins_dir)
+    from brie_bench.signals import exit_code, ignore_stop_signals, raise_on_stop_signals
+
+    raise_on_stop_signals()  # SIGTERM and SIGHUP end like Ctrl-C (143, 129), never a silent kill
+    code: int | str | None = EXIT_OK
     try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        plugins_dir = plugins_dir_from(args)  # before click parses, so plugin files can add commands too
+        _PRELOADED.clear()
+        _load_plugin_commands(plugins_dir)
         cli.main(args=args, prog_name="brie-bench")
-    except KeyboardInterrupt:  # before or after a command (inside one, BrieGroup handles it)
+    except KeyboardInterrupt as exc:  # before or after a command, plugin loading included (inside one, BrieGroup)
+        ignore_stop_signals()
         err_console().print(INTERRUPTED_MESSAGE)
-        sys.exit(EXIT_INTERRUPTED)
+        code = exit_code(exc)
+    except SystemExit as exc:
+        code = exc.code
+    _exit(code)
+
+
+def _exit(code: int | str | None) -> None:
+    """Exit with `code`; at once (`os._exit`, after flushing) when a plugin's thread would keep the process alive.
+
+    Python waits for every non-daemon thread before it exits, so a plugin thread that never
+    ends kept `brie-bench` alive forever after its run had ended. By now the store is closed
+    and the output written: only the flush is left to do.
+    """
+    import threading
+
+    if isinstance(code, str):  # sys.exit("message"): printed, exit 1, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else int(code)
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+                 and t.is_alive()]
+    if lingering:
+        import os
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from brie_bench import outputs
+from brie_bench import outputs, signals
 from brie_bench.api import Limits
 from brie_bench.batches import judge_in_batches_leased
 from brie_bench.blinding import blind, unblind
@@ -163,8 +163,10 @@ class Pacer:
 class Engine:
     def __init__(self, store: Store, run_id: str, runtime: Runtime, *, run_seed: int,
                  reporter: Reporter | None = None, retry: RetryPolicy | None = None,
-                 concurrency: int | None = None, lease_s: float | None = None) -> None:
+                 concurrency: int | None = None, lease_s: float | None = None,
+                 max_stored_chars: int = outputs.DEFAULT_MAX_STORED_CHARS) -> None:
         self.store = store
+        self.max_stored_chars = max_stored_chars
         self.lease_s = lease_s
         self.leases: Leases | None = None
         self.run_id = run_id
@@ -227,9 +229,15 @@ class Engine:
                 raise
             except asyncio.CancelledError:
                 task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if (task is not None and task.cancelling()) or signals.stopping():
                     raise  # the run itself is being cancelled (Ctrl-C, a failed store write)
                 error = CallError("the plugin raised CancelledError", kind=ErrorKind.PLUGIN_ERROR)
+            except KeyboardInterrupt as exc:  # a real stop signal (a plugin's own is a CallError by now)
+                if not signals.is_real(exc):
+                    raise
+                # The main task's cancellation is on its way (`signals.StopOnSignal`): end this unit
+                # as cancelled, so the run unwinds in order instead of the loop stopping mid-step.
+                raise asyncio.CancelledError() from None
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin bug: record it, never a verdict
                 if exc is claim_error:
                     raise
@@ -311,8 +319,8 @@ class Engine:
                 continue
             results, latency = outcome.result, outcome.latency
             try:
-                result = outputs.generation(results[i], f"result {i + 1} of {len(units)}" if len(units) > 1
-                                            else "the backend's result")
+                result, notes = self._check_generation(results[i], f"result {i + 1} of {len(units)}"
+                                                       if len(units) > 1 else "the backend's result")
             except outputs.MalformedOutput as exc:
                 self.store.save_error(run_id=self.run_id, unit_key=unit.key, unit_kind="generation",
                                       name=contender, attempt=1, kind=exc.kind, transient=False, final=True,
@@ -321,6 +329,7 @@ class Engine:
                 failed_now.append(unit.key)
                 self.reporter.advance("generation", False)
                 continue
+            self.note_truncated(unit.key, "generation", contender, notes)
             if self.store.save_generation(GenerationRow(
                     key=unit.key, backend=backend.name, model=backend.model, spec=backend.identity(),
                     messages=[m.to_dict() for m in unit.request.messages], params=unit.request.params.to_dict(),
@@ -403,15 +412,19 @@ class Engine:
         return f"j:{self.run_id}:{unit.key}"
 
     def _save_judgment(self, unit: JudgmentUnit, result: Any, latency: float | None, *,
-                       checked: bool = False) -> None:
-        """Store a verdict and give its lease back, in one transaction (`checked`: already through outputs)."""
+                       checked: bool = False, notes: Sequence[str] = ()) -> None:
+        """Store a verdict and give its lease back, in one transaction.
+
+        `checked`: `result` is `(verdict, notes)` from `_check_judgment` already; `notes` are
+        earlier cuts of the same unit (a batch judge's answer) to record with it.
+        """
         judge = self.runtime.judges[unit.judge]
-        if not checked:
-            try:
-                result = outputs.judgment(result)
-            except outputs.MalformedOutput as exc:
-                self._fail_judgment(unit, exc.kind, str(exc))
-                return
+        try:
+            result, cut = result if checked else self._check_judgment(result)
+        except outputs.MalformedOutput as exc:
+            self._fail_judgment(unit, exc.kind, str(exc))
+            return
+        self.note_truncated(unit.key, "judgment", unit.judge, [*notes, *cut])
         leases = self._lease()
         if self.store.save_judgment(judgment_row(self.run_id, unit, result, judge_type=judge.name,
                                                  judge_model=self.runtime.judge_model(unit.judge), latency=latency),
@@ -438,7 +451,7 @@ class Engine:
         stored = self._judgment_stored(unit)
         while True:
             outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair),
-                                       check=outputs.judgment,
+                                       check=self._check_judgment,
                                        claim=lambda: self._lease().claim(lease_keys, stored))
             if not isinstance(outcome, Skipped):
                 break
@@ -455,7 +468,7 @@ class Engine:
         if isinstance(outcome, Failed):
             self._count_failed_judgment(unit)
             return
-        self._save_judgment(unit, outcome.result, outcome.latency, checked=True)  # `_call` ran outputs.judgment
+        self._save_judgment(unit, outcome.result, outcome.latency, checked=True)  # `_call` ran _check_judgment
 
     async def _judge_direct(self, units: Sequence[JudgmentUnit], texts: dict[str, str]) -> None:
         """Judge `units` with a fixed pool of workers: one per concurrency slot of each judge.
@@ -516,6 +529,57 @@ class Engine:
         self.stats.judgments_failed = len(unstored) - self.stats.judgments_blocked
         self.reporter.finish("judging")
 
+    # -- what batch judging may use (`brie_bench.judging_port.JudgingPort`) -------------------
+    def claim(self, keys: Sequence[str]) -> str:
+        return self._lease().claim(keys)
+
+    def release(self, keys: Sequence[str]) -> None:
+        self._lease().done(keys)
+
+    async def wait(self, keys: Sequence[str], stored: Callable[[], bool]) -> str:
+        return await self._until_free(keys, stored)
+
+    def pair(self, unit: JudgmentUnit, texts: dict[str, str]) -> BlindedPair:
+        return self._pair(unit, texts)
+
+    async def judge_directly(self, units: Sequence[JudgmentUnit], texts: dict[str, str]) -> None:
+        await run_all(self._judge_one(u, texts) for u in units)
+
+    async def call(self, name: str, unit_kind: str, unit_keys: Sequence[str], fn: Callable[[], Awaitable[Any]], *,
+                   check: Callable[[Any], Any]) -> Outcome:
+        return await self._call(name, unit_kind, unit_keys, 0, fn, check=check)
+
+    def check_answer(self, value: Any) -> tuple[Any, list[str]]:
+        return self._check_generation(value)
+
+    def save(self, unit: JudgmentUnit, verdict: Any, *, notes: Sequence[str] = ()) -> None:
+        self._save_judgment(unit, verdict, None, notes=notes)
+
+    def fail(self, unit: JudgmentUnit, kind: ErrorKind, message: str, *, transient: bool = False) -> None:
+        self._fail_judgment(unit, kind, message, transient=transient)
+
+    def count_failed(self, unit: JudgmentUnit) -> None:
+        self._count_failed_judgment(unit)
+
+    # -- stored text caps ------------------------------------------------------------------
+    def _check_generation(self, value: Any, what: str = "the backend's result") -> tuple[Any, list[str]]:
+        notes: list[str] = []
+        return outputs.generation(value, what, max_chars=self.max_stored_chars, notes=notes), notes
+
+    def _check_judgment(self, value: Any) -> tuple[Any, list[str]]:
+        notes: list[str] = []
+        return outputs.judgment(value, max_chars=self.max_stored_chars, notes=notes), notes
+
+    def note_truncated(self, unit_key: str, unit_kind: str, name: str, notes: Sequence[str]) -> None:
+        """Record each text of a unit that was cut (`outputs.cap_text`), before the unit is stored.
+
+        Recorded first: a crash between the two leaves a note about a unit not stored (harmless),
+        never a cut text without its note. Kind ``truncated``: a note, not a failure.
+        """
+        for note in notes:
+            self.store.save_error(run_id=self.run_id, unit_key=unit_key, unit_kind=unit_kind, name=name, attempt=1,
+                                  kind=outputs.TRUNCATED, transient=False, final=False, message=note)
+
     async def run(self, plan: Plan) -> EngineStats:
         try:
             await self.run_generations(plan)
@@ -528,13 +592,23 @@ class Engine:
 
 
 async def _guarded(fn: Callable[[], Awaitable[Any]]) -> Any:
-    """Await a plugin call, turning its `sys.exit()` into a failed call.
+    """Await a plugin call, turning its `sys.exit()`, or any other `BaseException` it raises, into a failed call.
 
-    asyncio lets SystemExit out of a task straight through the event loop, ending the
-    whole run; caught here, inside the coroutine, it is one failed unit like any bug.
+    asyncio lets SystemExit and KeyboardInterrupt out of a task straight through the event
+    loop, ending the whole run with a traceback; caught here, inside the coroutine, each is
+    one failed unit like any bug (`GeneratorExit` and custom `BaseException`s too). Two are
+    not the plugin's: a cancellation (the timeout, or the run stopping) and the interruption
+    of a real stop signal (`signals.is_real`), which still stops the run.
     """
     try:
         return await fn()
     except SystemExit as exc:
         raise CallError(f"SystemExit: the plugin called sys.exit({exc.code!r})", kind=ErrorKind.PLUGIN_ERROR) from None
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        if signals.is_real(exc):
+            raise
+        raise CallError(f"{type(exc).__name__}: the plugin raised it{f' ({exc})' if str(exc) else ''}",
+                        kind=ErrorKind.PLUGIN_ERROR) from None
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import random
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from collections.abc import AsyncIterator, Callable
 
+from brie_bench import envvars
 from brie_bench.api import Limits
 
 
@@ -57,13 +57,6 @@ class RateLimiter:
             yield
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter; a server's retry-after wins (capped).
@@ -72,8 +65,8 @@ class RetryPolicy:
     (tests and benchmarks use short waits).
     """
 
-    base_s: float = field(default_factory=lambda: _env_float("BRIE_BENCH_RETRY_BASE_S", 1.0))
-    cap_s: float = field(default_factory=lambda: _env_float("BRIE_BENCH_RETRY_CAP_S", 60.0))
+    base_s: float = field(default_factory=envvars.retry_base_s)
+    cap_s: float = field(default_factory=envvars.retry_cap_s)
     max_retry_after_s: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:

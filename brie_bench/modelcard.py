@@ -10,7 +10,8 @@ Two writers share this module:
 * `brie-bench report RUN --model-card README.md` merges a run's figures into an
   existing card (`update_card`): it replaces only the `eval_results` that Brie
   Bench wrote before for the same suite, and only the body between the two
-  marker comments. Everything else in the body is kept byte for byte; the
+  marker comments (whole lines outside code fences: a quoted marker is the
+  user's text). Everything else in the body is kept byte for byte, CRLF too; the
   front matter is re-serialised by `huggingface_hub` (keys and values kept,
   YAML layout normalised). Running it twice gives the same file.
 * `brie-bench train` writes the adapter's README (`training_card`): the base
@@ -26,6 +27,7 @@ Nothing here touches the network; pushing is left to the Hub's own CLI.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -150,19 +152,93 @@ def model_index_yaml(report: dict[str, Any], model_name: str | None = None) -> s
     return yaml.safe_dump(model_index(report, model_name), sort_keys=False, allow_unicode=True, width=1000)
 
 
-def _replace_section(text: str, section: str) -> str:
-    """Put `section` between the markers: in place if they exist, else appended after the body."""
-    block = f"{BEGIN_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    start = text.find(_BEGIN_PREFIX)
-    end = text.find(END_MARKER, start + 1) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        return text[:start] + block + text[end + len(END_MARKER):]
-    if start >= 0 or (END_MARKER in text):
-        from brie_bench.errors import InputError
+_FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
-        raise InputError("the card has one Brie Bench marker comment without the other; fix or remove it")
-    sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-    return f"{text}{sep}{block}\n"
+
+def _marker_lines(lines: list[str]) -> tuple[list[int], list[int]]:
+    """The indexes of the real begin and end marker lines: whole lines, outside fenced code blocks.
+
+    A marker quoted in the card's prose ("the section between `<!-- brie-bench:end -->`
+    and ...") or shown in a code block is the user's text, not ours: taking it as a
+    marker would delete whatever lies between. A marker line is the comment alone on
+    its line (up to three spaces of indentation, as Markdown allows for HTML blocks).
+    """
+    begins: list[int] = []
+    ends: list[int] = []
+    fence: str | None = None
+    for i, raw in enumerate(lines):
+        line = raw.rstrip("\r\n")
+        m = _FENCE.match(line)
+        if fence is not None:
+            # A fence closes with the same character, at least as long, and nothing after it.
+            if m and m.group("fence")[0] == fence[0] and len(m.group("fence")) >= len(fence) \
+                    and not m.group("info").strip():
+                fence = None
+            continue
+        if m and not (m.group("fence")[0] == "`" and "`" in m.group("info")):
+            fence = m.group("fence")
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        stripped = line.strip()
+        if indent > 3:
+            continue
+        if stripped.startswith(_BEGIN_PREFIX) and stripped.endswith("-->") and stripped.count("-->") == 1:
+            begins.append(i)
+        elif stripped == END_MARKER:
+            ends.append(i)
+    return begins, ends
+
+
+def _replace_section(text: str, section: str) -> str:
+    """Put `section` between the markers: in place if they exist, else appended after the body.
+
+    Only whole marker lines outside code fences count (`_marker_lines`). The card's own
+    line ending (LF or CRLF) is used for what is written, and every other byte of the
+    body is kept.
+    """
+    from brie_bench.errors import InputError
+
+    eol = "\r\n" if "\r\n" in text else "\n"
+    block = eol.join([BEGIN_MARKER, *section.rstrip().split("\n"), END_MARKER])
+    # Lines split on \n only (str.splitlines also breaks on \x0b, \x1c, U+2028 ...), each keeping its ending.
+    lines = [x + "\n" for x in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    begins, ends = _marker_lines(lines)
+    if begins and ends and ends[0] > begins[0]:
+        start, end = begins[0], ends[0]
+        tail = lines[end][len(lines[end].rstrip("\r\n")):]  # the end marker line's own line break
+        return "".join(lines[:start]) + block + tail + "".join(lines[end + 1:])
+    if begins or ends:
+        raise InputError("the card has one Brie Bench marker comment without the other (or the end before the "
+                         "begin); fix or remove it")
+    sep = "" if not text or text.endswith(eol + eol) else (eol if text.endswith("\n") else eol + eol)
+    return f"{text}{sep}{block}{eol}"
+
+
+def _parse_card(text: str) -> Any:
+    """The card through `huggingface_hub`, or one line (InputError, exit 2) when its front matter cannot be read.
+
+    The YAML is read with `yaml.safe_load`, so a `!!python/object/apply` tag runs
+    nothing; it and a malformed `model-index` (which the library reports as a
+    ValueError) are the user's file to fix, not a crash.
+    """
+    import yaml
+    from huggingface_hub import ModelCard
+
+    from brie_bench.errors import InputError
+
+    try:
+        return ModelCard(text, ignore_metadata_errors=False)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"the front matter is not YAML this tool reads: {' '.join(str(problem).split())[:200]}",
+                         line=mark.line + 2 if mark is not None else None) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        first = " ".join(str(exc).split())
+        first = first.split(". Pass `ignore_metadata_errors")[0]
+        raise InputError(f"the front matter cannot be read: {first[:200]}", field="model-index"
+                         if "model_index" in first or "model-index" in first else None) from None
 
 
 def updated_card(existing: str | None, report: dict[str, Any], section: str, *, model_name: str | None = None,
@@ -179,7 +255,7 @@ def updated_card(existing: str | None, report: dict[str, Any], section: str, *, 
     if existing is None:
         card = ModelCard(NEW_CARD_TEMPLATE.format(name=model_name or cand, section=""))
     else:
-        card = ModelCard(existing, ignore_metadata_errors=False)
+        card = _parse_card(existing)
     suite = report["run"]["suite"]
     data = cast(ModelCardData, card.data)  # ModelCard.data is always ModelCardData
     kept = [r for r in (data.eval_results or []) if not _ours(r, suite)]

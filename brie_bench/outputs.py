@@ -9,6 +9,14 @@ can hold. Anything else raises `MalformedOutput`: a permanent `CallError` of
 kind ``malformed``, so that one unit fails with a clear message, the failure is
 recorded, and the run goes on. Values that are merely of a near type (an
 ``int`` subclass, a ``numpy.float64``) are normalised to plain Python values.
+
+Every text is capped at `max_chars` characters (the suite's `max_stored_chars`,
+default `DEFAULT_MAX_STORED_CHARS`): a model that ignores `max_tokens`, or a plugin
+that returns a 10^8-character `raw`, must not fill the database, the reports and
+the memory of the run. A longer text keeps its head and ends in a marker saying
+how much was cut (`truncation_marker`); each cut is appended to the caller's
+`notes`, and the engine records it for the unit (kind ``truncated``). Nothing is
+ever cut silently.
 """
 
 from __future__ import annotations
@@ -24,6 +32,30 @@ from brie_bench.records import GenerationResult, JudgeResult, Usage
 #: Token counts at or above this are nonsense (and would not survive a float or JSON round trip).
 MAX_TOKENS = 2 ** 53
 
+#: The default cap on each stored text, in characters: the largest `max_tokens` a suite may ask for
+#: (131,072) at 15 characters a token, three times a typical token's length, so only a runaway
+#: text is ever cut (a 50 MB answer at max_tokens 32 is).
+DEFAULT_MAX_STORED_CHARS = 2_000_000
+
+#: The error kind under which a cut text is recorded for its unit (a note: the unit is stored).
+TRUNCATED = "truncated"
+
+
+def truncation_marker(kept: int, total: int) -> str:
+    """What ends a cut text: how many characters were kept of how many."""
+    return f"\n[brie-bench: truncated, {kept:,} of {total:,} characters kept]"
+
+
+def cap_text(text: str, max_chars: int, what: str, notes: list[str] | None) -> str:
+    """`text`, or its head plus `truncation_marker` when it is longer than `max_chars` (noted in `notes`)."""
+    if len(text) <= max_chars:
+        return text
+    total = len(text)
+    kept = max(0, max_chars - len(truncation_marker(max_chars, total)))
+    if notes is not None:
+        notes.append(f"{what} cut to {kept:,} of {total:,} characters (max_stored_chars {max_chars:,})")
+    return text[:kept] + truncation_marker(kept, total)
+
 
 class MalformedOutput(PermanentError):
     """A plugin returned something that cannot be stored; the unit fails with kind ``malformed``."""
@@ -32,11 +64,13 @@ class MalformedOutput(PermanentError):
         super().__init__(message, kind="malformed")
 
 
-def _text(value: Any, what: str, *, optional: bool = False) -> str | None:
+def _text(value: Any, what: str, *, optional: bool = False, max_chars: int = DEFAULT_MAX_STORED_CHARS,
+          notes: list[str] | None = None) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str):
         raise MalformedOutput(f"{what} is {type(value).__name__}, not a string")
+    value = cap_text(value, max_chars, what, notes)  # first: no copy of a runaway text is ever made
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -45,9 +79,10 @@ def _text(value: Any, what: str, *, optional: bool = False) -> str | None:
     return str(value)
 
 
-def _required_text(value: Any, what: str) -> str:
+def _required_text(value: Any, what: str, *, max_chars: int = DEFAULT_MAX_STORED_CHARS,
+                   notes: list[str] | None = None) -> str:
     """`_text` for a field that must be a string (None is refused like any other non-string)."""
-    text = _text(value, what)
+    text = _text(value, what, max_chars=max_chars, notes=notes)
     assert text is not None  # not optional: _text raised for None
     return text
 
@@ -76,32 +111,35 @@ def usage(value: Any, what: str) -> Usage:
                  _count(value.output_tokens, f"{what}.output_tokens"))
 
 
-def generation(value: Any, what: str = "the backend's result") -> GenerationResult:
-    """A backend's answer, checked and normalised; raises `MalformedOutput`."""
+def generation(value: Any, what: str = "the backend's result", *, max_chars: int = DEFAULT_MAX_STORED_CHARS,
+               notes: list[str] | None = None) -> GenerationResult:
+    """A backend's answer, checked and normalised, each text capped at `max_chars`; raises `MalformedOutput`."""
     if not isinstance(value, GenerationResult):
         raise MalformedOutput(f"{what} is {type(value).__name__}, not GenerationResult")
     structured = value.structured
     if structured is not None:
         if not isinstance(structured, Mapping):
             raise MalformedOutput(f"{what}.structured is {type(structured).__name__}, not a mapping")
-        structured = _json_value(dict(structured), f"{what}.structured")
+        structured = _json_value(dict(structured), f"{what}.structured", max_chars=max_chars, notes=notes)
     return GenerationResult(
-        text=_required_text(value.text, f"{what}.text"),
+        text=_required_text(value.text, f"{what}.text", max_chars=max_chars, notes=notes),
         usage=usage(value.usage, f"{what}.usage"),
-        finish_reason=_text(value.finish_reason, f"{what}.finish_reason", optional=True),
+        finish_reason=_text(value.finish_reason, f"{what}.finish_reason", optional=True, max_chars=max_chars,
+                            notes=notes),
         structured=structured,
-        model=_text(value.model, f"{what}.model", optional=True),
+        model=_text(value.model, f"{what}.model", optional=True, max_chars=max_chars, notes=notes),
     )
 
 
-def _json_value(value: Any, what: str, depth: int = 0) -> Any:
+def _json_value(value: Any, what: str, depth: int = 0, *, max_chars: int = DEFAULT_MAX_STORED_CHARS,
+                notes: list[str] | None = None) -> Any:
     """A copy that JSON and SQLite can hold: str keys, finite numbers, valid text, bounded depth."""
     if depth > 32:
         raise MalformedOutput(f"{what} is nested too deeply")
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return _text(value, what)
+        return _text(value, what, max_chars=max_chars, notes=notes)
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -114,10 +152,12 @@ def _json_value(value: Any, what: str, depth: int = 0) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise MalformedOutput(f"{what} has a key {k!r} that is not a string")
-            out[_text(k, f"{what} key")] = _json_value(v, f"{what}[{k!r}]", depth + 1)
+            out[_text(k, f"{what} key", max_chars=max_chars, notes=notes)] = _json_value(
+                v, f"{what}[{k[:40]!r}]", depth + 1, max_chars=max_chars, notes=notes)
         return out
     if isinstance(value, (list, tuple)):
-        return [_json_value(v, f"{what}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return [_json_value(v, f"{what}[{i}]", depth + 1, max_chars=max_chars, notes=notes)
+                for i, v in enumerate(value)]
     raise MalformedOutput(f"{what} is {type(value).__name__}, which cannot be stored")
 
 
@@ -142,8 +182,9 @@ def _scores(value: Any, what: str) -> dict[str, dict[str, float]] | None:
     return out
 
 
-def judgment(value: Any, what: str = "the judge's result") -> JudgeResult:
-    """A judge's verdict, checked and normalised; raises `MalformedOutput`."""
+def judgment(value: Any, what: str = "the judge's result", *, max_chars: int = DEFAULT_MAX_STORED_CHARS,
+             notes: list[str] | None = None) -> JudgeResult:
+    """A judge's verdict, checked and normalised, each text capped at `max_chars`; raises `MalformedOutput`."""
     if not isinstance(value, JudgeResult):
         raise MalformedOutput(f"{what} is {type(value).__name__}, not JudgeResult")
     if value.label not in ("A", "B", "tie", "invalid"):
@@ -156,11 +197,12 @@ def judgment(value: Any, what: str = "the judge's result") -> JudgeResult:
         p_a = float(p_a)
     return JudgeResult(
         label=value.label,
-        raw=_required_text(value.raw, f"{what}.raw"),
+        raw=_required_text(value.raw, f"{what}.raw", max_chars=max_chars, notes=notes),
         scores=_scores(value.scores, f"{what}.scores"),
         p_a=p_a,
-        reasoning=_text(value.reasoning, f"{what}.reasoning", optional=True),
-        invalid_reason=_text(value.invalid_reason, f"{what}.invalid_reason", optional=True),
+        reasoning=_text(value.reasoning, f"{what}.reasoning", optional=True, max_chars=max_chars, notes=notes),
+        invalid_reason=_text(value.invalid_reason, f"{what}.invalid_reason", optional=True, max_chars=max_chars,
+                             notes=notes),
         usage=usage(value.usage, f"{what}.usage"),
     )
 

@@ -67,9 +67,15 @@ def layouts(plan: Plan) -> list[Layout]:
     return [Layout(j, c, tuple(sorted(counts.values(), reverse=True))) for (j, c), counts in per.items()]
 
 
-def _pilot_components(store: Store, pilot: str) -> dict[str, power.VarianceComponents]:
-    """Per judge (and candidate), the variance components measured on a stored pilot run."""
-    from brie_bench.report.model import units_of
+def _pilot_components(store: Store, pilot: str) -> tuple[dict[str, power.VarianceComponents], list[str]]:
+    """Per judge, the variance components measured on a stored pilot run, and why any judge was passed over.
+
+    A judge is usable only when its outcomes have a spread to measure (`power.degenerate_reason`:
+    not all ties, not all one way, some valid verdict) and its verdicts carry information
+    (`stats.bias.judge_information`: not explained by position or label). Planning from
+    anything else would promise a precision, or a variance, the judge never showed.
+    """
+    from brie_bench.report.model import information_of, units_of
     from brie_bench.report.rows import group_by, load_run
 
     try:
@@ -77,14 +83,19 @@ def _pilot_components(store: Store, pilot: str) -> dict[str, power.VarianceCompo
     except Exception as exc:  # noqa: BLE001 - an unknown run id is bad input, whatever the store raises
         raise InputError(f"--pilot: no run {pilot!r} in the database ({exc})") from None
     out: dict[str, power.VarianceComponents] = {}
+    skipped: list[str] = []
     for (_cand, judge), rows in group_by(data.rows, "item.candidate", "judge").items():
         units = units_of(rows)
         comp = power.decompose(units.outcomes, units.clusters, [(a, b) for _, a, b in units.pairs])
-        if comp.n_prompts:
-            out[judge] = out.get(judge) or comp
-    if not out:
-        raise InputError(f"--pilot: run {pilot!r} has no valid verdict to measure variance from")
-    return out
+        reason = information_of(rows, units).reason or power.degenerate_reason(comp)
+        if reason:
+            skipped.append(f"{judge}: {reason}")
+        elif judge not in out:
+            out[judge] = comp
+    judged = {r.judge for r in data.rows}
+    skipped += [f"{name}: no stored verdict" for name in (data.run.metadata.get("judges") or {})
+                if name not in judged]
+    return out, skipped
 
 
 def _pts(x: float) -> str:
@@ -102,13 +113,22 @@ def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtim
         console.print("power: the plan has no comparisons to judge")
         return
     measured: dict[str, power.VarianceComponents] = {}
+    skipped: list[str] = []
     if pilot is not None:
         if store is None:
             raise InputError(f"--pilot {pilot}: the database does not exist")
-        measured = _pilot_components(store, pilot)
+        measured, skipped = _pilot_components(store, pilot)
     console.print(safe_text(
         f"Power plan for {suite.name}: two-sided test at α = {alpha:g}, {target_power:.0%} power, prompts as "
         "clusters, as in the report's interval."))
+    for line in skipped:
+        console.print(safe_text(f"pilot {pilot}: not used, judge {line}.", style="yellow"))
+    if pilot is not None and not measured:
+        console.print(safe_text(
+            f"Pilot {pilot} gives no usable variance (no judge has a spread of outcomes that carries information), "
+            f"so this plan falls back to the conservative defaults: variance {power.DEFAULT_TOTAL_VARIANCE:g} per "
+            f"comparison (every verdict decisive at a 50% win rate), {power.DEFAULT_BETWEEN_SHARE:.0%} of it between "
+            "prompts."))
     if pilot is None:
         console.print(safe_text(
             f"No pilot run: conservative variance {power.DEFAULT_TOTAL_VARIANCE:g} per comparison (every verdict "
@@ -125,7 +145,7 @@ def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtim
         who = f"judge {lay.judge}, {lay.candidate}: " if len(shown) > 1 or measured else ""
         n, m = len(lay.sizes), sum(lay.sizes)
         if measured:
-            source = "this judge" if lay.judge in measured else "the pilot's first judge"
+            source = "this judge" if lay.judge in measured else "the pilot's first usable judge"
             v = comp.at_null()
             console.print(safe_text(
                 f"{who}pilot variance ({source}): {v.total:.3f} per comparison at a 50% win rate, "

@@ -37,11 +37,11 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 from brie_bench.stats import special
-from brie_bench.stats.intervals import BOOTSTRAP_MIN_CLUSTERS
 
 __all__ = [
-    "ALPHA", "POWER", "DEFAULT_EFFECT", "DEFAULT_TOTAL_VARIANCE", "DEFAULT_BETWEEN_SHARE", "T_BELOW_PROMPTS",
-    "VarianceComponents", "critical_value", "critical_values", "decompose", "default_components", "design_factor",
+    "ALPHA", "POWER", "DEFAULT_EFFECT", "DEFAULT_TOTAL_VARIANCE", "DEFAULT_BETWEEN_SHARE",
+    "MIN_VARIANCE", "VarianceComponents", "critical_value", "critical_values", "decompose", "default_components",
+    "degenerate_reason", "design_factor",
     "variance_of_mean", "mde", "mde_for_se", "prompts_needed", "recommended_samples", "paired_mdd",
     "detectable_sentence", "difference_sentence", "samples_sentence", "report_entry",
 ]
@@ -57,11 +57,12 @@ DEFAULT_TOTAL_VARIANCE: float = 0.25
 #: at least as much noise within a question as between questions, so half is on the
 #: cautious side; it only matters where a prompt has more than one comparison.
 DEFAULT_BETWEEN_SHARE: float = 0.5
-#: Below this many prompts the report's win-rate interval is a cluster-robust t interval,
-#: above it a bootstrap that behaves like a normal one: the statistics' own threshold.
-T_BELOW_PROMPTS: int = BOOTSTRAP_MIN_CLUSTERS
 #: Cap on a recommended number of samples per prompt: beyond it the answer is "more prompts".
 MAX_SAMPLES: int = 10
+#: Below this outcome variance (taken at a 50% win rate) a run measured no usable spread: it is what
+#: 96% ties at a 50% win rate give ((1 − 0.96)/4). A minimum detectable effect computed from it
+#: would promise a precision the judge never showed, so none is given (`degenerate_reason`).
+MIN_VARIANCE: float = 0.01
 
 _NAN = float("nan")
 
@@ -75,15 +76,16 @@ def _check(alpha: float, power: float) -> None:
 
 def critical_values(alpha: float = ALPHA, power: float = POWER, n_prompts: int | None = None
                     ) -> tuple[float, float]:
-    """(c_α, c_β): z(1 − α/2) and z(power), or Student-t quantiles with n_prompts − 1 df below `T_BELOW_PROMPTS`.
+    """(c_α, c_β): Student-t quantiles with n_prompts − 1 df, or z(1 − α/2) and z(power) when the count is unknown.
 
-    The t version is the usual approximation to a noncentral-t power calculation and
-    matches the cluster-robust t interval the report uses when prompts are few.
+    The report's win-rate interval (`stats.effective_n_ci`) charges (t(K − 1) / z)² for
+    estimating the clustered variance from K prompts at every prompt count, so the
+    planner uses the same t quantiles; they approach z as prompts grow.
     """
     _check(alpha, power)
     if n_prompts is not None and n_prompts < 2:
         return _NAN, _NAN
-    if n_prompts is not None and n_prompts < T_BELOW_PROMPTS:
+    if n_prompts is not None:
         df = float(n_prompts - 1)
         return float(special.stdtrit(df, 1.0 - alpha / 2.0)), float(special.stdtrit(df, power))
     return float(special.ndtri(1.0 - alpha / 2.0)), float(special.ndtri(power))
@@ -112,6 +114,12 @@ class VarianceComponents:
     the report counts a comparison judged both ways once. `identified` is false when
     no prompt had two comparisons, so the split is an assumption
     (`DEFAULT_BETWEEN_SHARE`), not a measurement. `sizes` are the comparisons per prompt.
+
+    `flip_ties` is the share of valid comparisons that are ties only because their two
+    orders disagreed (MT-Bench's rule), and `n_distinct` the number of distinct valid
+    outcomes. Flip ties matter at the alternative: the further the true win rate is from
+    50%, the more often both orders agree, so those ties turn into wins and the outcome
+    variance falls more slowly than a fixed tie share predicts (`mde`).
     """
 
     mean: float
@@ -122,6 +130,8 @@ class VarianceComponents:
     sizes: tuple[int, ...]
     identified: bool
     n_order_pairs: int = 0
+    flip_ties: float = 0.0
+    n_distinct: int = 0
 
     @property
     def n_prompts(self) -> int:
@@ -140,19 +150,25 @@ class VarianceComponents:
     def at_null(self) -> VarianceComponents:
         """The same split moved to a 50% win rate, keeping the tie share and the ICC.
 
-        For outcomes in {0, ½, 1} with tie share t, Var = μ(1 − μ) − t/4, so moving the
-        mean to ½ adds (μ − ½)². A run the fine-tune won outright has almost no variance,
+        For outcomes in {0, ½, 1} with tie share t, Var = μ(1 − μ) − t/4. Ties of the judge's
+        own stay put, but flip ties (orders disagreeing) scale with 4μ(1 − μ), the chance
+        of a close call, so with f the flip-tie share at 50%, Var(μ) = V₀ − (1 − f)(μ − ½)²
+        (checked against simulated judges in benchmarks/power_simulation.py). Moving the
+        mean to ½ adds that back. A run the fine-tune won outright has almost no variance,
         yet the question "what effect could it detect?" is asked about a true rate near
         50%, where the variance is larger; without this a lopsided run would claim a tiny MDE.
         """
         if not math.isfinite(self.mean):
             return self
-        null_total = self.total + (self.mean - 0.5) ** 2
+        close = 4.0 * self.mean * (1.0 - self.mean)
+        flip0 = min(1.0, self.flip_ties / close) if close > 0 and self.flip_ties > 0 else 0.0
+        null_total = self.total + (1.0 - flip0) * (self.mean - 0.5) ** 2
         share = self.between_share
         if not math.isfinite(share):
             share = DEFAULT_BETWEEN_SHARE
         between = null_total * share
-        return replace(self, mean=0.5, total=null_total, between=between, within=null_total - between)
+        return replace(self, mean=0.5, total=null_total, between=between, within=null_total - between,
+                       flip_ties=flip0)
 
 
 def default_components(sizes: Sequence[int], total: float = DEFAULT_TOTAL_VARIANCE,
@@ -185,22 +201,26 @@ def decompose(outcomes: ArrayLike, clusters: ArrayLike | None,
     n₀ = (M − Σm_p²/M)/(n − 1). When no prompt has two comparisons σ_w² cannot be
     told apart from σ_b²: the total is measured and split by `DEFAULT_BETWEEN_SHARE`
     (`identified` false). `order_pairs` (shape (k, 2), the two orders' outcomes of
-    comparisons judged both ways) gives the order component Σ(a − b)²/(2k).
+    comparisons judged both ways) gives the order component Σ(a − b)²/(2k) and the
+    flip-tie share (pairs whose orders disagree, over the valid comparisons).
     NaN outcomes (invalid) are dropped first.
     """
     y = np.asarray(outcomes, dtype=float).reshape(-1)
     g = _cluster_index(clusters, len(y))
     keep = ~np.isnan(y)
     y, g = y[keep], g[keep]
-    order, n_pairs = _NAN, 0
+    order, n_pairs, n_flips = _NAN, 0, 0
     if order_pairs is not None:
         p = np.asarray(order_pairs, dtype=float).reshape(-1, 2)
         p = p[~np.isnan(p).any(axis=1)]
         n_pairs = int(len(p))
         if n_pairs:
             order = float(np.sum((p[:, 0] - p[:, 1]) ** 2) / (2.0 * n_pairs))
+            n_flips = int(np.count_nonzero(p[:, 0] != p[:, 1]))
     if y.size == 0:
         return VarianceComponents(_NAN, _NAN, _NAN, _NAN, order, (), False, n_pairs)
+    flips = min(1.0, n_flips / y.size)
+    distinct = int(np.unique(y).size)
     g = np.unique(g, return_inverse=True)[1].reshape(-1)
     k = int(g.max()) + 1
     sizes = np.bincount(g, minlength=k).astype(float)
@@ -214,13 +234,34 @@ def decompose(outcomes: ArrayLike, clusters: ArrayLike | None,
     sizes_t = tuple(int(s) for s in sizes)
     if df_w <= 0 or k < 2:
         share = DEFAULT_BETWEEN_SHARE
-        return VarianceComponents(mean, total, total * share, total * (1.0 - share), order, sizes_t, False, n_pairs)
+        return VarianceComponents(mean, total, total * share, total * (1.0 - share), order, sizes_t, False, n_pairs,
+                                  flips, distinct)
     msw = ssw / df_w
     ssb = float(np.sum(sizes * (cmeans - mean) ** 2))
     msb = ssb / (k - 1)
     n0 = (big_m - float(np.sum(sizes ** 2)) / big_m) / (k - 1)
     between = max(0.0, (msb - msw) / n0)
-    return VarianceComponents(mean, total, between, msw, order, sizes_t, True, n_pairs)
+    return VarianceComponents(mean, total, between, msw, order, sizes_t, True, n_pairs, flips, distinct)
+
+
+def degenerate_reason(components: VarianceComponents) -> str | None:
+    """Why these components give no minimum detectable effect, in plain words; None when they do.
+
+    A power figure is a promise about how precisely this judge measures; it needs a
+    spread of outcomes to rest on. No valid verdict, a single distinct outcome (all
+    ties, all one way) or a variance below `MIN_VARIANCE` (nearly all ties) leaves the
+    judge's noise unmeasured, and the formula would read that as no noise at all:
+    "±0 points". Default components (no pilot) are never degenerate.
+    """
+    if components.n_comparisons == 0 or not math.isfinite(components.total):
+        return "no valid verdict to measure the variance from"
+    if components.n_distinct == 1:  # 0 for default components, which carry no data
+        what = "is a tie" if components.mean == 0.5 else "went the same way"
+        return f"every valid comparison {what}, so the spread of outcomes this judge would show is unknown"
+    if components.at_null().total < MIN_VARIANCE:
+        return (f"almost every valid comparison is a tie (outcome variance {components.total:.3f}), so "
+                "the spread of outcomes this judge would show is unknown")
+    return None
 
 
 # --------------------------------------------------------------------------- detectable effects
@@ -257,35 +298,64 @@ def mde(components: VarianceComponents, alpha: float = ALPHA, power: float = POW
         sizes: Sequence[int] | None = None) -> float:
     """Minimum detectable effect on the win rate (distance from 0.5) for a layout.
 
-    `components` are taken at the null (`at_null`, variance V₀); D is the design
-    factor of `sizes` (default: the layout the components were measured on), so
-    Var(win rate) = D · V(μ) with V(μ) = V₀ − (μ − ½)² at a true win rate μ (same tie
-    share). The report's test estimates its standard error from the data, so it
-    rejects once the estimate passes the boundary e where e = c_α · sqrt(D V(½ + e)),
-    i.e. e = c_α · sqrt(D V₀ / (1 + c_α² D)), and the effect detected with the given
-    power solves δ − e = c_β · sqrt(D (V₀ − δ²)) (a quadratic in δ). Using the
-    variance at δ alone for both terms (a plain Wald calculation) overstates power by
-    about 4 points at 25 prompts; see benchmarks/power_simulation.py. NaN with fewer
-    than two prompts.
+    `components` are taken at the null (`at_null`: variance V₀, between-prompt share ρ,
+    flip-tie share f); D is the design factor of `sizes` (default: the layout the
+    components were measured on). Away from 50% the variance falls: at a true win rate
+    ½ + δ the total is V₀ − g δ² with g = 1 − f (ties from disagreeing orders turn into
+    wins as the effect grows, see `VarianceComponents.at_null`), the between-prompt part
+    falls by ρ δ² and the within-prompt part by the rest, so
+
+        Var(win rate at δ) = D V₀ − D_g δ²,   D_g = ρ Σm²/M² + (g − ρ)/M  (= D when f = 0).
+
+    The report's test estimates its standard error from the data, so it rejects once the
+    estimate passes the boundary e with e² = c_α² (D V₀ − D_g e²), and the effect detected
+    with the given power solves δ − e = c_β · sqrt(D V₀ − D_g δ²) (a quadratic in δ).
+    Using the variance at δ alone for both terms (a plain Wald calculation) overstates
+    power by about 4 points at 25 prompts; keeping the tie share fixed under
+    ``orders: both`` overstated it by up to 5 points (75% instead of 80% at 10 prompts x 3
+    samples); see benchmarks/power_simulation.py. NaN with fewer than two prompts.
     """
     comp = components.at_null()
     layout = tuple(sizes) if sizes is not None else comp.sizes
     if len(layout) < 2 or not math.isfinite(comp.total):
         return _NAN
-    return _mde_for(design_factor(layout, _share(comp)), comp.total, *critical_values(alpha, power, len(layout)))
+    d, dg = _design_factors(layout, comp)
+    return _mde_for(d, comp.total, *critical_values(alpha, power, len(layout)), dg, alpha)
 
 
 def _share(comp: VarianceComponents) -> float:
     return comp.between_share if math.isfinite(comp.between_share) else DEFAULT_BETWEEN_SHARE
 
 
-def _mde_for(d: float, v0: float, ca: float, cb: float) -> float:
-    """The δ of `mde` for design factor d, null variance v0 and critical values (c_α, c_β)."""
-    if not (math.isfinite(d) and math.isfinite(v0) and math.isfinite(ca)):
+def _design_factors(layout: Sequence[int], comp: VarianceComponents) -> tuple[float, float]:
+    """(D, D_g) of `mde` for a layout and components at the null."""
+    share = _share(comp)
+    g = 1.0 - min(max(comp.flip_ties, 0.0), 1.0)
+    m = np.asarray(layout, dtype=float)
+    big_m = float(m.sum())
+    if big_m <= 0:
+        return _NAN, _NAN
+    return design_factor(layout, share), share * float(np.sum(m * m)) / big_m ** 2 + (g - share) / big_m
+
+
+def _mde_for(d: float, v0: float, ca: float, cb: float, dg: float | None = None, alpha: float = ALPHA) -> float:
+    """The δ of `mde` for design factors d and d_g (default d), null variance v0 and critical values (c_α, c_β).
+
+    The report's interval is Clopper–Pearson on an effective sample size n* = p(1 − p) / V ·
+    (z / c_α)², which behaves like a score interval with a continuity correction of
+    1 / (2 n*): its lower bound passes 50% only once the estimate is a further
+    2 V (c_α / z)² above the normal boundary (p(1 − p) = 1/4 there). Without that shift
+    the formula promised 80% where the interval delivered 73–78%.
+    """
+    if dg is None:
+        dg = d
+    if not (math.isfinite(d) and math.isfinite(dg) and math.isfinite(v0) and math.isfinite(ca)):
         return _NAN
-    e = ca * math.sqrt(d * v0 / (1.0 + ca * ca * d))
-    a = 1.0 + cb * cb * d
-    disc = cb * cb * d * (a * v0 - e * e)
+    e = ca * math.sqrt(d * v0 / (1.0 + ca * ca * dg))
+    z = float(special.ndtri(1.0 - alpha / 2.0))
+    e += 2.0 * max(d * v0 - dg * e * e, 0.0) * (ca / z) ** 2
+    a = 1.0 + cb * cb * dg
+    disc = cb * cb * (a * d * v0 - dg * e * e)
     return (e + math.sqrt(max(disc, 0.0))) / a
 
 
@@ -305,10 +375,11 @@ def prompts_needed(effect: float, components: VarianceComponents, alpha: float =
     layout = tuple(sizes) if sizes is not None else comp.sizes
     if not layout or not math.isfinite(comp.total):
         raise ValueError("no layout or variance to plan from")
-    d1 = design_factor(layout, _share(comp)) * len(layout)  # design factor × prompts: constant under scaling
+    d, dg = _design_factors(layout, comp)
+    d1, dg1 = d * len(layout), dg * len(layout)  # design factors × prompts: constant under scaling
 
     def detects(n: int) -> bool:
-        return _mde_for(d1 / n, comp.total, *critical_values(alpha, power, n)) <= effect
+        return _mde_for(d1 / n, comp.total, *critical_values(alpha, power, n), dg1 / n, alpha) <= effect
 
     hi = 2
     while not detects(hi):
@@ -440,35 +511,48 @@ def samples_sentence(components: VarianceComponents, k: int | None) -> str:
 
 def report_entry(outcomes: ArrayLike, clusters: ArrayLike | None, order_pairs: ArrayLike | None = None,
                  significant: bool | None = None, alpha: float = ALPHA, power: float = POWER,
-                 effect: float = DEFAULT_EFFECT) -> dict[str, Any]:
-    """The report's per-judge `power` object (plain data; see docs/report-schema.md)."""
+                 effect: float = DEFAULT_EFFECT, no_information: str | None = None) -> dict[str, Any]:
+    """The report's per-judge `power` object (plain data; see docs/report-schema.md).
+
+    No minimum detectable effect (null, with `mde_reason`) when the outcomes give no
+    variance to rest it on (`degenerate_reason`) or when the caller says the judge
+    carries no information (`no_information`, the reason in words): a "±0 points" that
+    promises precision the judge never showed is worse than no figure.
+    """
     comp = decompose(outcomes, clusters, order_pairs)
     null = comp.at_null()
-    delta = mde(comp, alpha, power)
-    k = recommended_samples(comp.between, comp.within) if comp.identified else None
+    reason = no_information or degenerate_reason(comp)
+    delta = _NAN if reason else mde(comp, alpha, power)
+    if reason is None and not math.isfinite(delta):
+        reason = "fewer than two prompts with a valid verdict"
+    k = recommended_samples(comp.between, comp.within) if comp.identified and not reason else None
 
     def num(x: float) -> float | None:
         return float(x) if math.isfinite(x) else None
 
     needed = None
-    if comp.n_prompts >= 1 and math.isfinite(null.total) and null.total > 0:
+    if not reason and comp.n_prompts >= 1 and math.isfinite(null.total) and null.total > 0:
         needed = prompts_needed(effect, comp, alpha, power)
+    statement = (f"No power figure: {reason}. Plan the next run from the conservative defaults "
+                 "(`brie-bench run SUITE --dry-run --power`)." if reason else detectable_sentence(delta, significant, power))
     return {
         "alpha": alpha, "power": power,
         "mde": num(delta),
+        "mde_reason": reason,
         "detectable_above": num(0.5 + delta) if math.isfinite(delta) and delta < 0.5 else None,
         "detectable_below": num(0.5 - delta) if math.isfinite(delta) and delta < 0.5 else None,
         "n_prompts": comp.n_prompts, "n_comparisons": comp.n_comparisons,
         "comparisons_per_prompt": num(comp.n_comparisons / comp.n_prompts) if comp.n_prompts else None,
         "significant": significant,
-        "statement": detectable_sentence(delta, significant, power),
+        "statement": statement,
         "variance": {
             "total": num(comp.total), "between_prompt": num(comp.between), "within_prompt": num(comp.within),
             "between_share": num(comp.between_share), "order": num(comp.order), "n_order_pairs": comp.n_order_pairs,
-            "identified": comp.identified, "total_at_null": num(null.total),
+            "identified": comp.identified, "total_at_null": num(null.total), "flip_ties": num(comp.flip_ties),
         },
         "recommended_samples": k,
-        "recommendation": samples_sentence(comp, k),
+        "recommendation": samples_sentence(comp, k) if not reason else
+        f"Samples per prompt: no recommendation, {reason}.",
         "effect": effect,
         "prompts_needed": needed,
     }

@@ -22,11 +22,14 @@ from brie_bench.termtable import Notes, legend, new_table, print_table
 from brie_bench.textsafe import safe_text
 
 from brie_bench.engine import Engine, EngineStats
+from brie_bench.outputs import TRUNCATED
 from brie_bench.plan import Plan, build_plan
 from brie_bench.plugin_manager import Registry
+from brie_bench.preflight import check_models, describe, require_models, stay_offline_if_unreachable
 from brie_bench.prices import Cost, UsageLine, costs_by_name, format_cost, price_table
 from brie_bench.runtime import Runtime, build_runtime, versions
-from brie_bench.store import Store
+from brie_bench.signals import StopOnSignal
+from brie_bench.store import DatabaseGone, Store
 from brie_bench.suite import Suite, destination_lines
 from brie_bench.summary import done_keys, failures, tally
 
@@ -207,6 +210,10 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
             table.add_row(safe_text(candidate, style="bold"), *[""] * 7)
         for t in (t for name in judge_names for t in tallies if t.judge == name and t.candidate == candidate):
             rate = f"{t.win_rate:.1%}" if t.win_rate is not None else "-"
+            if t.no_information:  # verdicts that follow position or label: marked, no win rate (issue 22)
+                from brie_bench.stats.bias import ADVICE
+
+                rate = "no info" + notes.mark(f"{t.judge}: {t.no_information}. {ADVICE}")
             table.add_row(safe_text(indent + t.judge), str(t.wins), str(t.losses), str(t.ties), str(t.invalid),
                           rate, *counts(t.judge))
     for name in judge_names:  # every call failed (or none was made): the judge still gets its row
@@ -241,6 +248,12 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
         costs = costs_by_name(price_table(suite.spec.prices), lines)
         if costs:
             console.print(safe_text("cost: " + cost_text(costs, "run total")))
+    cut = [e for e in errors if e["kind"] == TRUNCATED]
+    if cut:
+        units = len({e["unit_key"] for e in cut})
+        console.print(safe_text(f"truncated: {len(cut)} stored text{'s' if len(cut) != 1 else ''} of {units} "
+                                f"unit{'s' if units != 1 else ''} cut to max_stored_chars (marked in the text; "
+                                f"last: {cut[-1]['message']})", style="yellow"))
     shown = Counter(stats.failures)  # the same failure of many units is one line with a count
     for line, n in list(shown.items())[:10]:
         console.print(safe_text(f"  failed {line}" + (f" (×{n})" if n > 1 else ""), style="red"))
@@ -249,11 +262,47 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
                                 style="red"))
 
 
+class LibraryOutput:
+    """While a run lasts: library log records and warnings go to the run log, never the terminal.
+
+    Some libraries give their own logger a handler that writes to the terminal
+    (huggingface_hub does, for its "Retrying in 8s [Retry 4/5]" lines): `sweep` takes
+    those handlers off (their records still reach the log through the root logger) and
+    `restore` puts them back. `sweep` is called again after heavy imports, for loggers
+    that a library created in the meantime.
+    """
+
+    def __init__(self) -> None:
+        self.removed: list[tuple[logging.Logger, logging.Handler, bool]] = []
+
+    def sweep(self) -> None:
+        for logger in [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]:
+            for handler in list(logger.handlers):
+                if _writes_to_terminal(handler):
+                    self.removed.append((logger, handler, logger.propagate))
+                    logger.removeHandler(handler)
+                    logger.propagate = True
+
+    def restore(self) -> None:
+        for logger, handler, propagate in reversed(self.removed):
+            logger.addHandler(handler)
+            logger.propagate = propagate
+        self.removed.clear()
+
+
+def _writes_to_terminal(handler: logging.Handler) -> bool:
+    """A plain StreamHandler, the kind a library adds for itself (stderr, bound at its import).
+
+    Exactly that class: subclasses (FileHandler, test-capture handlers) are left alone.
+    """
+    return type(handler) is logging.StreamHandler
+
+
 @contextmanager
-def library_output_to(log_path: Path) -> Iterator[None]:
+def library_output_to(log_path: Path) -> Iterator[LibraryOutput]:
     """Send Python warnings and library log records to `log_path` instead of the run display.
 
-    transformers, peft and the SDKs warn through `warnings` and `logging`; on a
+    transformers, peft, huggingface_hub and the SDKs warn through `warnings` and `logging`; on a
     terminal that shows live progress bars those lines tear the display apart.
     The file is created only when something is written.
     """
@@ -265,9 +314,12 @@ def library_output_to(log_path: Path) -> Iterator[None]:
     root = logging.getLogger()
     root.addHandler(handler)
     logging.captureWarnings(True)
+    output = LibraryOutput()
+    output.sweep()
     try:
-        yield
+        yield output
     finally:
+        output.restore()
         logging.captureWarnings(False)
         root.removeHandler(handler)
         handler.close()
@@ -301,6 +353,11 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
             console.print(safe_text("calls go to:"))
             for line in destination_lines(runtime):
                 console.print(safe_text(f"  {line}"))  # wrapped between words, not mid-word
+            checks = check_models(_model_owners(runtime))
+            if checks:
+                console.print(safe_text("local models:"))
+                for check in checks:
+                    console.print(safe_text(f"  {describe(check)}"))
             if power_plan is not None:
                 from brie_bench.planning import print_power_plan
 
@@ -310,8 +367,15 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
                 store.close()
         return 0
     runtime.check_ready()
-    with library_output_to(log_path_for(db)), Store(db) as store:
-        runtime.prepare()  # heavy imports once, in this thread, before any worker thread starts
+    live = all(j.concurrent for j in runtime.judges.values())
+    # Something moves on the screen from the start: the model check and the heavy imports take seconds.
+    with library_output_to(log_path_for(db)), _status(console, "checking models…", live):
+        checks = require_models(_model_owners(runtime))  # exit 2 in seconds, before the database is touched
+        stay_offline_if_unreachable(checks)
+    with library_output_to(log_path_for(db)) as library, Store(db) as store:
+        with _status(console, "loading libraries and models…", live):
+            runtime.prepare()  # heavy imports once, in this thread, before any worker thread starts
+        library.sweep()  # loggers the heavy imports created
         # Processes started together on one file join one run and share its units (leases).
         run_id, created = store.resume_or_create_run(
             new=new_run, suite_name=suite.name, suite_path=suite.path, fingerprint=fingerprint,
@@ -321,24 +385,55 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
         else:
             console.print(safe_text(f"resuming run {run_id}: {suite.name} (seed {run_seed})"))
         store.mark_run(run_id, "running")
-        live = all(j.concurrent for j in runtime.judges.values())
         with RichReporter(console, live=live) as reporter:
-            engine = Engine(store, run_id, runtime, run_seed=run_seed, reporter=reporter, concurrency=concurrency)
+            engine = Engine(store, run_id, runtime, run_seed=run_seed, reporter=reporter, concurrency=concurrency,
+                            max_stored_chars=suite.spec.max_stored_chars)
             try:
-                stats = asyncio.run(_run_and_close(engine, runtime, plan))
+                with StopOnSignal() as stopper:  # SIGINT, SIGTERM, SIGHUP: unwind, give leases back, then exit
+                    try:
+                        stats = asyncio.run(_run_and_close(engine, runtime, plan, stopper))
+                    except asyncio.CancelledError:
+                        interrupted = stopper.interrupted()
+                        if interrupted is None:
+                            raise
+                        raise interrupted from None
             except BaseException:
                 try:
                     store.mark_run(run_id, "interrupted")
-                except sqlite3.Error:
-                    pass  # the database itself failed (damaged, disk full): report that error, not this one
+                except (sqlite3.Error, DatabaseGone):
+                    pass  # the database itself failed (damaged, disk full, deleted): report that error, not this
                 raise
         store.mark_run(run_id, "complete" if stats.failed == 0 else "incomplete")
+        store.check_present()  # counts are reported as stored only while the file still holds them
         print_summary(console, store, run_id, stats, runtime, suite)
         return 0 if stats.failed == 0 else 1
 
 
-async def _run_and_close(engine: Engine, runtime: Runtime, plan: Plan) -> EngineStats:
+def _model_owners(runtime: Runtime) -> dict[str, object]:
+    """Every backend that may load a model of its own: contenders, then judges' backends ("judge NAME")."""
+    owners: dict[str, object] = dict(runtime.contenders)
+    owners.update({f"judge {name}": j.backend for name, j in runtime.judges.items() if j.backend is not None})
+    return owners
+
+
+@contextmanager
+def _status(console: Console, text: str, live: bool) -> Iterator[None]:
+    """A transient spinner line while nothing else is on screen (none when a person judges at this terminal)."""
+    if not live:
+        yield
+        return
+    with console.status(text):
+        yield
+
+
+async def _run_and_close(engine: Engine, runtime: Runtime, plan: Plan, stopper: StopOnSignal | None = None) -> EngineStats:
+    if stopper is not None:
+        stopper.attach()
     try:
         return await engine.run(plan)
     finally:
-        await runtime.aclose()
+        try:
+            await runtime.aclose()
+        finally:
+            if stopper is not None:
+                stopper.detach()

@@ -219,6 +219,10 @@ class _Connection(sqlite3.Connection):
     stays; the message says so, instead of a bare "database or disk is full".
     """
 
+    #: Called after every committed transaction (`Store.check_present`): a write that went into
+    #: a database file deleted or replaced meanwhile is lost, and must stop the run at once.
+    after_commit: Callable[[], None] | None = None
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
             result = super().__exit__(exc_type, exc, tb)
@@ -228,7 +232,23 @@ class _Connection(sqlite3.Connection):
             explained = _explained(exc)
             if explained is not exc:
                 raise explained from exc
+        if exc_type is None and self.after_commit is not None:
+            self.after_commit()
         return result
+
+
+class DatabaseGone(InputError):
+    """The database file (or its -wal) was deleted or replaced while this process had it open.
+
+    SQLite goes on writing into the open, unlinked file without a word, and everything
+    written there vanishes when the connection closes: a run would print its counts and
+    exit 0 with its results gone. Raised at the next commit instead (exit 2, one line).
+    """
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(f"the database {what} while this run was writing to it; what the run stored since then is "
+                         f"lost, and its counts are not reported. Rerun the same command to redo that work",
+                         path=path)
 
 
 def _explained(exc: sqlite3.OperationalError) -> sqlite3.OperationalError:
@@ -274,6 +294,8 @@ class Store:
                                      "`runs` still work on this one)", path=self.path)
                 self.conn = sqlite3.connect(self.path, timeout=30, factory=_Connection)
                 self._prepare()
+                self._identity = self._file_identity()
+                self.conn.after_commit = self.check_present
         except InputError:
             if getattr(self, "conn", None) is not None:
                 self.conn.close()
@@ -402,6 +424,36 @@ class Store:
                                  "commits not merged yet; copy the file with its -wal to a writable folder",
                                  path=self.path) from None
             return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
+
+    # -- the file itself --------------------------------------------------------------
+    def _file_identity(self) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """(device, inode) of the database file and of its -wal (None where there is none)."""
+        def ident(path: str) -> tuple[int, int] | None:
+            try:
+                info = os.stat(path)
+            except OSError:
+                return None
+            return info.st_dev, info.st_ino
+
+        if not hasattr(self, "_abs_path"):
+            self._abs_path = os.path.abspath(self.path)  # a plugin changing the working folder moves nothing
+        return ident(self._abs_path), ident(self._abs_path + "-wal")
+
+    def check_present(self) -> None:
+        """Raise `DatabaseGone` unless the path still names the file (and -wal) this store opened.
+
+        Two stat calls per commit (a few microseconds). The -wal is checked only when there was
+        one at open: it stays in place for as long as this connection is open.
+        """
+        identity = getattr(self, "_identity", None)
+        if identity is None:
+            return  # opened read-only: nothing is written
+        db, wal = self._file_identity()
+        if db != identity[0]:
+            raise DatabaseGone(self.path, "file was deleted" if db is None else "file was replaced")
+        if identity[1] is not None and wal != identity[1]:
+            raise DatabaseGone(self.path, "write-ahead log (-wal) was deleted" if wal is None
+                               else "write-ahead log (-wal) was replaced")
 
     def close(self) -> None:
         self.conn.close()
@@ -611,7 +663,8 @@ class Store:
     # -- unit leases -----------------------------------------------------------------
     # Lease keys: "g:<generation key>", "j:<run id>:<unit key>", "b:<run id>:<judge>" (a batch judge).
     def claim(self, owner: str, keys: Sequence[str], *, ttl_s: float, since: float,
-              stored: Callable[[], bool] | None = None, gone: Callable[[str], bool] | None = None) -> str:
+              stored: Callable[[], bool] | None = None, gone: Callable[[str], bool] | None = None,
+              live: Callable[[str], bool] | None = None, now: float | None = None) -> str:
         """Try to lease `keys` together for `ttl_s` seconds; one IMMEDIATE transaction.
 
         Returns "claimed"; "stored" when `stored()` says the work is already in the store;
@@ -619,15 +672,17 @@ class Store:
         owner gave up on it for good after `since` (this process's start), so a peer's
         final failure is not retried by the processes working alongside it (a later
         rerun, started after the failure, does retry it). `gone(owner)` says an owner is known
-        to be dead, so its leases count as expired already.
+        to be dead, so its leases count as expired already; `live(owner)` says it is known to be
+        alive (a process on this host), so its leases count as held whatever their expiry.
+        `now` is the caller's clock (`Leases.now`, which a jumping wall clock does not move).
         """
         keys = list(keys)
-        now = time.time()
+        now = time.time() if now is None else now
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             if stored is not None and stored():
                 return "stored"
-            state = self.lease_state(owner, keys, since=since, gone=gone, now=now)
+            state = self.lease_state(owner, keys, since=since, gone=gone, live=live, now=now)
             if state != "free":
                 return state
             self.conn.executemany(
@@ -637,7 +692,8 @@ class Store:
         return "claimed"
 
     def lease_state(self, owner: str, keys: Sequence[str], *, since: float,
-                    gone: Callable[[str], bool] | None = None, now: float | None = None) -> str:
+                    gone: Callable[[str], bool] | None = None, live: Callable[[str], bool] | None = None,
+                    now: float | None = None) -> str:
         """Without writing: "failed" or "held" (as in `claim`) by another owner, else "free".
 
         A recent failure outranks a live lease: both mean "not yours", but "failed" tells
@@ -653,13 +709,17 @@ class Store:
             for r in rows:
                 if r[0] == "failed" and r[2] >= since:
                     return "failed"
-                if r[0] == "held" and r[1] > now and not (gone is not None and gone(r[3])):
+                if r[0] != "held":
+                    continue
+                if live is not None and live(r[3]):
+                    state = "held"  # a live process on this host: never taken over, expired or not
+                elif r[1] > now and not (gone is not None and gone(r[3])):
                     state = "held"
         return state
 
-    def release(self, owner: str, keys: Sequence[str], *, failed: bool = False) -> None:
+    def release(self, owner: str, keys: Sequence[str], *, failed: bool = False, now: float | None = None) -> None:
         """Give leases back: deleted when the work is stored, marked "failed" when it failed for good."""
-        now = time.time()
+        now = time.time() if now is None else now
         with self.conn:
             if failed:
                 self.conn.executemany("UPDATE leases SET state='failed', updated_at=? WHERE key=? AND owner=?",

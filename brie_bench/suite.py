@@ -32,6 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from brie_bench.api import Limits, stable_hash
 from brie_bench.bounded import confine, is_suite_path
 from brie_bench.errors import InputError
+from brie_bench.outputs import DEFAULT_MAX_STORED_CHARS
 from brie_bench.prices import Price
 from brie_bench.records import DEFAULT_CRITERIA
 from brie_bench.yamlload import LineIndex, format_loc, load_yaml, validation_error
@@ -146,6 +147,12 @@ class SuiteSpec(_Strict):
     defaults: Settings = Field(default_factory=Settings)
     sections: list[SectionSpec] = Field(min_length=1, max_length=1000)
     prices: dict[str, Price] = Field(default_factory=dict, description="USD per million tokens, by model id")
+    judge_families: dict[str, list[str]] = Field(
+        default_factory=dict, max_length=50,
+        description="judges counted as one in the report (headline and agreement): family name -> judge names")
+    max_stored_chars: Int = Field(default=DEFAULT_MAX_STORED_CHARS, ge=1_000, le=100_000_000,
+                                  description="cap on each stored text (answer, raw verdict) in characters; "
+                                              "a longer one is cut, marked and recorded as truncated")
 
 
 @dataclass(frozen=True)
@@ -198,7 +205,8 @@ class Suite:
     def fingerprint(self) -> str:
         """What identifies "the same suite" for resuming: everything that changes a unit, not prices or prose."""
         data = self.snapshot()
-        for key in ("prices", "description"):
+        # A storage cap does not change a unit, nor does grouping judges into families for the report.
+        for key in ("prices", "description", "max_stored_chars", "judge_families"):
             data.pop(key, None)
         return stable_hash(data)
 
@@ -320,6 +328,31 @@ def _check_references(suite: Suite) -> None:
     for name, judge in spec.judges.items():
         if judge.backend is not None and judge.model is None:
             raise suite.error("a judge with a backend needs a model", ("judges", name, "model"))
+    _check_judge_families(suite)
+
+
+def _check_judge_families(suite: Suite) -> None:
+    """Each family groups known judges, no judge is in two, and no family takes another judge's or a contender's name.
+
+    A family is one judge in the report, so its name must not be mistaken for a judge it does not hold.
+    """
+    spec = suite.spec
+    owner: dict[str, str] = {}
+    for family, members in spec.judge_families.items():
+        loc: tuple[str | int, ...] = ("judge_families", family)
+        if not re.match(NAME_PATTERN, family):
+            raise suite.error(f"family name {family!r} must be letters, digits, '.', '_' or '-'", loc)
+        if not members:
+            raise suite.error(f"family {family!r} names no judge", loc)
+        for j, member in enumerate(members):
+            if member not in spec.judges:
+                known = ", ".join(spec.judges) or "none defined"
+                raise suite.error(f"unknown judge {member!r} (judges: {known})", loc + (j,))
+            if member in owner:
+                raise suite.error(f"judge {member!r} is in two families ({owner[member]!r} and {family!r})", loc + (j,))
+            owner[member] = family
+        if (family in spec.judges and family not in members) or family in spec.contenders:
+            raise suite.error(f"family name {family!r} is already the name of a judge outside it or a contender", loc)
 
 
 def _walk(value: Any, loc: tuple[str | int, ...], depth: int = 0) -> Iterator[tuple[tuple[str | int, ...], Any, Any]]:

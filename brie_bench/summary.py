@@ -26,6 +26,9 @@ class JudgeTally:
     losses: int = 0
     ties: int = 0
     invalid: int = 0
+    #: Set when the judge's verdicts follow the position or label of the answers
+    #: (`stats.bias.judge_information`): the plain-words reason; the summary then shows no win rate.
+    no_information: str | None = None
 
     @property
     def valid(self) -> int:
@@ -33,7 +36,9 @@ class JudgeTally:
 
     @property
     def win_rate(self) -> float | None:
-        """Ties count half; invalid verdicts are excluded (and shown separately)."""
+        """Ties count half; invalid verdicts are excluded (and shown separately); None without information."""
+        if self.no_information:
+            return None
         return rate_from_counts(self.wins, self.ties, self.valid) if self.valid else None
 
 
@@ -52,9 +57,33 @@ def comparisons(rows: Iterable[JudgmentRow]) -> list[tuple[JudgmentRow, float]]:
     return out
 
 
+def _information(rows: list[JudgmentRow]) -> str | None:
+    """The report's rule (`stats.bias.judge_information`) on one judge's stored rows: why it carries
+    no information, or None. Label A is always shown first in a run Brie Bench made."""
+    import numpy as np
+
+    from brie_bench.stats.bias import judge_information
+
+    outcomes = np.asarray([outcome_of(r.winner, r.baseline, r.candidate) for r in rows], dtype=float)
+    cand_a = np.asarray([r.label_a == r.candidate for r in rows], dtype=bool)
+    by_comparison: dict[tuple[Any, ...], dict[int, float]] = defaultdict(dict)
+    for r, o in zip(rows, outcomes.tolist()):
+        by_comparison[(r.section, r.prompt_id, r.sample_index)][r.order_index] = o
+    pairs = [(d[0], d[1]) for d in by_comparison.values() if 0 in d and 1 in d]
+    return judge_information(outcomes, cand_a, cand_a, np.asarray(pairs, dtype=float).reshape(-1, 2)).reason
+
+
 def tally(rows: Iterable[JudgmentRow]) -> list[JudgeTally]:
-    """Wins, losses, ties and invalid verdicts per judge and candidate, over comparisons."""
+    """Wins, losses, ties and invalid verdicts per judge and candidate, over comparisons.
+
+    A judge whose verdicts follow the position or label of the answers is marked
+    (`JudgeTally.no_information`), by the same rule as the report's headline.
+    """
+    rows = list(rows)
     table: dict[tuple[str, str, str], JudgeTally] = {}
+    per_judge: dict[tuple[str, str, str], list[JudgmentRow]] = defaultdict(list)
+    for r in rows:
+        per_judge[(r.judge, r.baseline, r.candidate)].append(r)
     for r, outcome in comparisons(rows):
         key = (r.judge, r.baseline, r.candidate)
         t = table.get(key)
@@ -68,6 +97,8 @@ def tally(rows: Iterable[JudgmentRow]) -> list[JudgeTally]:
             t.ties += 1
         else:  # NaN: invalid
             t.invalid += 1
+    for key, t in table.items():
+        t.no_information = _information(per_judge[key])
     return sorted(table.values(), key=lambda t: (t.candidate, t.judge))
 
 
@@ -102,6 +133,8 @@ def failures(errors: Iterable[dict[str, Any]], done: set[str]) -> dict[str, Fail
     """name -> `Failures`, from the stored error rows (oldest first) and the unit keys that are done now."""
     per_unit: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for e in errors:
+        if e["kind"] == "truncated":  # a note that a stored text was cut (`brie_bench.outputs`), not a failure
+            continue
         per_unit[(e["name"], e["unit_key"])].append(e)
     out: dict[str, Failures] = {}
     for (name, key), rows in per_unit.items():

@@ -18,7 +18,11 @@ Pure functions, no I/O. The rules, in order of importance:
   `[[B]]`, `[[C]]`/`[[tie]]` for a tie). Labels mentioned in prose ("B is
   better in places", "entities", "ties") never count.
 * A JSON object with a "winner" key anywhere in the text (fenced or not) is a
-  verdict too, validated like a provider's native structured answer.
+  verdict too, validated like a provider's native structured answer. A key
+  given twice with different values (`{"winner": "A", "winner": "B"}`, at any
+  depth) makes the object invalid, and each of its winners counts as a
+  conflicting verdict, exactly as two objects that disagree do; Python's json
+  would silently keep the last. The same key twice with the same value is fine.
 
 Scores: the default template asks for one line per criterion in the form
 ``creativity: A=4, B=3`` (the documented text format; `A: 4/5` and a few
@@ -41,7 +45,7 @@ from brie_bench.textsafe import normalise
 __all__ = [
     "PARSER_VERSION", "ParsedVerdict", "VERDICT_SCHEMA", "DEFAULT_CRITERIA", "parse_verdict",
     "parse_json_verdict", "parse_scores", "validate_structured", "verdict_schema",
-    "extract_json_objects", "normalise_criterion", "verdict_like_text",
+    "extract_json_objects", "normalise_criterion", "verdict_like_text", "JSONObject",
 ]
 
 #: Bump when parsing rules change what a stored answer means; judges put it in their identity.
@@ -158,6 +162,9 @@ def validate_structured(obj: Any, criteria: Sequence[str] = DEFAULT_CRITERIA) ->
     """
     if not isinstance(obj, Mapping):
         return _invalid(f"structured verdict is not an object (got {type(obj).__name__})")
+    conflict = _conflict_reason(obj)
+    if conflict is not None:
+        return _invalid(conflict)
     reasoning = obj.get("reasoning")
     reasoning = reasoning.strip() or None if isinstance(reasoning, str) else None
     scores = _structured_scores(obj.get("scores"), criteria)
@@ -178,14 +185,66 @@ def validate_structured(obj: Any, criteria: Sequence[str] = DEFAULT_CRITERIA) ->
 _MAX_JSON_FAILURES = 500
 
 
+class JSONObject(dict[str, Any]):
+    """A decoded JSON object that remembers keys given more than once with different values.
+
+    `conflicts` maps each such key (a dotted path for a nested object, ``scores.A``)
+    to every value it was given, in order; empty for an ordinary object. The dict
+    itself holds the last value, as `json` would.
+    """
+
+    conflicts: dict[str, list[Any]]
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are the same value (`1` and `true`, `1` and `1.0` are not)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> JSONObject:
+    """`object_pairs_hook` for verdict JSON: keep duplicate keys' conflicts instead of dropping them."""
+    obj = JSONObject()
+    conflicts: dict[str, list[Any]] = {}
+    for key, value in pairs:
+        if key in obj and not _same_json(obj[key], value):
+            seen = conflicts.setdefault(key, [obj[key]])
+            if not any(_same_json(v, value) for v in seen):
+                seen.append(value)
+        obj[key] = value
+    for key, value in obj.items():  # a conflict deeper down makes this object ambiguous too
+        for inner in (value if isinstance(value, list) else [value]):
+            for path, values in getattr(inner, "conflicts", {}).items():
+                conflicts.setdefault(f"{key}.{path}", values)
+    obj.conflicts = conflicts
+    return obj
+
+
+def _conflict_reason(obj: Mapping[str, Any]) -> str | None:
+    """Why a JSON object with conflicting duplicated keys is no verdict, or None when it has none."""
+    conflicts: dict[str, list[Any]] = getattr(obj, "conflicts", None) or {}
+    if not conflicts:
+        return None
+    key = "winner" if "winner" in conflicts else next(iter(conflicts))
+    shown = " and ".join(repr(v)[:40] for v in conflicts[key][:3])
+    return f"structured verdict gives the key {key!r} twice with different values ({shown})"
+
+
+def _conflicting_winners(obj: Mapping[str, Any]) -> set[VerdictLabel]:
+    """Every readable label a duplicated 'winner' key took (empty when the key is not duplicated)."""
+    conflicts: dict[str, list[Any]] = getattr(obj, "conflicts", None) or {}
+    labels = {validate_structured({"winner": v}).label for v in conflicts.get("winner", [])}
+    return {label for label in labels if label != "invalid"}
+
+
 def extract_json_objects(text: str) -> list[tuple[int, int, Any]]:
     """Every top-level JSON object in `text` as (start, end, value), in order.
 
     Finds objects inside ```json fences and bare ones alike: it simply tries to
     decode a JSON value at each '{' that is not inside an object already found
-    (giving up after a bounded number of failed tries).
+    (giving up after a bounded number of failed tries). Objects are `JSONObject`s:
+    a key given twice with different values is kept in `conflicts`, not dropped.
     """
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_object_pairs)
     found: list[tuple[int, int, Any]] = []
     pos = 0
     failures = 0
@@ -223,10 +282,10 @@ def parse_json_verdict(text: str, criteria: Sequence[str] = DEFAULT_CRITERIA) ->
     parsed = validate_structured(objects[-1][2], criteria)
     if parsed.label != "invalid":
         for _, _, obj in objects[:-1]:
-            other = validate_structured(obj, criteria).label
-            if other not in ("invalid", parsed.label):
-                return _invalid(f"conflicting verdicts in the answer ({other} and {parsed.label})",
-                                parsed.scores, parsed.reasoning)
+            for other in sorted({validate_structured(obj, criteria).label} | _conflicting_winners(obj)):
+                if other not in ("invalid", parsed.label):
+                    return _invalid(f"conflicting verdicts in the answer ({other} and {parsed.label})",
+                                    parsed.scores, parsed.reasoning)
     return parsed
 
 
@@ -519,7 +578,8 @@ def parse_verdict(text: str, criteria: Sequence[str] = DEFAULT_CRITERIA, *,
         return _invalid("no verdict line (expected a final line like 'Winner: A')", text_scores, reasoning)
     _, label, reason, structured = own[-1]
     if label != "invalid":
-        others = sorted({f[1] for f in found if f[1] not in ("invalid", label)})
+        quoted = {w for _, _, obj in json_objects for w in _conflicting_winners(obj)}  # {"winner":"A","winner":"B"}
+        others = sorted({f[1] for f in found if f[1] not in ("invalid", label)} | (quoted - {label}))
         if others:
             return _invalid(f"conflicting verdicts in the answer ({', '.join(others)} and {label})",
                             text_scores, reasoning)

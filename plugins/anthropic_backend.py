@@ -36,14 +36,16 @@ from brie_bench.api import (
     GenerationRequest,
     GenerationResult,
     Limits,
-    ModelBackend,
     PermanentError,
+    RemoteBackend,
+    RemoteOptions,
     TransientError,
     Usage,
     hookimpl,
 )
 from brie_bench.batch_poll import BatchPoll
-from brie_bench.http_helpers import redact, refused_error, safe_message, status_error, transport_error_kind
+from brie_bench.http_helpers import (redact, status_error,
+                                     transport_error_kind)
 
 #: What Anthropic's statuses mean beyond the shared table: 402 is billing, where waiting does not help.
 _STATUS_OVERRIDES = {402: ("quota", False)}
@@ -56,11 +58,10 @@ _TRANSIENT_TYPES = {"overloaded_error": "server", "api_error": "server", "rate_l
                     "timeout_error": "timeout"}
 
 
-class AnthropicOptions(BackendOptions):
+class AnthropicOptions(RemoteOptions):
     """Options for the `anthropic` backend. The key comes from the environment, never from here."""
 
     base_url: str | None = Field(default=None, description="API endpoint; default https://api.anthropic.com")
-    timeout_s: float = Field(default=120.0, gt=0, le=86_400, description="HTTP timeout per request, seconds")
     api_version: str | None = Field(
         default=None,
         description="anthropic-version header; default: the SDK's (2026-10-21 for SDK 2.x). "
@@ -74,11 +75,9 @@ class AnthropicOptions(BackendOptions):
         description="description of the forced tool used for structured answers")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="extra JSON fields sent with every request (e.g. top_k)")
-    require_key: bool = Field(
-        default=True, description="set false for a gateway at base_url that needs no API key")
 
 
-class AnthropicBackend(ModelBackend):
+class AnthropicBackend(RemoteBackend):
     """Claude over the official async `anthropic` SDK."""
 
     name = "anthropic"
@@ -87,57 +86,32 @@ class AnthropicBackend(ModelBackend):
     default_limits = Limits(max_concurrency=8, timeout_s=180.0)
     default_key_envs = ("ANTHROPIC_API_KEY",)
     key_hosts = ("api.anthropic.com",)
+    default_endpoint = "https://api.anthropic.com"
 
     options: AnthropicOptions
 
     def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
         super().__init__(model, options, context)
-        self._client: Any = None
         #: Requests of batches submitted by this instance (a resumed run polls without them).
         self._batch_requests: dict[str, dict[str, GenerationRequest]] = {}
 
-    def identity(self) -> dict[str, Any]:
-        """Backend, model and the options that change answers (not timeouts or key settings)."""
-        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s", "require_key"},
-                                       exclude_defaults=True)
-        return {"backend": self.name, "model": self.model, "options": opts}
+    def make_client(self) -> Any:
+        import anthropic  # lazy: a missing SDK must not break other plugins
 
-    def key_env_names(self) -> tuple[str, ...]:
-        if not self.options.require_key and not self.options.api_key_env:
-            return ()
-        return super().key_env_names()
+        return anthropic.AsyncAnthropic(
+            # Never None: the SDK would then read ANTHROPIC_API_KEY itself, whatever base_url is.
+            api_key=self.api_key() or "none",
+            base_url=self.options.base_url,
+            timeout=self.options.timeout_s,
+            max_retries=0,  # the engine retries and records every attempt
+            # The SDK's own client, but refusing a response that inflates past max_response_mb.
+            http_client=anthropic.DefaultAsyncHttpxClient(timeout=self.options.timeout_s,
+                                                          event_hooks=self.response_hooks),
+            default_headers={"anthropic-version": self.options.api_version} if self.options.api_version else None,
+        )
 
-    def endpoint(self) -> str:
-        return self.options.base_url or "https://api.anthropic.com"
-
-    def prepare(self) -> None:
-        """Import the SDK and build the client now, in the main thread, before the clock starts.
-
-        Otherwise the first call does it inside the event loop and every call started
-        with it waits (about a second on a busy 2-core machine: the import, the client,
-        and the resources the SDK imports on first use). No connection is made here.
-        """
-        self._get_client().messages  # noqa: B018 - touching it imports the SDK's resource modules
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            import anthropic  # lazy: a missing SDK must not break other plugins
-
-            self._client = anthropic.AsyncAnthropic(
-                # Never None: the SDK would then read ANTHROPIC_API_KEY itself, whatever base_url is.
-                api_key=self.api_key() or "none",
-                base_url=self.options.base_url,
-                timeout=self.options.timeout_s,
-                max_retries=0,  # the engine retries and records every attempt
-                default_headers={"anthropic-version": self.options.api_version}
-                if self.options.api_version else None,
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+    def warm_client(self, client: Any) -> None:
+        client.messages  # noqa: B018 - touching it imports the SDK's resource modules
 
     # -- requests ----------------------------------------------------------------------
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
@@ -170,7 +144,7 @@ class AnthropicBackend(ModelBackend):
         # Fields the SDK has no argument for (sampling parameters, extra_body) travel as extra_body.
         known = {k: v for k, v in body.items() if k in _SDK_ARGS}
         extra = {k: v for k, v in body.items() if k not in _SDK_ARGS} or None
-        client = self._get_client()
+        client = self.client()
         try:
             response = await client.messages.create(**known, extra_body=extra)
         except Exception as exc:
@@ -220,7 +194,7 @@ class AnthropicBackend(ModelBackend):
                 raise ValueError(f"anthropic batch custom_id must match {_CUSTOM_ID.pattern}: {custom_id!r}")
             requests.append({"custom_id": custom_id,
                              "params": self._params(request)})
-        client = self._get_client()
+        client = self.client()
         try:
             batch = await client.messages.batches.create(requests=requests)
         except Exception as exc:
@@ -233,7 +207,7 @@ class AnthropicBackend(ModelBackend):
 
     async def poll_batch(self, batch_id: str) -> BatchPoll:
         """The batch's state; when it has ended, every item's result or error."""
-        client = self._get_client()
+        client = self.client()
         results: dict[str, GenerationResult | CallError] = {}
         try:
             batch = await client.messages.batches.retrieve(batch_id)
@@ -269,7 +243,7 @@ class AnthropicBackend(ModelBackend):
         if kind == "errored":
             err = getattr(getattr(result, "error", None), "error", None)
             etype = getattr(err, "type", "api_error")
-            message = self._message(f"anthropic batch item {etype}: {getattr(err, 'message', '')}")
+            message = self.error_text(f"anthropic batch item {etype}: {getattr(err, 'message', '')}")
             if etype in _TRANSIENT_TYPES:
                 return TransientError(message, kind=_TRANSIENT_TYPES[etype])
             return PermanentError(message, kind={"authentication_error": "auth", "permission_error": "auth",
@@ -281,17 +255,9 @@ class AnthropicBackend(ModelBackend):
         """The CallError for an SDK or transport exception; None when it is not a call failure."""
         import anthropic
 
-        refused = refused_error(exc, "anthropic", self.endpoint())  # nothing listens: no retries
-        if refused is not None:
-            return refused
-        if isinstance(exc, anthropic.APITimeoutError):
-            return TransientError(f"anthropic: no answer within {self.options.timeout_s:g}s", kind="timeout")
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            why = f" ({type(cause).__name__})" if cause else ""
-            return TransientError(self._message(f"anthropic: connection failed{why}: {exc}"), kind="connection")
-        if isinstance(exc, anthropic.APIResponseValidationError):
-            return TransientError("anthropic: the answer did not match the API schema", kind="malformed")
+        below = self.transport_error(exc, anthropic)  # refused, too large, timeout, connection, schema
+        if below is not None:
+            return below
         if isinstance(exc, anthropic.APIStatusError):
             body = exc.body if isinstance(exc.body, Mapping) else {}
             err = body.get("error", {}) if isinstance(body, Mapping) else {}
@@ -300,23 +266,19 @@ class AnthropicBackend(ModelBackend):
             return self._status_error(exc.status_code, str(message or exc.message), exc.response.headers, etype)
         kind = transport_error_kind(exc)
         if kind is not None:
-            return TransientError(self._message(f"anthropic: {kind}: {type(exc).__name__}: {exc}", 300),
+            return TransientError(self.error_text(f"anthropic: {kind}: {type(exc).__name__}: {exc}", 300),
                                   kind=kind)
         return None
 
     def _status_error(self, status: int, detail: str, headers: Mapping[str, str] | None,
                       etype: str | None = None) -> CallError:
         """The shared status table (`status_error`), plus billing (402) and `overloaded_error` (529)."""
-        msg = self._message(f"anthropic HTTP {status} for model {self.model!r}: {detail}")
+        msg = self.error_text(f"anthropic HTTP {status} for model {self.model!r}: {detail}")
         fallback = ("server", True) if etype == "overloaded_error" else ("bad_request", False)
         return status_error(msg, status, headers=headers, overrides=_STATUS_OVERRIDES, fallback=fallback)
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key())
-
-    def _message(self, text: str, limit: int = 400) -> str:
-        """An error message with every key redacted first, then cut to `limit` characters."""
-        return safe_message(text, self.api_key(), limit)
 
 
 # -- small helpers --

@@ -40,8 +40,9 @@ from brie_bench.api import (
     GenerationResult,
     InputError,
     Limits,
-    ModelBackend,
     PermanentError,
+    RemoteBackend,
+    RemoteOptions,
     TransientError,
     Usage,
     hookimpl,
@@ -50,9 +51,7 @@ from brie_bench.batch_poll import BatchPoll
 from brie_bench.http_helpers import (
     json_object,
     redact,
-    refused_error,
     retry_after_seconds,
-    safe_message,
     status_error,
     transport_error_kind,
 )
@@ -79,13 +78,12 @@ GRPC_CODES: dict[int, tuple[int, str]] = {
 }
 
 
-class GeminiOptions(BackendOptions):
+class GeminiOptions(RemoteOptions):
     """Options for the `gemini` backend. The key comes from the environment, never from here."""
 
     base_url: str | None = Field(default=None,
                                  description="API endpoint; default https://generativelanguage.googleapis.com")
     api_version: str = Field(default="v1beta", description="API version path segment")
-    timeout_s: float = Field(default=120.0, gt=0, le=86_400, description="HTTP timeout per request, seconds")
     omit_params: list[Literal["temperature", "top_p", "seed"]] = Field(
         default_factory=list, description="sampling parameters not to send")
     schema_field: Literal["response_json_schema", "response_schema"] = Field(
@@ -96,11 +94,9 @@ class GeminiOptions(BackendOptions):
         default_factory=dict,
         description="extra GenerateContentConfig fields, e.g. thinking_config: {thinking_budget: 0} "
                     "or safety_settings")
-    require_key: bool = Field(
-        default=True, description="set false for a gateway at base_url that needs no API key")
 
 
-class GeminiBackend(ModelBackend):
+class GeminiBackend(RemoteBackend):
     """Gemini over the official `google-genai` SDK's async client (`client.aio`)."""
 
     name = "gemini"
@@ -109,28 +105,14 @@ class GeminiBackend(ModelBackend):
     default_limits = Limits(max_concurrency=8, timeout_s=180.0)
     default_key_envs = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     key_hosts = ("generativelanguage.googleapis.com",)
+    default_endpoint = "https://generativelanguage.googleapis.com"
 
     options: GeminiOptions
 
     def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
         super().__init__(model, options, context)
-        self._client: Any = None
         #: Custom ids of batches submitted by this instance (a resumed run polls without them).
         self._batch_ids: dict[str, list[str]] = {}
-
-    def identity(self) -> dict[str, Any]:
-        """Backend, model and the options that change answers (not timeouts or key settings)."""
-        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s", "require_key"},
-                                       exclude_defaults=True)
-        return {"backend": self.name, "model": self.model, "options": opts}
-
-    def key_env_names(self) -> tuple[str, ...]:
-        if not self.options.require_key and not self.options.api_key_env:
-            return ()
-        return super().key_env_names()
-
-    def endpoint(self) -> str:
-        return self.options.base_url or "https://generativelanguage.googleapis.com"
 
     def check_ready(self) -> None:
         """The key must be set, and `extra_config` must name real GenerateContentConfig fields."""
@@ -145,36 +127,28 @@ class GeminiBackend(ModelBackend):
                 raise InputError(f"{self.context.name}: invalid gemini extra_config: {' '.join(first)}",
                                  field="options.extra_config") from None
 
-    def prepare(self) -> None:
-        """Import the SDK and build the client now, in the main thread, before the clock starts.
+    def make_client(self) -> Any:
+        from google import genai  # lazy: a missing SDK must not break other plugins
+        from google.genai import types
 
-        Otherwise the first call does it inside the event loop and every call started
-        with it waits (about a second on a busy 2-core machine: the import, the client,
-        and the resources the SDK imports on first use). No connection is made here.
-        """
-        self._get_client().aio.models  # noqa: B018 - touching it imports the SDK's resource modules
+        return genai.Client(
+            # Never None: the SDK would then read GEMINI_API_KEY / GOOGLE_API_KEY itself.
+            api_key=self.api_key() or "none",
+            http_options=types.HttpOptions(
+                base_url=self.options.base_url,
+                api_version=self.options.api_version,
+                timeout=int(self.options.timeout_s * 1000),  # milliseconds
+                retry_options=types.HttpRetryOptions(attempts=1),  # the engine retries
+                # Refuse a response that inflates past max_response_mb (httpx; not with aiohttp installed).
+                async_client_args={"event_hooks": self.response_hooks},
+            ),
+        )
 
-    def _get_client(self) -> Any:
-        if self._client is None:
-            from google import genai  # lazy: a missing SDK must not break other plugins
-            from google.genai import types
+    def warm_client(self, client: Any) -> None:
+        client.aio.models  # noqa: B018 - touching it imports the SDK's resource modules
 
-            self._client = genai.Client(
-                # Never None: the SDK would then read GEMINI_API_KEY / GOOGLE_API_KEY itself.
-                api_key=self.api_key() or "none",
-                http_options=types.HttpOptions(
-                    base_url=self.options.base_url,
-                    api_version=self.options.api_version,
-                    timeout=int(self.options.timeout_s * 1000),  # milliseconds
-                    retry_options=types.HttpRetryOptions(attempts=1),  # the engine retries
-                ),
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aio.aclose()
+    async def close_client(self, client: Any) -> None:
+        await client.aio.aclose()
 
     # -- requests ----------------------------------------------------------------------
     def _request_parts(self, request: GenerationRequest) -> tuple[list[Any], Any]:
@@ -199,7 +173,7 @@ class GeminiBackend(ModelBackend):
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         contents, config = self._request_parts(request)
-        client = self._get_client()
+        client = self.client()
         try:
             response = await client.aio.models.generate_content(model=self.model, contents=contents,
                                                                 config=config)
@@ -257,7 +231,7 @@ class GeminiBackend(ModelBackend):
             structured = "1" if request.response_schema is not None else "0"
             inlined.append(types.InlinedRequest(model=self.model, contents=contents, config=config,
                                                 metadata={META_ID: custom_id, META_STRUCTURED: structured}))
-        client = self._get_client()
+        client = self.client()
         try:
             job = await client.aio.batches.create(
                 model=self.model, src=types.BatchJobSource(inlined_requests=inlined),
@@ -275,7 +249,7 @@ class GeminiBackend(ModelBackend):
     async def poll_batch(self, batch_id: str) -> BatchPoll:
         """The job's state; once it has ended, every item's result or error."""
         name = batch_id if batch_id.startswith("batches/") else f"batches/{batch_id}"
-        client = self._get_client()
+        client = self.client()
         try:
             job = await client.aio.batches.get(name=name)
         except Exception as exc:
@@ -327,9 +301,9 @@ class GeminiBackend(ModelBackend):
     # -- errors ------------------------------------------------------------------------
     def _map_error(self, exc: BaseException) -> CallError | None:
         """The CallError for an SDK or transport exception; None when it is not a call failure."""
-        refused = refused_error(exc, "gemini", self.endpoint())  # nothing listens: no retries
-        if refused is not None:
-            return refused
+        below = self.transport_error(exc)  # nothing listens (no retries), or inflated past max_response_mb
+        if below is not None:
+            return below
         from google.genai import errors
 
         if isinstance(exc, errors.APIError):
@@ -341,7 +315,7 @@ class GeminiBackend(ModelBackend):
         if kind == "timeout":
             return TransientError(f"gemini: no answer within {self.options.timeout_s:g}s", kind="timeout")
         if kind is not None:
-            return TransientError(self._message(f"gemini: {kind}: {type(exc).__name__}: {exc}", 300), kind=kind)
+            return TransientError(self.error_text(f"gemini: {kind}: {type(exc).__name__}: {exc}", 300), kind=kind)
         return None
 
     def _status_error(self, status: int, gstatus: str | None, detail: str, body: Any,
@@ -351,7 +325,7 @@ class GeminiBackend(ModelBackend):
         A bad key is HTTP 400 `API_KEY_INVALID`; `DEADLINE_EXCEEDED` is a timeout whatever
         its status; the wait of a rate limit may be a `RetryInfo` detail; 409 is not retried.
         """
-        msg = self._message(f"gemini HTTP {status} {gstatus or ''} for model {self.model!r}: {detail}")
+        msg = self.error_text(f"gemini HTTP {status} {gstatus or ''} for model {self.model!r}: {detail}")
         details = _error_details(body)
         overrides: dict[int, tuple[str, bool]] = {409: ("bad_request", False)}
         reasons = {d.get("reason") for d in details}
@@ -365,10 +339,6 @@ class GeminiBackend(ModelBackend):
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key())
-
-    def _message(self, text: str, limit: int = 400) -> str:
-        """An error message with every key redacted first, then cut to `limit` characters."""
-        return safe_message(text, self.api_key(), limit)
 
 
 # -- small helpers --

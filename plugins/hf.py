@@ -309,6 +309,26 @@ class HFBackend(ModelBackend):
                 raise InputError(f"unknown GenerationConfig field(s): {', '.join(sorted(unused))}",
                                  field="options.generation_config")
 
+    def model_sources(self) -> list[Any]:
+        """Where the model and adapter come from, for `brie_bench.preflight` (checked before any generation).
+
+        Built-in ids are built here, local folders are read as they are, anything else is a
+        hub id that must be in the Hugging Face cache or downloadable.
+        """
+        from brie_bench.preflight import Source
+
+        out: list[Any] = []
+        for ref, what in ((self.model, "model"), (self.options.adapter, "adapter")):
+            if not ref:
+                continue
+            if ref.startswith(TINY_PREFIX) or real_models.is_real(ref):
+                out.append(Source(what, ref, "built-in"))
+            elif Path(self.context.resolve_path(ref)).expanduser().is_dir():
+                out.append(Source(what, ref, "local"))
+            else:
+                out.append(Source(what, ref, "hub", self.options.revision if what == "model" else None))
+        return out
+
     # -- loading --------------------------------------------------------------------------
     def prepare(self) -> None:
         """Import torch/transformers/peft and build this backend's tiny models, in the calling thread.

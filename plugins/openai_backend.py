@@ -36,27 +36,28 @@ from brie_bench.api import (
     GenerationResult,
     Limits,
     Message,
-    ModelBackend,
     PermanentError,
+    RemoteBackend,
+    RemoteOptions,
     TransientError,
     Usage,
     hookimpl,
 )
 from brie_bench.batch_poll import BatchPoll
-from brie_bench.http_helpers import json_object, redact, refused_error, safe_message, status_error, transport_error_kind
+from brie_bench.http_helpers import (json_object, redact, status_error,
+                                     transport_error_kind)
 
 #: Error codes OpenAI (and Azure OpenAI) use for prompts its content policy rejects.
 _POLICY_CODES = {"content_filter", "content_policy_violation", "moderation_blocked"}
 
 
-class OpenAIOptions(BackendOptions):
+class OpenAIOptions(RemoteOptions):
     """Options for the `openai` backend. The key comes from the environment, never from here."""
 
     base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM) or "
                     "http://localhost:11434/v1 (Ollama); default https://api.openai.com/v1")
-    timeout_s: float = Field(default=120.0, gt=0, le=86_400, description="HTTP timeout per request, seconds")
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
         default="max_tokens",
         description="request field for the token limit; OpenAI reasoning models need max_completion_tokens")
@@ -75,7 +76,7 @@ class OpenAIOptions(BackendOptions):
         description="extra JSON fields sent with every request (e.g. top_k for vLLM)")
 
 
-class OpenAIBackend(ModelBackend):
+class OpenAIBackend(RemoteBackend):
     """Chat Completions over the official async `openai` SDK."""
 
     name = "openai"
@@ -84,61 +85,37 @@ class OpenAIBackend(ModelBackend):
     default_limits = Limits(max_concurrency=8, timeout_s=180.0)
     default_key_envs = ("OPENAI_API_KEY",)
     key_hosts = ("api.openai.com",)
+    default_endpoint = "https://api.openai.com/v1"
     supports_choice_logprobs = True
 
     options: OpenAIOptions
 
     def __init__(self, model: str, options: BackendOptions, context: BackendContext) -> None:
         super().__init__(model, options, context)
-        self._client: Any = None
         #: Requests of batches submitted by this instance (a resumed run polls without them).
         self._batch_requests: dict[str, dict[str, GenerationRequest]] = {}
 
-    # -- identity and keys -------------------------------------------------------------
-    def identity(self) -> dict[str, Any]:
-        """Backend, model and the options that change answers (not timeouts or key settings)."""
-        opts = self.options.model_dump(exclude={"api_key_env", "timeout_s", "require_key"},
-                                       exclude_defaults=True)
-        return {"backend": self.name, "model": self.model, "options": opts}
+    def make_client(self) -> Any:
+        import openai  # lazy: a missing SDK must not break other plugins
 
-    def key_env_names(self) -> tuple[str, ...]:
-        if not self.options.require_key and not self.options.api_key_env:
-            return ()
-        return super().key_env_names()
+        return openai.AsyncOpenAI(
+            api_key=self.api_key() or "EMPTY",  # local servers accept any key
+            base_url=self.options.base_url,
+            timeout=self.options.timeout_s,
+            max_retries=0,  # the engine retries and records every attempt
+            # The SDK's own client, but refusing a response that inflates past max_response_mb.
+            http_client=openai.DefaultAsyncHttpxClient(timeout=self.options.timeout_s,
+                                                       event_hooks=self.response_hooks),
+        )
 
-    def endpoint(self) -> str:
-        return self.options.base_url or "https://api.openai.com/v1"
-
-    def prepare(self) -> None:
-        """Import the SDK and build the client now, in the main thread, before the clock starts.
-
-        Otherwise the first call does it inside the event loop and every call started
-        with it waits (about a second on a busy 2-core machine: the import, the client,
-        and the resources the SDK imports on first use). Two more things the first
-        answer would otherwise pay for inside the loop, while every concurrent call waits
-        (about 30 ms): the async I/O backend the HTTP connection pool loads on its first
-        request, and the models an answer is read into (the SDK builds their schemas on
-        first use). No connection is made here.
+    def warm_client(self, client: Any) -> None:
+        """Two more things than the SDK's modules the first answer would otherwise pay for inside the
+        loop, while every concurrent call waits (about 30 ms): the async I/O backend the HTTP
+        connection pool loads on its first request, and the models an answer is read into (the SDK
+        builds their schemas on first use). No connection is made here.
         """
-        self._get_client().chat.completions  # noqa: B018 - touching it imports the SDK's resource modules
+        client.chat.completions  # noqa: B018 - touching it imports the SDK's resource modules
         _warm_answer_types()
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            import openai  # lazy: a missing SDK must not break other plugins
-
-            self._client = openai.AsyncOpenAI(
-                api_key=self.api_key() or "EMPTY",  # local servers accept any key
-                base_url=self.options.base_url,
-                timeout=self.options.timeout_s,
-                max_retries=0,  # the engine retries and records every attempt
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
 
     # -- requests ----------------------------------------------------------------------
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
@@ -162,7 +139,7 @@ class OpenAIBackend(ModelBackend):
         return body
 
     async def _create(self, body: dict[str, Any]) -> Any:
-        client = self._get_client()
+        client = self.client()
         extra = dict(self.options.extra_body) or None
         try:
             return await client.chat.completions.create(**body, extra_body=extra)
@@ -258,7 +235,7 @@ class OpenAIBackend(ModelBackend):
             lines.append(json.dumps({"custom_id": custom_id, "method": "POST",
                                      "url": "/v1/chat/completions", "body": body}))
         data = ("\n".join(lines) + "\n").encode("utf-8")
-        client = self._get_client()
+        client = self.client()
         try:
             uploaded = await client.files.create(file=("brie_bench_batch.jsonl", data, "application/jsonl"),
                                                  purpose="batch")
@@ -274,7 +251,7 @@ class OpenAIBackend(ModelBackend):
 
     async def poll_batch(self, batch_id: str) -> BatchPoll:
         """The batch's state; when it has ended, every item's result or error."""
-        client = self._get_client()
+        client = self.client()
         try:
             batch = await client.batches.retrieve(batch_id)
             counts = batch.request_counts
@@ -298,7 +275,7 @@ class OpenAIBackend(ModelBackend):
         if batch.status == "failed" and batch.errors and batch.errors.data:
             detail = "; ".join(str(e.message) for e in batch.errors.data[:3])
             for custom_id in self._batch_requests.get(batch_id, {}):
-                results.setdefault(custom_id, PermanentError(self._message(f"openai batch failed: {detail}"),
+                results.setdefault(custom_id, PermanentError(self.error_text(f"openai batch failed: {detail}"),
                                                              kind="bad_request"))
         for custom_id in self._batch_requests.get(batch_id, {}):
             results.setdefault(custom_id, TransientError(
@@ -315,7 +292,7 @@ class OpenAIBackend(ModelBackend):
         body = response.get("body") or {}
         if line.get("error") and not status:
             err = line["error"]
-            return custom_id, PermanentError(self._message(f"openai batch item: {err.get('message', err)}"),
+            return custom_id, PermanentError(self.error_text(f"openai batch item: {err.get('message', err)}"),
                                              kind="bad_request")
         if status != 200:
             err = body.get("error") if isinstance(body, Mapping) else None
@@ -335,17 +312,9 @@ class OpenAIBackend(ModelBackend):
         """The CallError for an SDK or transport exception; None when it is not a call failure."""
         import openai
 
-        refused = refused_error(exc, "openai", self.endpoint())  # nothing listens: no retries
-        if refused is not None:
-            return refused
-        if isinstance(exc, openai.APITimeoutError):
-            return TransientError(f"openai: no answer within {self.options.timeout_s:g}s", kind="timeout")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            why = f" ({type(cause).__name__})" if cause else ""
-            return TransientError(self._message(f"openai: connection failed{why}: {exc}"), kind="connection")
-        if isinstance(exc, openai.APIResponseValidationError):
-            return TransientError("openai: the answer did not match the API schema", kind="malformed")
+        below = self.transport_error(exc, openai)  # refused, too large, timeout, connection, schema
+        if below is not None:
+            return below
         if isinstance(exc, openai.APIStatusError):
             body = exc.body if isinstance(exc.body, Mapping) else {}
             err = body.get("error", body) if isinstance(body, Mapping) else {}
@@ -354,23 +323,19 @@ class OpenAIBackend(ModelBackend):
             return self._status_error(exc.status_code, str(message or exc.message), exc.response.headers, code)
         kind = transport_error_kind(exc)
         if kind is not None:
-            return TransientError(self._message(f"openai: {kind}: {type(exc).__name__}: {exc}", 300), kind=kind)
+            return TransientError(self.error_text(f"openai: {kind}: {type(exc).__name__}: {exc}", 300), kind=kind)
         return None
 
     def _status_error(self, status: int, detail: str, headers: Mapping[str, str] | None,
                       code: Any = None) -> CallError:
         """The shared status table (`status_error`), plus what OpenAI's error codes add."""
-        msg = self._message(f"openai HTTP {status} for model {self.model!r}: {detail}")
+        msg = self.error_text(f"openai HTTP {status} for model {self.model!r}: {detail}")
         overrides = {429: ("quota", False)} if code == "insufficient_quota" else None  # out of credit: no waiting
         fallback = ("refusal", False) if code in _POLICY_CODES else ("bad_request", False)
         return status_error(msg, status, headers=headers, overrides=overrides, fallback=fallback)
 
     def _redact(self, text: str) -> str:
         return redact(text, self.api_key())
-
-    def _message(self, text: str, limit: int = 400) -> str:
-        """An error message with every key redacted first, then cut to `limit` characters."""
-        return safe_message(text, self.api_key(), limit)
 
 
 # -- small helpers --

@@ -9,7 +9,6 @@ exits 2.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -38,10 +37,9 @@ def _world_size(option: int | None) -> int:
     """--num-processes, else $WORLD_SIZE (set by `accelerate launch`), else 1."""
     if option:
         return option
-    try:
-        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
-    except ValueError:
-        return 1
+    from brie_bench import envvars
+
+    return envvars.world_size()  # a bad value is one line naming WORLD_SIZE (exit 2), not a silent 1
 
 
 def human_bytes(n: int) -> str:

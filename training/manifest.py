@@ -10,14 +10,13 @@ adapter size), so `brie-bench run` can store it and the report can show it.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from brie_bench.atomic import write_text
 from brie_bench.errors import InputError
 
 MANIFEST_NAME = "brie_manifest.json"
@@ -62,17 +61,9 @@ def write_manifest(adapter_dir: str | Path, manifest: dict[str, Any]) -> Path:
     folder = Path(adapter_dir)
     folder.mkdir(parents=True, exist_ok=True)
     body = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, **manifest}
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=2, sort_keys=False, ensure_ascii=False, default=str)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a manifest is meant to be read
-        target = folder / MANIFEST_NAME
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    target = folder / MANIFEST_NAME
+    text = json.dumps(body, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n"
+    write_text(target, text)  # brie_bench.atomic: temp file, fsync, rename; never through a link
     return target
 
 

@@ -15,7 +15,6 @@ and only the main process writes the manifest and draws progress.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
+from brie_bench import atomic, envvars
 from brie_bench.errors import InputError
 from brie_bench.training.config import TrainConfig
 from brie_bench.training.data import DataReport, check_data, to_records
@@ -127,6 +127,7 @@ def _check_output(config: TrainConfig, out: Path, overwrite: bool = False) -> Pa
     """
     from transformers.trainer_utils import get_last_checkpoint
 
+    _refuse_links(config, out)
     resume = config.training.resume_from_checkpoint
     ckpt_dir = out / CHECKPOINTS
     if resume is True:
@@ -149,6 +150,26 @@ def _check_output(config: TrainConfig, out: Path, overwrite: bool = False) -> Pa
                          "README.md, ...); choose an empty folder or pass --overwrite",
                          path=config.source, field="output_dir")
     return None
+
+
+def _refuse_links(config: TrainConfig, out: Path) -> None:
+    """Refuse an output folder holding a symbolic link anywhere (exit 2), before any time is spent training.
+
+    With --overwrite or a resume, training writes into an existing folder, and the
+    libraries (PEFT's README, the tokenizer, checkpoints) write through whatever
+    link is there: a planted `README.md -> ~/.bashrc` would put the card outside the
+    folder. Our own files go through `brie_bench.atomic`, which never follows one.
+    """
+    import os
+
+    if not out.is_dir():
+        return
+    for folder, dirs, files in os.walk(out):  # followlinks=False: a linked folder is listed, not entered
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise InputError(f"{path} is a symbolic link: training would write through it; remove it or "
+                                 "choose another --output", path=config.source, field="output_dir")
 
 
 def _check_assistant_only(config: TrainConfig, tokenizer: Any) -> None:
@@ -269,7 +290,7 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
     _check_assistant_only(config, tokenizer)
     bf16 = use_bf16(config)
     warnings = report.warnings()
-    if os.environ.get("RANK", "0") == "0":  # before a long run, not only in the summary
+    if envvars.rank() == 0:  # before a long run, not only in the summary
         for warning in warnings:
             console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
 
@@ -361,7 +382,7 @@ def _point_adapter_at_base(out: Path, config: TrainConfig) -> None:
     data["base_model_name_or_path"] = config.base_model
     if config.revision:
         data["revision"] = config.revision
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _write_card(out: Path, config: TrainConfig, manifest: dict[str, Any]) -> None:
@@ -371,7 +392,7 @@ def _write_card(out: Path, config: TrainConfig, manifest: dict[str, Any]) -> Non
 
     text = training_card(base_model=config.base_model, manifest=manifest, manifest_name=MANIFEST_NAME,
                          adapter_name=out.resolve().name)
-    (out / "README.md").write_text(text, encoding="utf-8")
+    atomic.write_text(out / "README.md", text)  # replaces a file, never writes through a link
 
 
 def _model_card_base_model(out: Path, config: TrainConfig) -> None:
@@ -398,7 +419,7 @@ def _model_card_base_model(out: Path, config: TrainConfig) -> None:
     lines = [f"base_model: {value}" if line.startswith("base_model:") else line for line in lines]
     if not any(line.startswith("base_model:") for line in lines):
         lines.insert(0, f"base_model: {value}")
-    path.write_text("---\n" + "\n".join(lines) + text[end:], encoding="utf-8")
+    atomic.write_text(path, "---\n" + "\n".join(lines) + text[end:])
 
 
 def _device() -> str:

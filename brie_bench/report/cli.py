@@ -24,6 +24,7 @@ from brie_bench.textsafe import printable, safe_text
 DEFAULT_REPORT_DIR = "reports"
 #: What a run id may hold before it becomes part of a file name (ids are made as 20260101-120000-ab12cd).
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+FOLLOW_SYMLINKS_HELP = "Write an output path that is a symbolic link to the file it points to (else refused)."
 
 
 def _db(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None, *, must_exist: bool = True) -> str:
@@ -61,22 +62,32 @@ def _split_target(value: str | None, suffixes: tuple[str, ...], runs: list[str])
     return ""
 
 
-def _emit(path: str, text: str) -> None:
+def _emit(path: str, text: str, *, db: str, follow_symlinks: bool) -> None:
     """Write `text` to `path`, or to stdout when the flag was given without a path."""
     if path:
-        _write_text(path, text)
+        _write_text(path, text, db=db, follow_symlinks=follow_symlinks)
     else:
         sys.stdout.write(text)
 
 
-def _write_text(path: str, text: str) -> None:
-    out = Path(path)
+def _write_text(path: str, text: str, *, db: str, follow_symlinks: bool) -> None:
+    """Write one output file atomically (brie_bench.atomic): whole or not at all, never over `db` or through a link."""
+    from brie_bench.atomic import write_text
+
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        write_text(path, text, db=db, follow_symlinks=follow_symlinks)
     except OSError as exc:
         raise InputError(f"cannot write file: {exc.strerror or exc}", path=path) from None
-    err_console().print(safe_text(f"wrote {out}"))
+    err_console().print(safe_text(f"wrote {path}"))
+
+
+def _check_targets(paths: list[str | None], *, db: str, follow_symlinks: bool) -> None:
+    """Refuse a link or the database as an output before anything is rendered or written (exit 2)."""
+    from brie_bench.atomic import check_target
+
+    for path in paths:
+        if path:
+            check_target(path, db=db, follow_symlinks=follow_symlinks)
 
 
 @click.command("report")
@@ -93,11 +104,13 @@ def _write_text(path: str, text: str) -> None:
               help="Merge this run's results into a model card (README.md) in place: its model-index and the "
                    "marked Brie Bench section; created from a small template if missing.")
 @click.option("--candidate", default=None, help="Which candidate a --model-card describes, when a run has several.")
+@click.option("--follow-symlinks", is_flag=True, help=FOLLOW_SYMLINKS_HELP)
 @common_options
 @click.pass_context
 def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | None, md_opt: str | None,
                    json_opt: str | None, model_index: bool, model_name: str | None, card_opt: str | None,
-                   candidate: str | None, db_opt: str | None, plugins_dir_opt: str | None) -> None:
+                   candidate: str | None, follow_symlinks: bool, db_opt: str | None,
+                   plugins_dir_opt: str | None) -> None:
     """Report a run (default: the latest); with two runs, compare them side by side.
 
     With no format flag, prints tables. Use --html=PATH (or put RUN first) when the
@@ -117,9 +130,12 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
     if len(run_ids) > 2:
         raise InputError(f"report takes at most two runs, got {len(run_ids)}: {' '.join(run_ids)}")
     db = _db(ctx, db_opt, plugins_dir_opt)
+    follow = follow_symlinks
+    html_target = html_path if html_path and not Path(html_path).is_dir() else None
+    _check_targets([html_target, md_path, json_path, card_opt], db=db, follow_symlinks=follow)
     with Store(db, readonly=True) as store:
         if len(run_ids) == 2:
-            _compare(store, run_ids, html_path, md_path, json_path)
+            _compare(store, run_ids, html_path, md_path, json_path, db=db, follow_symlinks=follow)
             return
         # The judges' own answers are read only for the HTML list of comparisons.
         data = load_run(store, run_ids[0] if run_ids else None, texts=html_path is not None)
@@ -132,7 +148,7 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
         if html_path == "" or target.is_dir():
             target = target / f"{data.run.id}.html"
         try:
-            written = write_html(report, data, target)
+            written = write_html(report, data, target, db=db, follow_symlinks=follow)
         except OSError as exc:
             raise InputError(f"cannot write file: {exc.strerror or exc}", path=str(target)) from None
         err_console().print(safe_text(f"wrote {written}"))
@@ -140,14 +156,15 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
         from brie_bench.report.markdown import render_markdown
     if md_path is not None:
         text = render_markdown(report, model_index=model_index, model_name=model_name)
-        _emit(md_path, text)
+        _emit(md_path, text, db=db, follow_symlinks=follow)
     if json_path is not None:
         from brie_bench.report.jsonout import render_json
 
         text = render_json(report)
-        _emit(json_path, text)
+        _emit(json_path, text, db=db, follow_symlinks=follow)
     if card_opt is not None:
-        _update_model_card(Path(card_opt), report, render_markdown(report), model_name, candidate)
+        _update_model_card(Path(card_opt), report, render_markdown(report), model_name, candidate, db=db,
+                           follow_symlinks=follow)
     if html_path is None and md_path is None and json_path is None and card_opt is None:
         from brie_bench.report.terminal import print_report
 
@@ -155,26 +172,41 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
 
 
 def _update_model_card(path: Path, report: dict[str, Any], section: str, model_name: str | None,
-                       candidate: str | None) -> None:
-    """Merge the run into the card at `path` (see brie_bench.modelcard); rewrite it only if something changed."""
+                       candidate: str | None, *, db: str, follow_symlinks: bool) -> None:
+    """Merge the run into the card at `path` (see brie_bench.modelcard); rewrite it only if something changed.
+
+    The card is read as bytes and written back atomically with no newline translation,
+    so CRLF line endings (and a leading byte-order mark) survive and a full disk leaves
+    the old card whole.
+    """
     from rich.text import Text
 
+    from brie_bench.atomic import check_target
     from brie_bench.modelcard import updated_card
 
+    check_target(path, db=db, follow_symlinks=follow_symlinks)
+    bom = "\ufeff"
     try:
-        existing = path.read_text(encoding="utf-8") if path.exists() else None
+        existing = path.read_bytes().decode("utf-8") if path.exists() else None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the model card: {getattr(exc, 'strerror', None) or exc}",
                          path=str(path)) from None
-    text = updated_card(existing, report, section, model_name=model_name, candidate=candidate)
+    had_bom = existing is not None and existing.startswith(bom)
+    body = existing[1:] if existing is not None and had_bom else existing
+    try:
+        text = updated_card(body, report, section, model_name=model_name, candidate=candidate)
+    except InputError as exc:
+        raise InputError(exc.detail, path=str(path), field=exc.field, line=exc.line) from None
+    if had_bom:
+        text = bom + text
     if text == existing:
         err_console().print(Text(f"model card up to date: {path}"))
         return
-    _write_text(str(path), text)
+    _write_text(str(path), text, db=db, follow_symlinks=follow_symlinks)
 
 
 def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str | None,
-             json_path: str | None) -> None:
+             json_path: str | None, *, db: str, follow_symlinks: bool) -> None:
     """`report RUN_A RUN_B`: both runs side by side with paired differences over shared prompts."""
     from brie_bench.report.compare import build_comparison, print_comparison, render_comparison_html, \
         render_comparison_markdown
@@ -189,13 +221,13 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
         target = Path(html_path or DEFAULT_REPORT_DIR)
         if html_path == "" or target.is_dir():
             target = target / f"{a.run.id}_vs_{b.run.id}.html"
-        _write_text(str(target), render_comparison_html(comparison))
+        _write_text(str(target), render_comparison_html(comparison), db=db, follow_symlinks=follow_symlinks)
     if md_path is not None:
         text = render_comparison_markdown(comparison)
-        _emit(md_path, text)
+        _emit(md_path, text, db=db, follow_symlinks=follow_symlinks)
     if json_path is not None:
         text = render_json(comparison)
-        _emit(json_path, text)
+        _emit(json_path, text, db=db, follow_symlinks=follow_symlinks)
     if html_path is None and md_path is None and json_path is None:
         print_comparison(out_console(), comparison)
 
@@ -207,27 +239,30 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout).")
 @click.option("--raw", is_flag=True,
               help="Values exactly as stored: no ' before CSV cells starting with = + - @, no escaping on stdout.")
+@click.option("--follow-symlinks", is_flag=True, help=FOLLOW_SYMLINKS_HELP)
 @common_options
 @click.pass_context
 def export_command(ctx: click.Context, run: str | None, fmt: str | None, output: str | None, raw: bool,
-                   db_opt: str | None, plugins_dir_opt: str | None) -> None:
+                   follow_symlinks: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """Write one row per judgment of RUN (default: the latest) as --jsonl or --csv.
 
     CSV cells that a spreadsheet would run as a formula (starting with = + - @) get a
     leading ' and, on stdout, control characters are escaped; --raw turns both off.
     """
+    from brie_bench.atomic import atomic_open
     from brie_bench.report.export import export_rows, write_csv, write_jsonl
     from brie_bench.store import Store
 
     if fmt is None:
         raise InputError("choose a format: --jsonl or --csv")
     db = _db(ctx, db_opt, plugins_dir_opt)
+    _check_targets([output], db=db, follow_symlinks=follow_symlinks)
     writer = write_jsonl if fmt == "jsonl" else write_csv
     with Store(db, readonly=True) as store:
         rows = export_rows(store, run)
         if output:
             try:
-                with open(output, "w", encoding="utf-8", newline="") as fh:
+                with atomic_open(output, newline="", db=db, follow_symlinks=follow_symlinks) as fh:
                     n = writer(rows, fh, raw=raw)
             except OSError as exc:
                 raise InputError(f"cannot write file: {exc.strerror or exc}", path=output) from None
@@ -249,22 +284,31 @@ def import_command() -> None:
 @click.option("--new", "new_run", is_flag=True, help="Import again even if these files were imported before.")
 @click.option("--judge", "judge_name", default=None, metavar="NAME",
               help="Judge of lines that have no judge_model field (else inferred from a field naming it).")
+@click.option("--judge-family", "judge_family", multiple=True, metavar="NAME=JUDGE,JUDGE",
+              help="Count these judges as one judge, NAME, in the report (headline and agreement), e.g. "
+                   "claude=claude-3-5-sonnet-20241022,claude-opus-4-20250514. Repeatable.")
 @common_options
 @click.pass_context
 def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_name: str, candidate_name: str,
-                          name: str | None, new_run: bool, judge_name: str | None, db_opt: str | None,
-                          plugins_dir_opt: str | None) -> None:
+                          name: str | None, new_run: bool, judge_name: str | None, judge_family: tuple[str, ...],
+                          db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """Import the original Brie Bench's JSONL files (one judgment per line) into a run."""
     from rich.table import Table
     from rich.text import Text
 
-    from brie_bench.report.legacy import import_legacy
+    from brie_bench.report.legacy import FAMILY_FIELD, import_legacy, parse_judge_family
     from brie_bench.store import Store
 
+    families: dict[str, list[str]] = {}
+    for value in judge_family:
+        family, members = parse_judge_family(value)
+        if family in families:
+            raise InputError(f"family {family!r} is given twice", field=FAMILY_FIELD)
+        families[family] = members
     db = _db(ctx, db_opt, plugins_dir_opt, must_exist=False)
     with Store(db) as store:
         result = import_legacy(store, files, baseline=baseline_name, candidate=candidate_name, name=name,
-                               new=new_run, judge=judge_name)
+                               new=new_run, judge=judge_name, judge_families=families)
     out = out_console()
     if result.reused:
         out.print(safe_text(f"already imported as run {result.run_id} (use --new to import again)"))
@@ -273,6 +317,8 @@ def import_legacy_command(ctx: click.Context, files: tuple[str, ...], baseline_n
                        f"{result.prompts} prompts, judges: {', '.join(result.judges)}; "
                        f"{result.duplicates} byte-identical duplicate line(s) skipped, "
                        f"{result.replicates} re-judgment(s) kept as replicates"))
+    for family, members in result.judge_families.items():
+        out.print(safe_text(f"judge family {family}: {', '.join(members)} (one judge in the report)"))
     out.print(Text("warning: labels were not randomised in these files ('Response A' was always the baseline)",
                    style="yellow"))
     if result.disagreements:

@@ -3,8 +3,8 @@
 Typical use: two adapters (or two checkpoints) evaluated with the same suite.
 Each run's own win rate keeps its own clustered interval. The *difference* is
 computed over the prompts both runs judged (matched by section and prompt
-text), with a bootstrap that resamples those shared prompts once for both runs
-(a paired, clustered bootstrap): the same prompt's difficulty then cancels
+text), with Newcombe's paired hybrid interval on each run's effective sample size
+and the prompts' correlation between the runs: the same prompt's difficulty cancels
 instead of widening the interval. A prompt "flipped" when the candidate won it
 on average in one run and lost it in the other.
 """
@@ -24,7 +24,7 @@ from rich.text import Text
 from brie_bench import __version__, stats
 from brie_bench.report.charts import ci_chart, pct
 from brie_bench.report.markdown import cell, ci_text
-from brie_bench.report.model import (BOOT_SEED, INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL, N_BOOT,
+from brie_bench.report.model import (INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL,
                                      ORDERS_EXPLANATION, interval_dict, outcome_figures, units_of)
 from brie_bench.report.rows import JRow, RunData, group_by
 from brie_bench.textsafe import safe_text
@@ -33,8 +33,10 @@ SCHEMA_ID = "brie-bench-comparison"
 SCHEMA_VERSION = 1
 DIFF_EXPLANATION = (
     "Difference = run A's win rate minus run B's, over the prompts both runs judged (matched by section and prompt "
-    f"text). Its 95% interval is a paired bootstrap that resamples those shared prompts ({N_BOOT:,} resamples, "
-    f"seed {BOOT_SEED}) and recomputes both runs' win rates on the same resample."
+    "text). Its 95% interval is Newcombe's paired interval: each run's win rate gets its effective-n interval over "
+    "those prompts, and the two are combined with the correlation of the prompts' results between the runs, so a "
+    "prompt that is hard in both runs cancels out. It kept at least 92% coverage down to 5 prompts and up to 99% "
+    "win rates, where a paired bootstrap covered 69-88% (benchmarks/coverage.py)."
 )
 
 
@@ -58,27 +60,13 @@ def _per_prompt(rows: list[JRow], keymap: dict[tuple[str, str], tuple[str, str]]
 
 
 def paired_difference(a: dict[Any, tuple[float, int]], b: dict[Any, tuple[float, int]]) -> tuple[stats.Interval, list[Any]]:
-    """Win rate A − win rate B over shared prompts, with a paired cluster bootstrap interval."""
+    """Win rate A − win rate B over shared prompts, with the paired interval `stats.paired_rate_difference_ci`."""
     shared = sorted(set(a) & set(b), key=str)
-    k = len(shared)
-    if k == 0:
-        return stats.Interval(math.nan, math.nan, math.nan, LEVEL, "paired-cluster-bootstrap", 0, 0), shared
-    sa = np.array([a[p][0] for p in shared])
-    na = np.array([a[p][1] for p in shared], dtype=float)
-    sb = np.array([b[p][0] for p in shared])
-    nb = np.array([b[p][1] for p in shared], dtype=float)
-    estimate = sa.sum() / na.sum() - sb.sum() / nb.sum()
-    n = int(na.sum() + nb.sum())
-    if k < 2:
-        return stats.Interval(float(estimate), math.nan, math.nan, LEVEL, "paired-cluster-bootstrap", n, k), shared
-    boots = np.empty(N_BOOT)
-    done = 0
-    for idx in stats.cluster_resamples(k, N_BOOT, BOOT_SEED):
-        boots[done:done + len(idx)] = sa[idx].sum(1) / na[idx].sum(1) - sb[idx].sum(1) / nb[idx].sum(1)
-        done += len(idx)
-    alpha = 1.0 - LEVEL
-    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    return stats.Interval(float(estimate), float(low), float(high), LEVEL, "paired-cluster-bootstrap", n, k), shared
+    sums_a = np.array([a[p][0] for p in shared], dtype=float)
+    sizes_a = np.array([a[p][1] for p in shared], dtype=float)
+    sums_b = np.array([b[p][0] for p in shared], dtype=float)
+    sizes_b = np.array([b[p][1] for p in shared], dtype=float)
+    return stats.paired_rate_difference_ci((sums_a, sizes_a), (sums_b, sizes_b), level=LEVEL), shared
 
 
 def _side(rows: list[JRow]) -> dict[str, Any]:
@@ -178,7 +166,7 @@ def print_comparison(console: Console, comparison: dict[str, Any]) -> None:
     for title, blocks in (("per judge", [(None, comparison["judges"])]),
                           ("per section", [(s["section"], s["judges"]) for s in comparison["sections"]])):
         table = Table(title=safe_text(f"A = {a} vs B = {b}, {title}"), box=box.SIMPLE_HEAD,
-                      caption="difference: paired bootstrap over shared prompts")
+                      caption="difference: paired interval over shared prompts")
         for col in ("section", "judge", "A win rate [95% CI]", "B win rate [95% CI]", "A − B [95% CI]", "shared",
                     "flipped"):
             table.add_column(col, overflow="fold")

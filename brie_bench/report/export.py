@@ -48,16 +48,30 @@ def export_rows(store: Store, run_id: str | None = None) -> Iterator[dict[str, A
 
 def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO, *, raw: bool = False,
                 terminal: bool = False) -> int:
-    """Write one JSON object per line; returns the number of rows.
+    """Write one JSON object per line, always strict JSON (an infinite or NaN number is null); returns the row count.
 
     `terminal` (and not `raw`): C1 and bidi characters escaped as \\uXXXX too.
     """
     n = 0
     for row in rows:
-        line = json.dumps(row, ensure_ascii=False)
+        try:
+            line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+        except ValueError:  # a stored inf or NaN (a latency from a browser, a score): strict JSON has no such value
+            line = json.dumps(_finite(row), ensure_ascii=False, allow_nan=False)
         out.write((line if raw or not terminal else json_line_safe(line)) + "\n")
         n += 1
     return n
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every infinite or NaN float replaced by None (JSON null), however deeply nested."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_csv(rows: Iterator[dict[str, Any]], out: TextIO, *, raw: bool = False, terminal: bool = False) -> int:

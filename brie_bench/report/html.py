@@ -112,9 +112,16 @@ def render_html(report: dict[str, Any], data: RunData, *, page_size: int = PAGE_
         script=Markup(script), script_hash=script_hash)
 
 
-def write_html(report: dict[str, Any], data: RunData, path: str | Path, *, page_size: int = PAGE_SIZE) -> Path:
-    """Render and write the report, creating the folder; returns the path written."""
+def write_html(report: dict[str, Any], data: RunData, path: str | Path, *, page_size: int = PAGE_SIZE,
+               db: str | Path | None = None, follow_symlinks: bool = False) -> Path:
+    """Render and write the report atomically (`brie_bench.atomic`), creating the folder; returns the path written.
+
+    `db` and `follow_symlinks` are the atomic writer's refusals: never over the
+    database, never through a link unless asked.
+    """
+    from brie_bench.atomic import check_target, write_text
+
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(report, data, page_size=page_size), encoding="utf-8")
+    check_target(out, db=db, follow_symlinks=follow_symlinks)  # refused before the (long) rendering
+    write_text(out, render_html(report, data, page_size=page_size), db=db, follow_symlinks=follow_symlinks)
     return out

@@ -36,6 +36,10 @@ What the import has to get right:
   with neither is refused.
 * Bad input fails with one line naming the file, line and field: a NaN or
   infinite number, a max_tokens that is not a positive whole number.
+* ``--judge-family claude=claude-3-5-sonnet-20241022,claude-opus-4-20250514`` groups
+  judges into one for the report (the original "Claude" column was Sonnet on 42 rows
+  and Opus on the 15 re-judged ones). The grouping changes nothing stored but the
+  run's `judge_families` (metadata and suite snapshot), which `report.rows` reads.
 """
 
 from __future__ import annotations
@@ -105,6 +109,47 @@ class ImportResult:
     duplicates: int = 0
     replicates: int = 0
     disagreements: list[dict[str, Any]] = field(default_factory=list)
+    judge_families: dict[str, list[str]] = field(default_factory=dict)
+
+
+FAMILY_FIELD = "--judge-family"
+
+
+def parse_judge_family(text: str) -> tuple[str, list[str]]:
+    """``NAME=JUDGE,JUDGE`` (a `--judge-family` value) -> (name, judges); bad text is one InputError."""
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    members = [m.strip() for m in rest.split(",")]
+    if not sep or not name or not rest.strip():
+        raise InputError(f"expected NAME=JUDGE,JUDGE,..., got {text!r}", field=FAMILY_FIELD)
+    if any(not m for m in members):
+        raise InputError(f"empty judge name in {text!r}", field=FAMILY_FIELD)
+    if len(set(members)) != len(members):
+        raise InputError(f"a judge is named twice in {text!r}", field=FAMILY_FIELD)
+    return name, members
+
+
+def check_judge_families(families: dict[str, list[str]], judges: Sequence[str]) -> dict[str, list[str]]:
+    """Refuse a family that names a judge not in the files, shares a judge, or takes another judge's name.
+
+    A family's name may be one of its own members' names, never another judge's: the
+    report would then merge two judges the user did not group.
+    """
+    known = set(judges)
+    owner: dict[str, str] = {}
+    for name, members in families.items():
+        if not members:
+            raise InputError(f"family {name!r} names no judge", field=FAMILY_FIELD)
+        for m in members:
+            if m not in known:
+                raise InputError(f"unknown judge {m!r} in family {name!r} (judges in the files: {', '.join(judges)})",
+                                 field=FAMILY_FIELD)
+            if m in owner:
+                raise InputError(f"judge {m!r} is in two families ({owner[m]!r} and {name!r})", field=FAMILY_FIELD)
+            owner[m] = name
+        if name in known and name not in members:
+            raise InputError(f"family name {name!r} is already the name of a judge outside it", field=FAMILY_FIELD)
+    return {name: list(members) for name, members in families.items()}
 
 
 def _text(obj: dict[str, Any], names: Sequence[str], path: str, line: int, *, required: bool = True) -> str | None:
@@ -214,7 +259,9 @@ def read_legacy(path: str | Path, default_judge: str | None = None) -> list[Lega
     except UnicodeDecodeError as exc:
         raise InputError("not UTF-8 text", path=spath, line=raw[:exc.start].count(b"\n") + 1) from None
     out = []
-    for number, text in enumerate(content.splitlines(), start=1):
+    # JSON Lines ends a record at \n only: str.splitlines() would also split inside strings at U+2028,
+    # U+2029, U+0085, \x0b, \x1c..., which JSON allows raw, and refuse a valid line as "Unterminated string".
+    for number, text in enumerate(content.split("\n"), start=1):
         if not text.strip():
             continue
         try:
@@ -223,6 +270,9 @@ def read_legacy(path: str | Path, default_judge: str | None = None) -> list[Lega
             raise InputError(f"JSON {exc}", path=spath, line=number) from None
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path=spath, line=number) from None
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits (sys.int_info.str_digits_check_threshold)
+            raise InputError(f"not valid JSON here ({' '.join(str(exc).split())[:160]})", path=spath,
+                             line=number) from None
         out.append(parse_line(obj, spath, number, default_judge))
     if not out:
         raise InputError("no judgments in file", path=spath)
@@ -291,28 +341,39 @@ def read_judgment(text: str) -> ParsedVerdict:
 
 def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = "baseline",
                   candidate: str = "brie", name: str | None = None, new: bool = False,
-                  judge: str | None = None) -> ImportResult:
+                  judge: str | None = None, judge_families: dict[str, list[str]] | None = None) -> ImportResult:
     """Import legacy files into one run of `store` and return what happened.
 
     Importing the same files again returns the run already made (``reused``),
-    unless `new` is true. All files are validated before anything is written.
-    `judge` names the judge of lines that have no `judge_model`.
+    unless `new` is true; a run a killed import left unfinished (not `complete`)
+    is finished in place instead. All files are validated before anything is written.
+    `judge` names the judge of lines that have no `judge_model`; `judge_families`
+    (family -> judges) groups judges for the report, and is checked against the files.
     """
     if baseline == candidate or "tie" in (baseline, candidate):
         raise InputError(f"contender names must differ and not be 'tie' (got {baseline!r}, {candidate!r})")
     judge = judge.strip() if judge and judge.strip() else None
     lines = [row for p in paths for row in read_legacy(p, judge)]
     digests = sorted(hashlib.sha256(read_bytes(p, MAX_LEGACY_BYTES, "legacy file")).hexdigest() for p in paths)
+    families = check_judge_families(dict(judge_families or {}), list(dict.fromkeys(r.judge_model for r in lines)))
     fingerprint = stable_hash({"legacy_import": IMPORTER_VERSION, "files": digests, "baseline": baseline,
-                               "candidate": candidate, "judge": judge})
+                               "candidate": candidate, "judge": judge,
+                               **({"judge_families": families} if families else {})})
+    resume: str | None = None
     if not new:
         existing = store.find_resumable_run(fingerprint, 0)
         if existing:
-            meta = store.run(existing).metadata
-            return ImportResult(existing, True, meta.get("rows", 0), meta.get("comparisons", 0),
-                                meta.get("prompts", 0), list((meta.get("judges") or {}).keys()),
-                                meta.get("duplicates", 0), meta.get("replicates", 0),
-                                meta.get("disagreements") or [])
+            found = store.run(existing)
+            if found.status == "complete":
+                meta = found.metadata
+                return ImportResult(existing, True, meta.get("rows", 0), meta.get("comparisons", 0),
+                                    meta.get("prompts", 0), list((meta.get("judges") or {}).keys()),
+                                    meta.get("duplicates", 0), meta.get("replicates", 0),
+                                    meta.get("disagreements") or [], meta.get("judge_families") or {})
+            # An import that was killed part-way (left `running`): finish it in the same run. Every key below
+            # is derived from the files' content and every save ignores a row already stored, so redoing the
+            # whole loop stores exactly what is missing.
+            resume = existing
 
     # Comparisons: one per distinct (prompt, baseline answer, fine-tune answer), first-seen order.
     prompt_ids: dict[tuple[str, str], str] = {}        # (section, prompt text) -> id
@@ -355,13 +416,14 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
     snapshot = {"name": suite_name, "description": "Imported from the original Brie Bench (labels not randomised).",
                 "baseline": baseline, "contenders": contenders, "judges": judge_meta,
                 "sections": [{"name": s, "description": None, "judges": judges, "settings": {},
-                              "prompts": prompts} for s, prompts in sections.items()]}
+                              "prompts": prompts} for s, prompts in sections.items()],
+                "judge_families": families}
     assignment = Assignment(baseline, candidate)  # "Response A" was always the baseline
     from brie_bench.runtime import versions
 
-    run_id = store.create_run(suite_name=suite_name, suite_path=", ".join(files), fingerprint=fingerprint,
-                              snapshot=snapshot, seed=0, versions=versions(),
-                              metadata={"legacy": True, "labels_randomised": False})
+    run_id = resume or store.create_run(suite_name=suite_name, suite_path=", ".join(files), fingerprint=fingerprint,
+                                        snapshot=snapshot, seed=0, versions=versions(),
+                                        metadata={"legacy": True, "labels_randomised": False})
     store.mark_run(run_id, "running")
     gen_keys: dict[tuple[str, str, str], str] = {}
     links: list[tuple[str, str, int, str, str]] = []
@@ -419,12 +481,12 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
     store.link_generations(run_id, links)
     n_texts = len({normalise_prompt(text) for _, text in prompt_ids})
     result = ImportResult(run_id, False, len(lines), len(comparisons), n_texts, judges, len(duplicates),
-                          replicates, disagreements)
+                          replicates, disagreements, families)
     store.update_run_metadata(run_id, {
         "legacy": True, "labels_randomised": False, "importer_version": IMPORTER_VERSION, "files": files,
         "baseline": baseline, "contenders": contenders, "judges": judge_meta, "rows": result.lines,
         "comparisons": result.comparisons, "prompts": result.prompts, "duplicates": result.duplicates,
-        "replicates": result.replicates,
+        "replicates": result.replicates, "judge_families": families,
         "duplicate_lines": duplicates[:1000], "disagreements": disagreements,
     })
     store.mark_run(run_id, "complete")

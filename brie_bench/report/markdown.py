@@ -12,7 +12,6 @@ from typing import Any
 
 from brie_bench.modelcard import model_index, model_index_yaml
 from brie_bench.report.charts import pct
-from brie_bench.report.model import N_BOOT
 from brie_bench.textsafe import printable
 
 #: `model_index` is re-exported: the card metadata is built in brie_bench.modelcard through huggingface_hub.
@@ -64,8 +63,8 @@ def _power_lines(report: dict[str, Any], multi: bool) -> list[str]:
 
 
 #: Warning kinds in the order the Caveats list gives them (anything else follows).
-CAVEAT_ORDER = ("legacy-labels", "legacy-parse", "status", "empty", "few-prompts", "label-bias", "position-bias",
-                "order-flips", "length-bias", "untrusted", "invalid")
+CAVEAT_ORDER = ("legacy-labels", "legacy-parse", "status", "empty", "few-prompts", "no-information", "label-bias",
+                "position-bias", "order-flips", "order-flips-injection", "length-bias", "untrusted", "invalid")
 
 
 def caveat_lines(report: dict[str, Any]) -> list[str]:
@@ -77,19 +76,29 @@ def caveat_lines(report: dict[str, Any]) -> list[str]:
     return ["### Caveats", "", *(f"- **{cell(w['kind'])}**: {cell(w['text'])}" for w in warnings), ""]
 
 
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The verdict (brie_bench.conclusion) as the card's opening paragraph, one per candidate."""
+    from brie_bench.conclusion import verdict_of
+
+    verdict = verdict_of(report)
+    texts = [c["text"] for c in verdict["candidates"]] or [verdict["text"]]
+    return [line for text in texts for line in (f"**Verdict:** {cell(text)}", "")]
+
+
 def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_name: str | None = None) -> str:
     """Tables ready to paste into a model card; with `model_index`, the YAML block as well."""
     run = report["run"]
     multi = len({j["candidate"] for j in report["judges"]}) > 1
     out = [f"## Brie Bench: {cell(run['suite'])}", ""]
+    out += verdict_lines(report)
     out += caveat_lines(report)
     out += [
         f"{'Pairwise comparison (imported; labels not randomised)' if run.get('legacy') else 'Blind pairwise comparison'}"
         f" against the baseline (run `{cell(run['id'])}`, seed {run['seed']}, "
         f"{run['n_judgments']} judgments over {run['n_prompts']} distinct prompts). Win rate counts a tie as half a win; "
-        f"95% intervals treat whole prompts as the unit (clustered bootstrap with {N_BOOT:,} resamples from "
-        f"{report['method'].get('bootstrap_min_prompts', 30)} prompts on, a cluster-robust t interval below; see the "
-        "report's method notes). Invalid verdicts are excluded and counted.",
+        "95% intervals treat whole prompts as the unit (for win rates, an exact interval on the effective number "
+        "of judgments, which stays honest near 0% and 100%; see the report's method notes). Invalid verdicts are "
+        "excluded and counted.",
         "",
         "### Per judge",
         "",
@@ -103,7 +112,10 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
                      pct(j["strict_win_rate"]), j["n_prompts"]])
     for ag in report["agreement"]:
         mv = ag["majority_vote"]
-        rows.append(["majority vote", ", ".join(ag["judges"])] + ([ag["candidate"]] if multi else []) +
+        voters = ", ".join(mv.get("judges") or ag["judges"])
+        if mv.get("left_out"):
+            voters += f" (left out, no information: {', '.join(mv['left_out'])})"
+        rows.append(["majority vote", voters] + ([ag["candidate"]] if multi else []) +
                     [mv["wins"], mv["losses"], mv["ties"], mv["invalid"], ci_text(mv["ci95"]),
                      pct(mv["strict_win_rate"]), mv["n_prompts"]])
     out += _table(header, rows, numeric_from=3 if multi else 2) + [""]
@@ -121,7 +133,9 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
             f"{pct(ag['percent_all'])} of {ag['n_complete']} comparisons; Fleiss' κ = {_fmt(ag['fleiss_kappa'])}, "
             f"Krippendorff's α = {_fmt(ag['krippendorff_alpha'])}, Gwet's AC1 = {_fmt(ag['gwet_ac1'])}. "
             "Kappa can be low while judges mostly agree, when one verdict dominates (the kappa paradox); "
-            "AC1 and percent agreement are not affected.")
+            "AC1 and percent agreement are not affected." + "".join(
+                f" {cell(family)} is one judge here, a family of {cell(', '.join(models))}."
+                for family, models in (ag.get("families") or {}).items()))
         out.append("")
         for h in ag.get("human_llm") or []:
             out += [f"**{cell(h['human'])} (a person, blind) and {cell(h['judge'])}** agree on {pct(h['percent'])} "

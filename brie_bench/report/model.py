@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from brie_bench import __version__, stats
+from brie_bench.stats import bias as stats_bias
 from brie_bench.report.rows import NAN, ItemKey, JRow, RunData, group_by, load_run
 from brie_bench.store import Store
 
@@ -45,12 +46,15 @@ INTERVAL_EXPLANATION = (
     "Intervals are 95% intervals that treat whole prompts as the unit: a prompt is its text, so the "
     "same prompt rerun in several sections (temperatures, token lengths, reruns) is one prompt. "
     "Judgments of the same prompt share its answers and its difficulty, so they are not independent; "
-    "the number of prompts, not of judgments, is the real sample size. With "
-    f"{stats.BOOTSTRAP_MIN_CLUSTERS} prompts or more the interval is a percentile bootstrap that resamples "
-    f"prompts ({N_BOOT:,} resamples, seed {BOOT_SEED}); with fewer it is a cluster-robust t interval, "
-    "because there the bootstrap covers the true rate less than 93% of the time (docs/statistics.md, "
-    "benchmarks/coverage.py); when every verdict goes the same way it is an exact (Clopper-Pearson) "
-    "interval over prompts, because a resampling interval would collapse to a point. An interval "
+    "the number of prompts, not of judgments, is the real sample size. A win rate's interval is an exact "
+    "(Clopper-Pearson) interval on the effective number of judgments: the judgment count shrunk by how much "
+    "judgments of one prompt move together, and again for estimating that from few prompts (Korn and "
+    "Graubard). It stays lopsided near 0% and 100%, where win rates of good fine-tunes live; the percentile "
+    "bootstrap and the cluster-t interval covered the true rate only 80-90% of the time there "
+    "(docs/statistics.md, benchmarks/coverage.py). When every verdict goes the same way it is an exact "
+    "interval over prompts, because there is no variation to measure. Other means (score differences, "
+    f"probabilities) use a percentile bootstrap over prompts ({N_BOOT:,} resamples, seed {BOOT_SEED}) from "
+    f"{stats.BOOTSTRAP_MIN_CLUSTERS} prompts on and a cluster-robust t interval below. An interval "
     f"'cannot be trusted' when there is no valid verdict, fewer than {MIN_PROMPTS} prompts, zero width, "
     "a span of almost all of 0-100%, or when it comes from a fit that did not converge to a finite value."
 )
@@ -96,6 +100,8 @@ def finite(x: float | None) -> float | None:
 
 
 METHOD_NOTES = {
+    "effective-n": "exact interval on the effective number of judgments (clustered by prompt)",
+    "paired-newcombe": "paired interval over the prompts both runs judged (Newcombe, effective sizes)",
     "cluster-t": "cluster-robust t interval (fewer prompts than the bootstrap needs)",
     "clopper-pearson-prompts": "every verdict went the same way: exact Clopper-Pearson interval over prompts",
 }
@@ -240,8 +246,7 @@ def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
 def outcome_figures(outcomes: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
     """Counts, win rates, their clustered intervals and the sign test for one set of comparisons."""
     c = stats.counts(outcomes)
-    ci, sci = stats.rate_cis([outcomes, stats.strict_outcomes(outcomes)], clusters, n_boot=N_BOOT, level=LEVEL,
-                             seed=BOOT_SEED)
+    ci, sci = stats.rate_cis([outcomes, stats.strict_outcomes(outcomes)], clusters, level=LEVEL)
     return {
         "wins": c.wins, "losses": c.losses, "ties": c.ties, "invalid": c.invalid,
         "n": c.total, "n_valid": c.n_valid,
@@ -255,15 +260,58 @@ def outcome_figures(outcomes: np.ndarray, clusters: np.ndarray) -> dict[str, Any
     }
 
 
-def power_of(ci: dict[str, Any], units: Units) -> dict[str, Any]:
-    """The `power` object of a judge entry: minimum detectable effect and variance split (brie_bench.power)."""
+def power_of(ci: dict[str, Any], units: Units, no_information: str | None = None) -> dict[str, Any]:
+    """The `power` object of a judge entry: minimum detectable effect and variance split (brie_bench.power).
+
+    `no_information` (a judge whose verdicts follow position or label) gives no MDE, with that reason.
+    """
     from brie_bench import power
 
     low, high = ci.get("low"), ci.get("high")
     significant = None if not ci.get("trusted") else bool(low is not None and high is not None
                                                             and (low > 0.5 or high < 0.5))
     return power.report_entry(units.outcomes, units.clusters, [(a, b) for _, a, b in units.pairs],
-                              significant=significant)
+                              significant=significant, no_information=no_information)
+
+
+def information_of(rows: Sequence[JRow], units: Units) -> stats_bias.Information:
+    """`stats.bias.judge_information` for one judge's rows: does its verdict follow position or label?"""
+    n = len(rows)
+    outcomes = np.fromiter((r.outcome for r in rows), dtype=float, count=n)
+    cand_a = np.fromiter((r.ft_is_a for r in rows), dtype=bool, count=n)
+    a_first = np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n)
+    pairs = np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2)
+    return stats_bias.judge_information(outcomes, cand_a == a_first, cand_a, pairs)
+
+
+def information_dict(info: stats_bias.Information) -> dict[str, Any]:
+    """A judge entry's `information` object (docs/report-schema.md)."""
+    return {"informative": info.informative, "follows": info.follows, "side": info.side,
+            "share": finite(info.share), "n": info.n,
+            "statement": info.reason, "advice": None if info.informative else stats_bias.ADVICE}
+
+
+def _withhold(ci: dict[str, Any] | None, reason: str) -> None:
+    """Blank an interval's figures in place: the judge gives no estimate, only the reason."""
+    if not ci:
+        return
+    ci.update(estimate=None, low=None, high=None, reliable=False, trusted=False, note=f"cannot be estimated: {reason}")
+
+
+def _no_decisive_note(entry: dict[str, Any], units: Units) -> None:
+    """A strict win rate with no decisive comparison measures only ties: never trusted.
+
+    Typical case: every verdict flipped between orders, so every comparison became a tie
+    and the strict rate reads 0% with a tight-looking interval that says nothing about
+    which answer is better.
+    """
+    sci = entry["strict_ci95"]
+    if entry["wins"] + entry["losses"] or not entry["n_valid"] or not sci.get("trusted", False):
+        return
+    flipped = sum(1 for _, a, b in units.pairs if a == a and b == b and a != b)
+    why = (f", {flipped} of them because the verdict flipped when the order changed" if flipped else "")
+    sci.update(trusted=False, note=f"cannot be trusted: no comparison is decisive (all {entry['n_valid']} valid "
+               f"ones are ties{why}), so the strict win rate measures ties, not a preference")
 
 
 # --------------------------------------------------------------------------- sections of the report
@@ -280,7 +328,10 @@ def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = Fa
         "invalid_judgments": int(sum(1 for r in rows if math.isnan(r.outcome))),
     }
     entry.update(outcome_figures(units.outcomes, units.clusters))
-    entry["power"] = power_of(entry["ci95"], units)
+    info = information_of(rows, units)
+    entry["information"] = information_dict(info)
+    _no_decisive_note(entry, units)
+    entry["power"] = power_of(entry["ci95"], units, no_information=info.reason)
     entry["rows"] = row_level(rows, len(units.keys), legacy=legacy)
     lc = stats.length_controlled_win_rate(units.outcomes, units.len_ft, units.len_base, units.clusters, level=LEVEL)
     entry["length_controlled"] = {**interval_dict(lc.win_rate), "raw_win_rate": finite(lc.raw_win_rate),
@@ -293,6 +344,13 @@ def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = Fa
             min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS))
     else:
         entry["logprob_preference"] = None
+    if info.reason:  # verdicts that follow position or label: no win rate of any kind comes from them
+        entry["win_rate"] = entry["strict_win_rate"] = None
+        for block in (entry["ci95"], entry["strict_ci95"], entry["length_controlled"], entry["logprob_preference"],
+                      entry["rows"]["ci95"], entry["rows"]["strict_ci95"], entry["rows"]["strict_wilson95"]):
+            _withhold(block, info.reason)
+        entry["length_controlled"]["raw_win_rate"] = None
+        entry["rows"]["win_rate"] = entry["rows"]["strict_win_rate"] = None
     return entry
 
 
@@ -331,13 +389,15 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
     n_decisive = int(np.count_nonzero(decisive_rows))
     pos_ci = stats.wilson_ci(first_won, n_decisive, LEVEL)
     units = units_of(rows)
-    pc = stats.position_consistency(np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2))
+    pair_outcomes = np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2)
+    pc = stats.position_consistency(pair_outcomes)
     flipped = []
     for i in pc.flipped:
         key, a, b = units.pairs[i]
         flipped.append({"section": key.section, "prompt_id": key.prompt_id, "sample_index": key.sample_index,
                         "outcome_first_order": a, "outcome_second_order": b,
                         "reversal": abs(a - b) == 1.0})
+    consistency = _order_figures(rows, units, pair_outcomes, pc)
     lenb = stats.length_bias(units.outcomes, units.len_ft, units.len_base, level=LEVEL)
     label_randomised = not legacy and len(set(ft_is_a.tolist())) > 1
     return {
@@ -357,7 +417,7 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
         },
         "order_consistency": {
             "n_pairs": pc.n_pairs, "consistent": finite(pc.consistent), "n_flipped": len(pc.flipped),
-            "reversals": pc.reversals, "flipped": flipped,
+            "reversals": pc.reversals, "flipped": flipped, **consistency,
         },
         "length": {
             "ft_longer": wilson_dict(lenb.longer), "ft_shorter": wilson_dict(lenb.shorter),
@@ -367,6 +427,47 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
             "gap_threshold": stats.LENGTH_BIAS_GAP, "alpha": stats.LENGTH_BIAS_ALPHA,
             "confounded": _length_confounded(lenb, units.outcomes),
         },
+    }
+
+
+def _order_figures(rows: Sequence[JRow], units: Units, pair_outcomes: np.ndarray,
+                   pc: stats.PositionConsistency) -> dict[str, Any]:
+    """Flip rate, the direction of the flips, and flips against same-order replicate noise (issue 22).
+
+    The flip rate is always shown: it is how consistent the judge is. The report warns
+    (`warn`) only when the flips mean something: they go systematically one way (the
+    position moved the verdict: `stats.bias.flip_direction`), or they are more frequent
+    than two same-order judgments of one comparison disagree (`stats.bias.excess_flips`,
+    only where such replicates exist). A merely noisy judge flips too, evenly both ways.
+    """
+    last: dict[tuple[ItemKey, int], JRow] = {}
+    for r in rows:
+        last[(r.item, r.order_index)] = r
+    cand_first = np.asarray([(row.ft_is_a == (row.first_label == "A")) if (row := last.get((key, 0))) else True
+                             for key, _, _ in units.pairs], dtype=bool)
+    direction = stats_bias.flip_direction(pair_outcomes, cand_first)
+    # Same-order replicates: consecutive valid judgments of one answer pair by one model, shown the same way
+    # (a legacy re-judgment is an item of its own, so the pair is keyed without its replicate number).
+    by_order: dict[tuple[Any, ...], list[float]] = {}
+    for r in rows:
+        if r.outcome == r.outcome:
+            k = r.item
+            by_order.setdefault((k.section, k.prompt_id, k.sample_index, k.baseline, k.candidate,
+                                 getattr(r, "member", None) or r.judge, r.ft_is_a, r.first_label), []).append(r.outcome)
+    rep_pairs = [(a, b) for outs in by_order.values() for a, b in zip(outs, outs[1:])]
+    n_rep, n_dis = len(rep_pairs), sum(1 for a, b in rep_pairs if a != b)
+    excess_p = stats_bias.excess_flips(len(pc.flipped), pc.n_pairs, n_dis, n_rep)
+    excess = bool(n_rep >= stats_bias.REPLICATE_MIN_PAIRS and math.isfinite(excess_p)
+                  and excess_p < stats_bias.FLIP_ALPHA)
+    return {
+        "flip_rate": finite(len(pc.flipped) / pc.n_pairs) if pc.n_pairs else None,
+        "toward_first": direction.toward_first, "toward_second": direction.toward_second,
+        "direction_p": finite(direction.p_value), "systematic": direction.systematic,
+        "replicates": {"n_pairs": n_rep, "n_disagree": n_dis,
+                       "disagreement_rate": finite(n_dis / n_rep) if n_rep else None,
+                       "excess_p": finite(excess_p) if n_rep >= stats_bias.REPLICATE_MIN_PAIRS else None,
+                       "excess": excess},
+        "warn": bool(direction.systematic or excess),
     }
 
 
@@ -397,33 +498,87 @@ def criteria_entries(rows: Sequence[JRow]) -> list[dict[str, Any]]:
              "difference": interval_dict(d.difference, span=(-4.0, 4.0))} for d in diffs.values()]
 
 
-def _matrix(rows: Sequence[JRow], judges: list[str]) -> tuple[list[ItemKey], np.ndarray]:
-    """Items x judges matrix of combined outcomes (NaN where a judge gave no valid verdict)."""
-    per_judge = {j: units_of([r for r in rows if r.judge == j]) for j in judges}
+ALIGNMENT_EXPLANATION = (
+    "Agreement compares judges on what they judged: an answer pair and its occurrence, the k-th judgment "
+    "of that pair by that judge (or judge family) lining up with every other judge's k-th. In a run made by "
+    "Brie Bench one judgment is one comparison, its print orders combined (under `orders: both` the two "
+    "orders are one designed judgment, counted as in the headline); in an imported legacy run it is one "
+    "stored row, whatever its print order, so every row of the source files is one item for every judge."
+)
+
+
+def _occurrences(rows: Sequence[JRow], judge: str, legacy: bool) -> tuple[list[ItemKey], list[float]]:
+    """One judge's (or family's) judgments as (answer pair, occurrence) keys and their outcomes.
+
+    Legacy: every stored row is a judgment; its occurrence is its rank, in stored order,
+    among the judge's rows of the same answer pair. Native: a judgment is a comparison
+    (`units_of`: print orders combined); a family's members' comparisons of one pair are
+    already numbered 0, 1, ... in `ItemKey.replicate` (report.rows), a single judge's are 0.
+    """
+    mine = [r for r in rows if r.judge == judge]
+    if not legacy:
+        u = units_of(mine)
+        return list(u.keys), u.outcomes.tolist()
+    keys: list[ItemKey] = []
+    outcomes: list[float] = []
+    seen: dict[tuple[str, str, int, str, str], int] = {}
+    for r in sorted(mine, key=operator.attrgetter("seq")):
+        k = r.item
+        pair = (k.section, k.prompt_id, k.sample_index, k.baseline, k.candidate)
+        occurrence = seen.get(pair, 0)
+        seen[pair] = occurrence + 1
+        keys.append(ItemKey(*pair, replicate=occurrence, prompt_key=k.prompt_key))
+        outcomes.append(r.outcome)
+    return keys, outcomes
+
+
+def _matrix(rows: Sequence[JRow], judges: list[str], *, legacy: bool = False) -> tuple[list[ItemKey], np.ndarray]:
+    """Items x judges matrix of outcomes (NaN where a judge gave no valid verdict), items aligned by occurrence.
+
+    An item is (answer pair, occurrence): see `ALIGNMENT_EXPLANATION` and `_occurrences`.
+    Items are in first-seen order over the judges.
+    """
+    per_judge = {j: _occurrences(rows, j, legacy) for j in judges}
     items: dict[ItemKey, None] = {}
-    for u in per_judge.values():
-        items.update(dict.fromkeys(u.keys))
+    for keys_j, _ in per_judge.values():
+        items.update(dict.fromkeys(keys_j))
     keys = list(items)
     index = {k: i for i, k in enumerate(keys)}
     m = np.full((len(keys), len(judges)), np.nan)
     for col, j in enumerate(judges):
-        u = per_judge[j]
-        for k, o in zip(u.keys, u.outcomes):
+        for k, o in zip(*per_judge[j]):
             m[index[k], col] = o
     return keys, m
 
 
-def agreement_entry(rows: Sequence[JRow], judges: list[str]) -> dict[str, Any]:
-    """Agreement between judges over the comparisons of one candidate, plus the majority vote."""
-    keys, m = _matrix(rows, judges)
+def _family_members(rows: Sequence[JRow], judges: list[str]) -> dict[str, list[str]]:
+    """The models behind each judge that is a family (report.rows), in stored order: what the table groups."""
+    grouped = {r.judge for r in rows if r.member and r.member != r.judge}
+    out: dict[str, list[str]] = {}
+    for r in sorted(rows, key=operator.attrgetter("seq")):
+        if r.judge in grouped and r.judge in judges:
+            found = out.setdefault(r.judge, [])
+            name = r.member_model or r.member
+            if name not in found:
+                found.append(name)
+    return out
+
+
+def agreement_entry(rows: Sequence[JRow], judges: list[str], *, legacy: bool = False) -> dict[str, Any]:
+    """Agreement between judges (judge families count as one) over one candidate's items, plus the majority vote."""
+    keys, m = _matrix(rows, judges, legacy=legacy)
     ag = stats.agreement(m)
     mv = stats.majority_vote(m)
     first = rows[0]
     pairs = [{"judge_a": judges[p.raters[0]], "judge_b": judges[p.raters[1]], "n": p.n,
               "percent": finite(p.percent), "cohen_kappa": finite(p.cohen_kappa)} for p in ag.pairs]
+    n_all = int(np.count_nonzero((m == m[:, :1]).all(axis=1) & ~np.isnan(m).any(axis=1))) if m.size else 0
     return {
         "candidate": first.item.candidate, "baseline": first.item.baseline, "judges": judges,
+        "families": _family_members(rows, judges),
+        "alignment": "rows" if legacy else "comparisons",
         "n_items": ag.n_items, "n_complete": ag.n_complete, "percent_all": finite(ag.percent_all),
+        "n_all_agree": n_all,
         "fleiss_kappa": finite(ag.fleiss_kappa), "krippendorff_alpha": finite(ag.krippendorff_alpha),
         "gwet_ac1": finite(ag.gwet_ac1),
         "pairs": pairs,
@@ -431,6 +586,39 @@ def agreement_entry(rows: Sequence[JRow], judges: list[str]) -> dict[str, Any]:
         "note": ag.note,
         "majority_vote": {"judges": judges, **outcome_figures(mv.consensus, _clusters(keys))},
     }
+
+
+def _withhold_uninformative(entry: dict[str, Any], no_info: dict[tuple[str, str], str]) -> None:
+    """A section entry of a judge that carries no information: counts stay, win rates go (`judge_entry`)."""
+    reason = no_info.get((entry["candidate"], entry["judge"]))
+    if reason:
+        entry["win_rate"] = entry["strict_win_rate"] = None
+        _withhold(entry["ci95"], reason)
+        _withhold(entry["strict_ci95"], reason)
+
+
+def _majority_of_informative(ag: dict[str, Any], rows: Sequence[JRow], no_info: dict[tuple[str, str], str], *,
+                             legacy: bool) -> None:
+    """Recount the majority vote without the judges that carry no information (issue 22).
+
+    A judge whose verdicts follow the position would cast a vote that says nothing about
+    the answers, yet could tip or tie every comparison. It stays in the agreement
+    figures (its disagreement is worth seeing) but is left out of the vote, and
+    `majority_vote.left_out` names it. With no informative judge left the vote has no
+    comparisons.
+    """
+    left_out = [j for j in ag["judges"] if (ag["candidate"], j) in no_info]
+    if not left_out:
+        ag["majority_vote"]["left_out"] = []
+        return
+    kept = [j for j in ag["judges"] if j not in left_out]
+    if kept:
+        keys, m = _matrix(rows, kept, legacy=legacy)
+        consensus = stats.majority_vote(m).consensus
+        figures = outcome_figures(consensus, _clusters(keys))
+    else:
+        figures = outcome_figures(np.zeros(0), np.zeros(0, dtype=np.int64))
+    ag["majority_vote"] = {"judges": kept, "left_out": left_out, **figures}
 
 
 def human_llm_pairs(rows: Sequence[JRow], pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -497,8 +685,8 @@ def _cost_block(data: RunData) -> dict[str, Any]:
 
     meta = data.run.metadata
     judges: dict[str, dict[str, Any]] = {}
-    for (judge,), rows in group_by(data.rows, "judge").items():
-        judges[judge] = {"name": judge, "model": rows[0].judge_model, "calls": len(rows),
+    for (judge,), rows in group_by(data.rows, "member").items():  # the stored judge: a family's models priced apart
+        judges[judge] = {"name": judge, "model": rows[0].member_model, "calls": len(rows),
                          "input_tokens": sum(map(operator.attrgetter("input_tokens"), rows)),
                          "output_tokens": sum(map(operator.attrgetter("output_tokens"), rows)),
                          "latency_s": sum((r.latency_s or 0.0 for r in rows), 0.0)}
@@ -593,7 +781,10 @@ def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
                     f"is mostly noise (at least {FEW_PROMPTS} prompts are needed for a usable estimate)."})
     for j in report["judges"]:
         who = f"{j['judge']} ({j['candidate']} vs {j['baseline']})"
-        if not j["ci95"]["trusted"]:
+        info = j.get("information") or {}
+        if info.get("statement"):
+            out.append({"kind": "no-information", "text": f"{who}: {info['statement']}. {info['advice']}"})
+        elif not j["ci95"]["trusted"]:
             out.append({"kind": "untrusted", "text": f"{who}: the win-rate interval {j['ci95']['note']}."})
         if (j["invalid_rate"] or 0) > INVALID_WARN:
             out.append({"kind": "invalid", "text": f"{who}: {j['invalid']} of {j['n']} comparisons "
@@ -614,12 +805,42 @@ def _warnings(report: dict[str, Any], data: RunData) -> list[dict[str, str]]:
                         f"answer is longer and {length['ft_shorter']['estimate']:.0%} of {length['ft_shorter']['n']} "
                         f"when it is shorter (Fisher p = {length['fisher_p']:.2g}); much of its win rate may be "
                         "answer length, not quality. Read the length-controlled figure."})
-        if b["order_consistency"]["n_flipped"]:
-            oc = b["order_consistency"]
-            out.append({"kind": "order-flips", "text": f"{who}: {oc['n_flipped']} of {oc['n_pairs']} comparisons "
-                        f"judged in both orders changed verdict when the order changed ({oc['reversals']} from a win "
-                        "to a loss): possible position bias or prompt injection; they are flagged in the list."})
+        out.extend(_flip_warnings(who, b["order_consistency"]))
     return out
+
+
+def _flip_warnings(who: str, oc: dict[str, Any]) -> list[dict[str, str]]:
+    """Order-flip warnings that mean something (`_order_figures`): one way, beyond replicate noise, injection."""
+    out: list[dict[str, str]] = []
+    flips = (f"{oc['n_flipped']} of {oc['n_pairs']} comparisons judged in both orders changed verdict when the "
+             f"answers swapped places ({oc['reversals']} from a win to a loss)")
+    if oc.get("systematic"):
+        towards = "first" if oc["toward_first"] > oc["toward_second"] else "second"
+        out.append({"kind": "order-flips", "text": f"{who}: {flips}, {oc['toward_first']} towards the answer shown "
+                    f"first and {oc['toward_second']} towards the one shown second (sign test p = "
+                    f"{oc['direction_p']:.2g}): position bias, the answer shown {towards} is favoured; each of these "
+                    "comparisons counts as a tie."})
+    rep = oc.get("replicates") or {}
+    if rep.get("excess"):
+        out.append({"kind": "order-flips", "text": f"{who}: {flips}: {oc['flip_rate']:.0%}, more often than two "
+                    f"judgments of one comparison in the same order disagree ({rep['disagreement_rate']:.0%} of "
+                    f"{rep['n_pairs']}; Fisher p = {rep['excess_p']:.2g}), so the order itself moves this judge's "
+                    "verdicts."})
+    injected = [f for f in oc.get("flipped") or [] if f.get("verdict_like")]
+    if injected:
+        out.append({"kind": "order-flips-injection", "text": f"{who}: {len(injected)} comparison(s) that flipped "
+                    "between orders hold verdict-like text in an answer: possible prompt injection; they are "
+                    "flagged in the list."})
+    return out
+
+
+def _mark_verdict_like_flips(report: dict[str, Any]) -> None:
+    """Flag each flipped comparison whose answers hold verdict-like text (`verdict_like_entries`)."""
+    found = {(v["judge"], v["candidate"], v["section"], v["prompt_id"], v["sample_index"])
+             for v in report.get("verdict_like") or []}
+    for b in report["bias"]:
+        for f in b["order_consistency"]["flipped"]:
+            f["verdict_like"] = (b["judge"], b["candidate"], f["section"], f["prompt_id"], f["sample_index"]) in found
 
 
 def failure_entries(data: RunData) -> list[dict[str, Any]]:
@@ -636,7 +857,7 @@ def failure_entries(data: RunData) -> list[dict[str, Any]]:
 def failed_judge_entries(data: RunData, fails: list[dict[str, Any]],
                          judge_meta: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Judges with no stored verdict whose calls failed: they still appear, with the reason."""
-    judged = {r.judge for r in data.rows}
+    judged = {r.member or r.judge for r in data.rows}  # the stored judge, also when a family groups it
     out = []
     for f in fails:
         if f["unit_kind"] != "judgment" or f["name"] in judged or not f["failed_units"]:
@@ -707,6 +928,9 @@ def _build_report(data: RunData) -> dict[str, Any]:
     judge_meta = {j["name"]: j for j in _judge_info(data)}
     by_judge = group_by(data.rows, "item.candidate", "judge")
     judges = [judge_entry(rows, judge_meta.get(j, {}), legacy=data.legacy) for (_, j), rows in by_judge.items()]
+    # Judges whose verdicts follow position or label: no win rate anywhere, no vote in the majority.
+    no_info = {(e["candidate"], e["judge"]): e["information"]["statement"] for e in judges
+               if e["information"]["statement"]}
     sections = []
     by_section = group_by(data.rows, "item.section")
     for name in data.section_order():
@@ -716,13 +940,15 @@ def _build_report(data: RunData) -> dict[str, Any]:
             u = units_of(rows)
             entries.append({"judge": j, "candidate": rows[0].item.candidate, "baseline": rows[0].item.baseline,
                             "model": rows[0].judge_model, **outcome_figures(u.outcomes, u.clusters)})
+            _withhold_uninformative(entries[-1], no_info)
         sections.append({"section": name, "n_prompts": len({r.item.prompt_id for r in sec_rows}),
                          "n_judgments": len(sec_rows), "judges": entries})
     agreement = []
     for _, rows in group_by(data.rows, "item.candidate").items():
         names = list(dict.fromkeys(r.judge for r in rows))
         if len(names) >= 2:
-            agreement.append(agreement_entry(rows, names))
+            agreement.append(agreement_entry(rows, names, legacy=data.legacy))
+            _majority_of_informative(agreement[-1], rows, no_info, legacy=data.legacy)
     bias = [bias_entry(rows, legacy=data.legacy) for rows in by_judge.values()]
     criteria = [c for rows in by_judge.values() for c in criteria_entries(rows)]
     prompts = {r.item.cluster for r in data.rows}
@@ -743,12 +969,14 @@ def _build_report(data: RunData) -> dict[str, Any]:
         },
         "method": {"interval": INTERVAL_EXPLANATION, "orders": ORDERS_EXPLANATION,
                    "win_rate": WIN_RATE_EXPLANATION, "kappa_paradox": stats.KAPPA_PARADOX,
+                   "agreement_items": ALIGNMENT_EXPLANATION,
                    "flips": FLIP_EXPLANATION, "level": LEVEL, "n_boot": N_BOOT, "seed": BOOT_SEED,
                    "min_prompts": MIN_PROMPTS, "rows": ROWS_EXPLANATION,
                    "bootstrap_min_prompts": stats.BOOTSTRAP_MIN_CLUSTERS,
                    "length_bias": {"gap": stats.LENGTH_BIAS_GAP, "alpha": stats.LENGTH_BIAS_ALPHA}},
         "contenders": _contenders(data),
         "judge_info": list(judge_meta.values()),
+        "judge_families": data.judge_families,
         "judges": judges,
         "failures": fails,
         "failed_judges": failed_judge_entries(data, fails, judge_meta),
@@ -763,6 +991,7 @@ def _build_report(data: RunData) -> dict[str, Any]:
                    "duplicates": run.metadata.get("duplicates", 0),
                    "replicates": run.metadata.get("replicates", 0)} if data.legacy else None,
     }
+    _mark_verdict_like_flips(report)
     report["warnings"] = _warnings(report, data)
     if report["verdict_like"]:
         n_items = len({(e["section"], e["prompt_id"], e["sample_index"], e["candidate"]) for e in report["verdict_like"]})
@@ -771,7 +1000,11 @@ def _build_report(data: RunData) -> dict[str, Any]:
             "(e.g. 'Winner: B' or '[[A]]'): possible prompt injection aimed at the judge; they are listed "
             "under verdict_like.")})
     report["method"]["verdict_like"] = VERDICT_LIKE_EXPLANATION
-    return report
+    from brie_bench.conclusion import verdict_entry
+
+    # The verdict (brie_bench.conclusion) comes right after `run`: every report form opens with it.
+    head = {k: report[k] for k in ("schema", "schema_version", "brie_bench_version", "generated_at", "run")}
+    return {**head, "verdict": verdict_entry(report), **report}
 
 
 def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:

@@ -19,9 +19,11 @@ MDE_CAPTION = ("Minimum detectable effect: the smallest true distance of the win
 
 
 def mde_text(p: dict[str, Any] | None) -> str:
-    """'±12 pts (62% / 38%)' or '–' when no power figure exists."""
-    if not p or p.get("mde") is None:
+    """'±12 pts (62% / 38%)', 'none (reason)' when the run gives none, or '–' without a power object."""
+    if not p:
         return "–"
+    if p.get("mde") is None:
+        return f"none ({p['mde_reason']})" if p.get("mde_reason") else "–"
     if p.get("detectable_above") is None:
         return f"±{100 * p['mde']:.0f} pts (too few prompts)"
     return f"±{100 * p['mde']:.0f} pts ({100 * p['detectable_above']:.0f}% / {100 * p['detectable_below']:.0f}%)"
@@ -36,7 +38,7 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         out.append({"judge": j["judge"], "candidate": j["candidate"], "n_prompts": p.get("n_prompts"),
                     "mde": mde_text(p), "statement": p.get("statement") or "", "prompts_needed": p.get("prompts_needed"),
-                    "effect": p.get("effect")})
+                    "effect": p.get("effect"), "mde_reason": p.get("mde_reason")})
     return out
 
 

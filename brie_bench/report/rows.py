@@ -22,6 +22,16 @@ is its prompt's normalised text (Unicode NFKC, case-folded, whitespace
 collapsed), not (section, prompt id): suites rerun one prompt in several
 sections (temperatures, token lengths, reproducibility reruns), and those rows
 share the prompt, so they are not independent evidence.
+
+*Judge families* (``judge_families`` in the run's metadata or suite snapshot: family
+name -> the stored judge names it groups) make several judges one: each member's row
+gets the family's name as ``judge`` and the family's models, joined by " + ", as
+``judge_model``; the stored judge and model stay in ``member`` and ``member_model``. A
+family's judgments of one answer pair are numbered like one judge's re-judgments
+(``replicate``): in an imported legacy run per print order, in stored order; in a
+native run one number per member, in the order the family lists them. Without that, two
+members' rows of one pair would share an `ItemKey` and an order, and the report keeps
+only the last such row.
 """
 
 from __future__ import annotations
@@ -110,6 +120,11 @@ class JRow:
     input_tokens: int
     output_tokens: int
     latency_s: float | None
+    #: The stored judge and its model: equal to `judge` and `judge_model` unless a family groups judges.
+    member: str = ""
+    member_model: str | None = None
+    #: The judgment's place in the store's insertion order (its SQLite rowid): what "stored order" means.
+    seq: int = -1
 
 
 @dataclass
@@ -126,6 +141,11 @@ class RunData:
     def legacy(self) -> bool:
         return bool(self.run.metadata.get("legacy"))
 
+    @property
+    def judge_families(self) -> dict[str, list[str]]:
+        """Family name -> the stored judge names it groups (see `judge_families`)."""
+        return judge_families(self.run.metadata, self.snapshot)
+
     def prompt_texts(self) -> dict[tuple[str, str], str]:
         """(section, prompt id) -> prompt text, from the suite snapshot."""
         out: dict[tuple[str, str], str] = {}
@@ -141,6 +161,58 @@ class RunData:
         for r in self.rows:
             seen.setdefault(r.item.section, None)
         return [n for n in seen if any(r.item.section == n for r in self.rows)] or names
+
+
+def judge_families(metadata: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, list[str]]:
+    """The run's judge families, the import's (`metadata`) or the suite's (`snapshot`); empty when none.
+
+    Both are stored as ``{family: [judge, ...]}``, the judges named as the store names
+    them (a suite's judge names, a legacy file's `judge_model`), and validated when written.
+    """
+    raw = metadata.get("judge_families") or snapshot.get("judge_families") or {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(name): [str(m) for m in members] for name, members in raw.items()
+            if isinstance(members, list) and members}
+
+
+def _pair(k: ItemKey) -> tuple[str, str, int, str, str]:
+    """The answer pair an item compares, without its replicate number."""
+    return (k.section, k.prompt_id, k.sample_index, k.baseline, k.candidate)
+
+
+def _apply_families(rows: list[JRow], families: dict[str, list[str]], legacy: bool) -> None:
+    """Give family members' rows their family's name and models, and renumber the family's judgments.
+
+    The module docstring gives the numbering rule and why it is needed.
+    """
+    family_of = {m: name for name, members in families.items() for m in members}
+    rank = {m: i for members in families.values() for i, m in enumerate(members)}
+    grouped = sorted((r for r in rows if r.member in family_of), key=operator.attrgetter("seq"))
+    models: dict[str, list[str]] = {}
+    for r in grouped:
+        found = models.setdefault(family_of[r.member], [])
+        if r.member_model and r.member_model not in found:
+            found.append(r.member_model)
+    members_of_pair: dict[tuple[Any, ...], set[str]] = {}
+    for r in grouped:
+        members_of_pair.setdefault((_pair(r.item), family_of[r.member]), set()).add(r.member)
+    keys: dict[tuple[Any, ...], ItemKey] = {}
+    per_order: dict[tuple[Any, ...], int] = {}
+    for r in grouped:
+        family, pair = family_of[r.member], _pair(r.item)
+        if legacy:
+            slot = (pair, family, r.order_index)
+            replicate = per_order.get(slot, 0)
+            per_order[slot] = replicate + 1
+        else:
+            replicate = sorted(members_of_pair[(pair, family)], key=rank.__getitem__).index(r.member)
+        ident = (*pair, replicate, r.item.prompt_key)
+        found_key = keys.get(ident)
+        if found_key is None:
+            found_key = keys[ident] = ItemKey(*pair, replicate=replicate, prompt_key=r.item.prompt_key)
+        r.item = found_key
+        r.judge, r.judge_model = family, " + ".join(models[family]) or r.member_model
 
 
 def _scores(scores: Any, label: str) -> dict[str, float]:
@@ -160,7 +232,7 @@ def _replicate(unit_key: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-#: The judgment columns the statistics read, in the order `_RowCoder.code` unpacks them: every
+#: The judgment columns the statistics read, in the order `_RowCoder.code` unpacks them (after the rowid): every
 #: column of `brie_bench.rows.JudgmentRow` (the one list of them) but the run id, the write time
 #: and the judge's own words (`raw`, `reasoning`), which are read only for the HTML list
 #: (`texts=True`). Rows are read as tuples, not `JudgmentRow`s: one object per row would slow a
@@ -211,7 +283,7 @@ class _RowCoder:
 
     def code(self, values: tuple[Any, ...]) -> JRow | None:
         """One row, or None when an answer it compares is missing (as the old join skipped it)."""
-        (unit_key, section, prompt_id, sample_index, judge, judge_type, judge_model, baseline, candidate,
+        (seq, unit_key, section, prompt_id, sample_index, judge, judge_type, judge_model, baseline, candidate,
          order_index, label_a, label_b, gen_key_a, gen_key_b, verdict, winner, p_a, scores, invalid_reason,
          input_tokens, output_tokens, latency_s, *texts) = values
         text_a, text_b = self.answers.get(gen_key_a), self.answers.get(gen_key_b)
@@ -229,7 +301,8 @@ class _RowCoder:
             ("A" if order_index == 0 else "B") if self.legacy else "A", p_ft,
             scores_a if ft_is_a else scores_b, scores_b if ft_is_a else scores_a,
             text_a if ft_is_a else text_b, text_b if ft_is_a else text_a,
-            raw or "", reasoning, invalid_reason, int(input_tokens or 0), int(output_tokens or 0), latency_s)
+            raw or "", reasoning, invalid_reason, int(input_tokens or 0), int(output_tokens or 0), latency_s,
+            judge, judge_model, int(seq))
 
 
 def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> RunData:
@@ -251,9 +324,12 @@ def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> 
         "UNION SELECT gen_key_b FROM judgments WHERE run_id=?)", (run.id, run.id)))
     coder = _RowCoder(bool(run.metadata.get("legacy")), RunData(run=run, snapshot=snapshot, rows=[]).prompt_texts(),
                       answers)
-    cursor.execute(f"SELECT {', '.join(columns)} FROM judgments WHERE run_id=? "
+    cursor.execute(f"SELECT rowid, {', '.join(columns)} FROM judgments WHERE run_id=? "
                    "ORDER BY section, prompt_id, sample_index, judge, order_index", (run.id,))
     rows = [row for row in map(coder.code, cursor) if row is not None]
+    families = judge_families(run.metadata, snapshot)
+    if families:
+        _apply_families(rows, families, bool(run.metadata.get("legacy")))
     generations = [dict(zip(("section", "prompt_id", "sample_index", "contender", "gen_key", "input_tokens",
                              "output_tokens", "finish_reason", "model", "backend"), r)) for r in cursor.execute(
         "SELECT rg.section, rg.prompt_id, rg.sample_index, rg.contender, rg.gen_key, g.input_tokens, "

@@ -32,7 +32,8 @@ def _who(name: str, model: str | None) -> Text:
 
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
-    """Per-judge and per-section tables, agreement, and every warning, fitted to the terminal's width."""
+    """The verdict, then per-judge and per-section tables, agreement, and every warning, fitted to the terminal's width."""
+    print_verdict(console, report)
     run = report["run"]
     candidates = list(dict.fromkeys([j["candidate"] for j in report["judges"]]))
     baseline = report["judges"][0]["baseline"] if report["judges"] else "baseline"
@@ -63,7 +64,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
                       safe_text("failed" + mark, style="red"), "-", "-")
     print_table(console, table)
     legend(console, [("W/L/T", "comparisons won/lost/tied"), ("inv", "invalid, never counted"),
-                     ("win%", "ties count half"), ("95% CI", "resamples whole prompts"),
+                     ("win%", "ties count half"), ("95% CI", "clustered by prompt"),
                      ("strict", "W/(W+L+T)"), ("n", "prompts")])
     notes.print(console, style="red")
     sections = new_table("Per section")
@@ -86,15 +87,29 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     from brie_bench.report import power_text
 
     for pw in power_text.rows(report):
+        if pw.get("mde_reason"):  # no figure: the statement says why and what to plan from
+            console.print(safe_text(f"power ({pw['judge']}, {pw['candidate']}): {pw['statement']}"))
+            continue
         console.print(safe_text(f"power ({pw['judge']}, {pw['candidate']}): detectable {pw['mde']} with "
                                 f"{pw['n_prompts']} prompts at 80% power. {pw['statement']}"))
     if (advice := power_text.recommendation(report)):
         console.print(safe_text(advice))
+    for b in report.get("bias") or []:
+        oc = b["order_consistency"]
+        if oc["n_pairs"]:  # the flip rate is always shown: it is how consistent the judge is
+            kept = oc["n_pairs"] - oc["n_flipped"]
+            console.print(safe_text(
+                f"order consistency ({b['judge']}, {b['candidate']}): {kept} of {oc['n_pairs']} comparisons judged "
+                f"in both orders ({pct(oc['consistent'])}) kept their verdict when the answers swapped places; flips "
+                f"{oc.get('toward_first', 0)} towards the first-shown answer, {oc.get('toward_second', 0)} towards "
+                "the second" + ("; flagged, see the warnings" if oc.get("warn") else "; no sign of position bias")))
     for ag in report["agreement"]:
         console.print(safe_text(
             f"agreement ({ag['candidate']}): all judges agree on {pct(ag['percent_all'])} of {ag['n_complete']}; "
             f"Fleiss κ {_num(ag['fleiss_kappa'])}, Krippendorff α {_num(ag['krippendorff_alpha'])}, "
             f"Gwet AC1 {_num(ag['gwet_ac1'])}"))
+        for family, models in (ag.get("families") or {}).items():
+            console.print(safe_text(f"  {family} is one judge here, a family of: {', '.join(models)}"))
         for h in ag.get("human_llm") or []:
             console.print(safe_text(f"  {h['human']} (a person) and {h['judge']} agree on {pct(h['percent'])} of "
                                     f"{h['n']} comparisons; Cohen κ {_num(h['cohen_kappa'])}"))
@@ -104,6 +119,16 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             for c in sorted(rk["contenders"], key=lambda c: -(c["strength"] or 0)))))
     for w in report["warnings"]:
         console.print(safe_text(f"warning: {w['text']}", style="yellow"))  # wrapped between words
+
+
+def print_verdict(console: Console, report: dict[str, Any]) -> None:
+    """The verdict sentences (brie_bench.conclusion), one paragraph per candidate, before any table."""
+    from brie_bench.conclusion import verdict_of
+
+    verdict = verdict_of(report)
+    for text in [c["text"] for c in verdict["candidates"]] or [verdict["text"]]:
+        console.print(safe_text(f"Verdict: {text}", style="bold"))  # wrapped between words
+    console.print()
 
 
 def _num(x: float | None) -> str:

@@ -37,7 +37,7 @@ The package is split by question, and this module re-exports every public name s
 
 * `outcomes`     -- the outcome coding, counts and win rates (the base of the rest);
 * `draws`        -- cached prompt-clustered bootstrap draws (the hot path of a report);
-* `intervals`    -- Wilson, Clopper–Pearson, cluster-t, clustered bootstrap, `rate_ci`/`mean_ci`;
+* `intervals`    -- Wilson, Clopper–Pearson, effective-n, paired Newcombe, cluster-t, clustered bootstrap, `rate_ci`/`mean_ci`;
 * `significance` -- sign test, Fisher, Spearman, per-criterion differences, log-prob preference;
 * `agreement`    -- agreement between judges (kappas, alpha, AC1, majority vote);
 * `bias`         -- label, position and length biases, length-controlled win rate;
@@ -87,11 +87,14 @@ from brie_bench.stats.intervals import (
     cluster_t_ci,
     clustered_bootstrap_ci,
     degenerate_reason,
+    effective_n_ci,
     mean_bootstrap_cis,
     mean_ci,
     mean_cis,
+    paired_rate_difference_ci,
     rate_ci,
     rate_cis,
+    tie_credit,
     wilson_ci,
 )
 from brie_bench.stats.outcomes import (
@@ -125,7 +128,8 @@ __all__ = [
     "LabelBias", "PositionConsistency", "LengthBias", "LengthControlled", "BradleyTerry",
     "counts", "win_rate", "strict_win_rate", "strict_outcomes",
     "wilson_ci", "cluster_resamples", "shared_draws", "clustered_bootstrap_ci", "sign_test",
-    "clopper_pearson_ci", "cluster_t_ci", "rate_ci", "rate_cis", "mean_ci", "mean_cis",
+    "clopper_pearson_ci", "cluster_t_ci", "effective_n_ci", "paired_rate_difference_ci", "tie_credit", "rate_ci", "rate_cis",
+    "mean_ci", "mean_cis",
     "mean_bootstrap_cis", "BOOTSTRAP_MIN_CLUSTERS", "LENGTH_BIAS_GAP",
     "LENGTH_BIAS_ALPHA", "degenerate_reason",
     "criterion_differences", "logprob_preference",

@@ -120,6 +120,189 @@ def position_consistency(pairs: ArrayLike) -> PositionConsistency:
                                tuple(int(i) for i in flipped), reversals, combined)
 
 
+#: Order flips are called systematic (position bias) when the exact two-sided sign test of
+#: flips towards the first-shown answer against flips towards the second gives p below this.
+#: Measured in tests/report/test_order_flip_warning.py: a fair but noisy judge over 40
+#: prompts in both orders trips it in about 3% of runs, a judge whose first-shown answer
+#: wins 70% of the time in about 96% (the best a 5% test can do with ~23 flips).
+FLIP_ALPHA: float = 0.05
+#: Same-order replicates needed before flips are compared with the judge's own replicate noise.
+REPLICATE_MIN_PAIRS: int = 5
+
+
+@dataclass(frozen=True)
+class FlipDirection:
+    """Which way the verdicts of comparisons judged in both orders moved when the answers swapped.
+
+    A flip *towards first* is one where the candidate did better in the order that
+    showed it first (and so the baseline did better when it was first): the position,
+    not the content, moved the verdict. A fair but noisy judge flips as often one way
+    as the other; a judge with a position bias flips mostly one way. `p_value` is the
+    exact two-sided sign test of the two counts; `systematic` is p < `FLIP_ALPHA`.
+    """
+
+    n_pairs: int
+    n_flipped: int
+    toward_first: int
+    toward_second: int
+    p_value: float
+    systematic: bool
+
+
+def flip_direction(pairs: ArrayLike, candidate_first: ArrayLike, alpha: float = FLIP_ALPHA) -> FlipDirection:
+    """Flip counts by direction for `pairs` ((n, 2): the candidate's outcomes in the first and the
+    second order) and `candidate_first` (n: the candidate was shown first in the first order)."""
+    p = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    first = np.asarray(candidate_first, dtype=bool).reshape(-1)
+    _same_length("candidate_first", first, len(p))
+    valid = ~np.isnan(p).any(axis=1)
+    p, first = p[valid], first[valid]
+    when_first = np.where(first, p[:, 0], p[:, 1])
+    when_second = np.where(first, p[:, 1], p[:, 0])
+    toward_first = int(np.count_nonzero(when_first > when_second))
+    toward_second = int(np.count_nonzero(when_first < when_second))
+    pv = sign_test(toward_first, toward_second)
+    return FlipDirection(int(len(p)), toward_first + toward_second, toward_first, toward_second, pv,
+                         bool(math.isfinite(pv) and pv < alpha))
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def excess_flips(n_flipped: int, n_pairs: int, n_disagree: int, n_replicates: int) -> float:
+    """One-sided Fisher exact p that flips between orders are more frequent than same-order replicate disagreement.
+
+    Two judgments of one comparison in the same order disagree only through the judge's
+    own noise; if swapping the order added nothing, flips would be as frequent as that.
+    The table is flipped / kept (both-orders pairs) against disagree / agree (same-order
+    replicate pairs); p is the chance of at least `n_flipped` flips with the margins
+    fixed (hypergeometric upper tail). NaN without replicates or pairs.
+    """
+    if n_pairs <= 0 or n_replicates <= 0:
+        return _NAN
+    total, hits = n_pairs + n_replicates, n_flipped + n_disagree
+    denom = _log_comb(total, n_pairs)
+    tail = 0.0
+    for x in range(n_flipped, min(hits, n_pairs) + 1):
+        if hits - x > n_replicates:
+            continue
+        tail += math.exp(_log_comb(hits, x) + _log_comb(total - hits, n_pairs - x) - denom)
+    return float(min(1.0, tail))
+
+
+#: A judge carries no information when, on each side of the random assignment (the
+#: candidate shown first and shown second, or carrying label A and label B), at least this
+#: share of its decisive verdicts went to the same position or label ...
+FOLLOW_SHARE: float = 0.9
+#: ... over at least this many decisive verdicts in all (9 of 10 one way: sign test p = 0.02) ...
+FOLLOW_MIN_DECISIVE: int = 10
+#: ... and at least this many on each side, so that the assignment really varied.
+FOLLOW_MIN_EACH: int = 3
+#: Or when every one of at least this many comparisons judged in both orders flipped.
+FLIP_ALL_MIN_PAIRS: int = 10
+
+
+@dataclass(frozen=True)
+class Information:
+    """Whether a judge's verdicts carry information about the answers (`judge_information`).
+
+    `follows` is None for an informative judge, else what explains its verdicts:
+    "position" (the answer shown first, or second), "label" (label A or B) or "order"
+    (every comparison judged in both orders flipped). `share` is the share of decisive
+    verdicts (of pairs, for "order") that followed it, over `n`; `side` says which
+    position or label ("first", "second", "A", "B"). `reason` is the plain-words line
+    the report and the run summary print.
+    """
+
+    follows: str | None
+    share: float
+    n: int
+    side: str | None = None
+    reason: str | None = None
+
+    @property
+    def informative(self) -> bool:
+        return self.follows is None
+
+
+def _follows(cand_won: np.ndarray, cand_side: np.ndarray) -> tuple[bool, float]:
+    """(every side of the assignment went the same way, share), for decisive verdicts.
+
+    `cand_side` is the candidate's side (shown first / carried label A). A judge that
+    follows that side makes the candidate win when it holds it and lose otherwise;
+    one that follows the other side, the reverse. Conditioning on the side keeps a
+    candidate that truly wins 95% from looking like a biased judge, and an unbalanced
+    assignment (the candidate nearly always first) from hiding or faking one.
+    """
+    on, off = cand_won[cand_side], cand_won[~cand_side]
+    if len(cand_won) < FOLLOW_MIN_DECISIVE or len(on) < FOLLOW_MIN_EACH or len(off) < FOLLOW_MIN_EACH:
+        return False, _NAN
+    to_side = int(np.sum(on)) + int(np.sum(~off))  # decisive verdicts that went to the candidate's side
+    hit_on, hit_off = float(np.mean(on)), float(np.mean(~off))
+    if min(hit_on, hit_off) >= FOLLOW_SHARE:
+        return True, to_side / len(cand_won)
+    if max(hit_on, hit_off) <= 1.0 - FOLLOW_SHARE:
+        return True, 1.0 - to_side / len(cand_won)
+    return False, _NAN
+
+
+NO_WIN_RATE = "no win rate can come from it"
+ADVICE = "Use a stronger judge, or check the judging template (does it show both answers and ask for a verdict?)."
+
+
+def judge_information(outcomes: ArrayLike, candidate_first: ArrayLike, candidate_label_a: ArrayLike,
+                      pairs: ArrayLike | None = None) -> Information:
+    """Is a judge's verdict explained by the position or label of the answers rather than their content?
+
+    One row per judgment: the candidate's `outcomes` (1 win, 0.5 tie, 0 loss, NaN
+    invalid), whether the candidate was shown first, whether it carried label A. `pairs`
+    are the comparisons judged in both orders ((n, 2) outcomes). The rule, in order:
+
+    * position: on both sides of the assignment (candidate first / second), at least
+      `FOLLOW_SHARE` of the decisive verdicts went to the same position, with at least
+      `FOLLOW_MIN_DECISIVE` decisive verdicts and `FOLLOW_MIN_EACH` on each side;
+    * label: the same with label A / B (never fires on legacy imports, whose candidate
+      always carried label B: one side is empty);
+    * order: at least `FLIP_ALL_MIN_PAIRS` comparisons judged in both orders, and every
+      one flipped, so every combined outcome is a tie.
+
+    Any of them means the verdicts say nothing about which answer is better.
+    """
+    x = np.asarray(outcomes, dtype=float).reshape(-1)
+    first = np.asarray(candidate_first, dtype=bool).reshape(-1)
+    label_a = np.asarray(candidate_label_a, dtype=bool).reshape(-1)
+    _same_length("candidate_first", first, len(x))
+    _same_length("candidate_label_a", label_a, len(x))
+    decisive = (x == WIN) | (x == LOSS)
+    won = x[decisive] == WIN
+    n = int(decisive.sum())
+    for what, side_of in (("position", first), ("label", label_a)):
+        hit, share = _follows(won, side_of[decisive])
+        if not hit:
+            continue
+        on = won[side_of[decisive]]
+        to_side = bool(np.mean(on) >= 0.5)  # the candidate won when it held the side: the side wins
+        if what == "position":
+            side = "first" if to_side else "second"
+            where = f"the answer shown {side} won {share:.0%} of {n} decisive verdicts, whichever answer it was"
+        else:
+            side = "A" if to_side else "B"
+            where = f"label {side} won {share:.0%} of {n} decisive verdicts, whichever answer carried it"
+        reason = (f"this judge's verdicts follow the {what} of the answers, not their content ({where}); "
+                  f"{NO_WIN_RATE}")
+        return Information(what, share, n, side, reason)
+    if pairs is not None:
+        p = np.asarray(pairs, dtype=float).reshape(-1, 2)
+        p = p[~np.isnan(p).any(axis=1)]
+        if len(p) >= FLIP_ALL_MIN_PAIRS and bool(np.all(p[:, 0] != p[:, 1])):
+            reason = (f"this judge's verdicts follow the order of the answers, not their content (every one of the "
+                      f"{len(p)} comparisons judged in both orders changed verdict when the answers swapped places, "
+                      f"so every one is a tie); {NO_WIN_RATE}")
+            return Information("order", 1.0, int(len(p)), None, reason)
+    return Information(None, _NAN, n)
+
+
 @dataclass(frozen=True)
 class LengthBias:
     """Win rate when the fine-tune's answer is longer vs shorter than the baseline's.

@@ -128,9 +128,11 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The Brie Bench cache folder: the argument, else $BRIE_BENCH_CACHE, else ~/.cache/brie-bench."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    env = os.environ.get("BRIE_BENCH_CACHE")
-    if env:
-        return Path(env).expanduser()
+    from brie_bench import envvars
+
+    env = envvars.cache_dir()
+    if env is not None:
+        return env
     return Path.home() / ".cache" / "brie-bench"
 
 

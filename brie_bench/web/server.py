@@ -3,12 +3,19 @@
 The socket is bound first so the printed URL (with its random token) is
 already reachable, and ``--port 0`` can pick a free port. The access log is
 off: its lines would carry the token.
+
+On a loopback address the page also checks the Host header (DNS rebinding), so
+what counts as loopback must not depend on how it is spelled: ``127.1``,
+``0x7f.0.0.1``, ``2130706433``, ``localhost``, ``[::1]`` and
+``0:0:0:0:0:0:0:1`` all are (`is_loopback`), and so is any address the socket
+really bound to in 127.0.0.0/8 or ::1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import secrets
 import socket
 import time
@@ -16,22 +23,46 @@ from collections.abc import Callable
 
 import uvicorn
 
+from brie_bench.textsafe import printable
 from brie_bench.web.app import Guard, create_app
 from brie_bench.web.session import JudgingSession
 
 LOOPBACK = "127.0.0.1"
+#: What `inet_aton` reads as an IPv4 address: one to four parts, each decimal, octal (0...) or hex (0x...).
+#: Checked first because glibc's inet_aton also accepts text after a space ("127.0.0.1 evil").
+_INET_ATON = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
+
+
+def _unbracket(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    """Whether `host` names this machine only, however it is spelled.
+
+    `localhost` (any case, with or without the final dot); every IPv4 spelling
+    that `inet_aton` (and so `bind`) accepts, in 127.0.0.0/8; ``::1`` in any
+    IPv6 form, bracketed or not, and IPv4-mapped loopback (``::ffff:127.0.0.1``).
+    """
+    name = _unbracket(host.strip()).lower().rstrip(".")
+    if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        if _INET_ATON.fullmatch(name) is None:
+            return False
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def bind(host: str, port: int) -> socket.socket:
+    host = _unbracket(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,15 +76,23 @@ def serve(session: JudgingSession, *, host: str = LOOPBACK, port: int = 8765, id
           say: Callable[[str], None] = print) -> None:
     """Serve until Ctrl-C (or `idle_exit_s` seconds without a request, when above 0)."""
     sock = bind(host, port)
-    port = sock.getsockname()[1]
-    url_host = f"[{host}]" if ":" in host else host
+    bound, port = sock.getsockname()[:2]
+    # The URL names the address really bound (127.1 is printed as 127.0.0.1), except a `localhost` spelled so.
+    shown = _unbracket(host) if _unbracket(host).lower().rstrip(".") == "localhost" else bound
+    url_host = f"[{shown}]" if ":" in shown else shown
     token = secrets.token_urlsafe(24)
-    hosts = {f"{url_host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"} if is_loopback(host) else None
+    spelled = _unbracket(host)
+    spelled = f"[{spelled}]" if ":" in spelled else spelled
+    loopback = is_loopback(host) or is_loopback(bound)
+    hosts = {f"{url_host}:{port}", f"{spelled}:{port}", f"localhost:{port}", f"127.0.0.1:{port}",
+             f"[::1]:{port}"} if loopback else None
     app = create_app(session, token=token, allowed_hosts=hosts)
     say(f"http://{url_host}:{port}/?token={token}")
     progress = session.progress()
-    say(f"judging run {session.run_id} ({session.suite_name}) as {session.name}: {progress.judged} of "
-        f"{progress.total} comparisons judged. Open the URL above; Ctrl-C stops (every verdict is stored at once).")
+    # The run id, suite name and person's name come from the database and the command line: shown, not obeyed.
+    say(printable(f"judging run {session.run_id} ({session.suite_name}) as {session.name}: {progress.judged} of "
+                  f"{progress.total} comparisons judged. Open the URL above; Ctrl-C stops "
+                  "(every verdict is stored at once)."))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
     server = uvicorn.Server(config)
 

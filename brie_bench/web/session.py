@@ -15,6 +15,7 @@ person's (seeded, shuffled) list that has no stored verdict.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from brie_bench.suite import Prompt, Settings
 
 #: What a person can answer, and how it is stored (skip: invalid with reason "skipped", as at the terminal).
 CHOICES: dict[str, LabelVerdict] = {"A": "A", "B": "B", "tie": "tie", "skip": "invalid"}
+#: The longest time a person may look at one comparison and still have it stored as their latency: past a
+#: day the number says the tab was left open, not how long judging took (the verdict is kept, latency unknown).
+MAX_LATENCY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,14 @@ class JudgingSession:
         if store is None:
             store = self._local.store = Store(self.db)
         return store
+
+    def open_for_web(self, busy_timeout_s: float) -> None:
+        """Open this thread's connection for the page, waiting at most `busy_timeout_s` for a write lock.
+
+        The page answers "busy, try again" after that instead of hanging for the
+        store's usual 30 s while another program (a run, a second page) writes.
+        """
+        self.store.conn.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout_s * 1000))}")
 
     def close(self) -> None:
         store = getattr(self._local, "store", None)
@@ -167,7 +179,14 @@ class JudgingSession:
                      criteria=unit.criteria, system_prompt=unit.system_prompt)
 
     def record(self, unit_key: str, choice: str, *, seconds: float | None = None) -> bool:
-        """Store the person's answer for one comparison; False if it was already stored (another tab)."""
+        """Store the person's answer for one comparison; False if it was already stored (another tab).
+
+        `seconds` (how long the person looked) is stored only when it is a finite
+        number from 0 to `MAX_LATENCY_S`; otherwise the latency is unknown (None),
+        never infinite or NaN, which strict JSON readers of an export reject.
+        """
+        if seconds is not None and not (math.isfinite(seconds) and 0 <= seconds <= MAX_LATENCY_S):
+            seconds = None
         unit = self.by_key.get(unit_key)
         if unit is None:
             raise KeyError(unit_key)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 from scipy.stats import norm
+from scipy.stats import t as t_dist
 from statsmodels.stats import power as smp
 
 from brie_bench import power as P
@@ -98,12 +99,14 @@ def test_mde_for_se_matches_statsmodels_normal_and_t_power():
 
 
 def test_mde_has_power_080_by_statsmodels_heteroscedastic_normal_power():
-    # 100 prompts, one comparison each, no ties: V0 = 0.25, and V(μ) = V0 − (μ − ½)².
-    comp = P.default_components([1] * 100)
-    delta = P.mde(comp)
-    e = Z_A * math.sqrt(0.25 / 100 / (1 + Z_A ** 2 / 100))  # rejection boundary
-    # At the boundary the test's own standard error is sqrt(V(½ + e)/n); at the truth sqrt(V(½ + δ)/n).
-    pw = smp.normal_power_het(delta, 100, 0.05, std_null=math.sqrt(0.25 - e * e),
+    # 100 prompts, one comparison each, no ties: V0 = 0.25, and V(μ) = V0 − (μ − ½)²; normal quantiles.
+    d = 1 / 100
+    delta = P._mde_for(d, 0.25, Z_A, Z_B)
+    e = Z_A * math.sqrt(0.25 / 100 / (1 + Z_A ** 2 / 100))  # the normal rejection boundary
+    # The report's Clopper-Pearson interval passes 50% a continuity step 2 V later (V: variance at the boundary).
+    e += 2 * d * (0.25 - e * e)
+    # statsmodels' power with the boundary expressed as crit * std_null / sqrt(n), at the truth sqrt(V(½ + δ)/n).
+    pw = smp.normal_power_het(delta, 100, 0.05, std_null=e * math.sqrt(100) / Z_A,
                               std_alternative=math.sqrt(0.25 - delta * delta))
     assert pw == pytest.approx(0.80, abs=2e-3)
 
@@ -113,14 +116,15 @@ def test_mde_solves_the_power_equation_found_by_brute_force():
     comp = P.VarianceComponents(0.5, 0.2, 0.06, 0.14, math.nan, tuple(sizes), True)
     m = sum(sizes)
     d = 0.3 * sum(s * s for s in sizes) / m ** 2 + 0.7 / m
-    ca, cb = P.critical_values(n_prompts=len(sizes))  # 40 prompts: normal quantiles
-    assert (ca, cb) == pytest.approx((Z_A, Z_B))
+    ca, cb = P.critical_values(n_prompts=len(sizes))  # 40 prompts: t quantiles with 39 df
+    assert (ca, cb) == pytest.approx((t_dist.ppf(0.975, 39), t_dist.ppf(0.8, 39)))
     boundary = optimize.brentq(lambda e: e - ca * math.sqrt(d * (0.2 - e * e)), 0, 0.44)
-    delta = optimize.brentq(lambda x: norm.cdf((x - boundary) / math.sqrt(d * (0.2 - x * x))) - 0.8, boundary, 0.44)
+    boundary += 2 * d * (0.2 - boundary ** 2) * (ca / Z_A) ** 2  # Clopper-Pearson's continuity step
+    delta = optimize.brentq(lambda x: (x - boundary) / math.sqrt(d * (0.2 - x * x)) - cb, boundary, 0.44)
     assert P.mde(comp) == pytest.approx(delta, rel=1e-9)
 
 
-def test_mde_needs_two_prompts_and_uses_t_below_the_bootstrap_threshold():
+def test_mde_needs_two_prompts_and_uses_t_quantiles():
     assert math.isnan(P.mde(P.default_components([3])))
     few = P.mde(P.default_components([1] * 10))
     z_only = P._mde_for(1 / 10, 0.25, Z_A, Z_B)
@@ -141,9 +145,10 @@ def test_prompts_needed_is_the_smallest_layout_that_detects_the_effect():
 
 
 def test_prompts_needed_for_ten_points_with_one_binary_comparison_per_prompt():
-    # Hand: no ties, V0 = 0.25. With n prompts the boundary is e ≈ 1.96·0.5/√n and δ ≈ e + 0.84·sqrt(0.24/n).
+    # Hand: no ties, V0 = 0.25. With n prompts the boundary is e ≈ 1.96·0.5/√n plus Clopper-Pearson's
+    # continuity step 2·0.25/n, and δ ≈ e + 0.84·sqrt(0.24/n).
     n = P.prompts_needed(0.10, P.default_components([1]))
-    approx = ((Z_A * 0.5 + Z_B * math.sqrt(0.25 - 0.01)) / 0.10) ** 2
+    approx = optimize.brentq(lambda k: (Z_A * 0.5 + Z_B * math.sqrt(0.24)) / math.sqrt(k) + 0.5 / k - 0.10, 10, 1000)
     assert abs(n - approx) <= 3
     with pytest.raises(ValueError):
         P.prompts_needed(0.5, P.default_components([1]))
@@ -209,16 +214,16 @@ def test_bad_arguments_raise():
         P.decompose([1, 0], ["a"])
 
 
-def test_t_threshold_follows_the_report_interval_switch():
-    """The planner uses t quantiles exactly where the report's rate interval is the cluster-t one."""
+def test_t_quantiles_at_every_prompt_count_as_the_report_interval_uses():
+    """The report's effective-n interval charges (t(K - 1) / z)^2 at every K, so the planner uses t quantiles too."""
     from brie_bench import stats
 
-    k = stats.BOOTSTRAP_MIN_CLUSTERS
-    outcomes = np.tile([1.0, 0.0, 1.0], k)
-    for n_prompts, method in ((k - 1, "cluster-t"), (k, "cluster-bootstrap")):
+    outcomes = np.tile([1.0, 0.0, 1.0], 40)
+    for n_prompts in (10, 40, 120):
         clusters = np.arange(len(outcomes)) % n_prompts
-        assert stats.rate_ci(outcomes, clusters).method == method
+        assert stats.rate_ci(outcomes, clusters).method == "effective-n"
     z = P.critical_values(n_prompts=None)
-    assert P.critical_values(n_prompts=k) == z
-    t_below = P.critical_values(n_prompts=k - 1)
-    assert t_below[0] > z[0] and t_below[1] > z[1]
+    for k in (5, 30, 400):
+        t_k = P.critical_values(n_prompts=k)
+        assert t_k[0] > z[0] and t_k[1] > z[1]
+    assert P.critical_values(n_prompts=100_000)[0] == pytest.approx(z[0], abs=1e-4)

@@ -1,4 +1,4 @@
-"""Issue 17: one set of bootstrap draws per report (`stats.shared_draws`) and batched intervals.
+"""One set of bootstrap draws per report (`stats.shared_draws`) and batched intervals.
 
 A report computes dozens of prompt-clustered intervals over subsets of one run's
 prompts. Inside `shared_draws` they all use one multinomial resample of the run's K
@@ -31,19 +31,19 @@ def _run(rng: np.random.Generator, k: int, per_prompt: int = 3, rate: float = 0.
 
 def test_over_all_prompts_the_shared_draws_are_the_statistics_own() -> None:
     out, clusters = _run(np.random.default_rng(1), 120)
-    alone = S.rate_ci(out, clusters, n_boot=N_BOOT, seed=SEED)
+    alone = S.mean_ci(out, clusters, n_boot=N_BOOT, seed=SEED)
     with S.shared_draws(120, N_BOOT, SEED):
-        shared = S.rate_ci(out, clusters, n_boot=N_BOOT, seed=SEED)
+        shared = S.mean_ci(out, clusters, n_boot=N_BOOT, seed=SEED)
     assert (shared.low, shared.high, shared.estimate) == (alone.low, alone.high, alone.estimate)
 
 
 def test_a_subset_uses_the_shared_draws_and_stays_close_to_its_own_bootstrap() -> None:
     out, clusters = _run(np.random.default_rng(2), 400)
     subset = clusters % 4 == 1  # 100 of the run's 400 prompts, as one section of four
-    alone = S.rate_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
+    alone = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
     with S.shared_draws(400, N_BOOT, SEED):
-        shared = S.rate_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
-        other_seed = S.rate_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED + 1)
+        shared = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
+        other_seed = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED + 1)
     assert shared.method == alone.method == "cluster-bootstrap"
     assert shared.estimate == alone.estimate
     assert (shared.low, shared.high) != (alone.low, alone.high)  # really the shared draws, not its own
@@ -95,7 +95,7 @@ def test_subset_intervals_from_shared_draws_keep_their_coverage() -> None:
         subset = clusters % 4 == 0
         truth = 0.6  # mean of uniform(0.35, 0.85)
         with S.shared_draws(k, N_BOOT, SEED):
-            ci = S.rate_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
+            ci = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
         assert ci.method == "cluster-bootstrap"
         covered += ci.low <= truth <= ci.high
     assert 0.91 <= covered / reps <= 0.99

@@ -247,7 +247,8 @@ def test_injected_answers_stay_fenced_and_order_flips_are_flagged(tmp_path: Path
     assert {f["prompt_id"] for f in flips} == \
         {pid for pid in _prompt_ids(db) if _prompt_text(db, pid).split(":")[0] in injected}
     notes = [n for n in _find(report, "kind") if isinstance(n, str)]
-    assert "order-flips" in notes
+    # The flipped comparisons hold verdict-like text, so they are named as a possible injection.
+    assert "order-flips-injection" in notes
 
 
 def _find(obj: Any, key: str) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Issue #11 on the statistics: intervals that keep their coverage, never collapse, and say when a fit fails.
+"""Honest statistics: intervals that keep their coverage, never collapse, and say when a fit fails.
 
 Each new function is checked against an independent implementation (statsmodels,
 scipy), and the coverage claim in docs/statistics.md is checked by simulation with a
@@ -44,14 +44,11 @@ def test_cluster_t_matches_statsmodels_cluster_robust_ols() -> None:
     assert ci.method == "cluster-t" and ci.n_clusters == 8
 
 
-def test_rate_ci_picks_the_interval_that_keeps_its_coverage() -> None:
+def test_rate_ci_is_the_effective_n_interval_and_never_collapses() -> None:
     few = S.rate_ci([1, 0, 1, 1, 0, 1], [1, 1, 2, 2, 3, 4])
-    assert few.method == "cluster-t"
-    many_clusters = np.arange(40)
-    many = S.rate_ci(np.r_[np.ones(30), np.zeros(10)], many_clusters)
-    assert many.method == "cluster-bootstrap"
-    ref = S.clustered_bootstrap_ci(np.r_[np.ones(30), np.zeros(10)], many_clusters)
-    assert (many.low, many.high) == (ref.low, ref.high)
+    assert few.method == "effective-n" and few.n_clusters == 4
+    many = S.rate_ci(np.r_[np.ones(30), np.zeros(10)], np.arange(40))
+    assert many.method == "effective-n"
     allwins = S.rate_ci(np.ones(12), np.repeat(np.arange(6), 2))
     assert allwins.method == "clopper-pearson-prompts" and allwins.high == 1.0
     assert allwins.low == pytest.approx(proportion_confint(6, 6, method="beta")[0])
@@ -72,7 +69,7 @@ def _coverage(method, k: int, m: int, reps: int, seed: int) -> float:
 
 @pytest.mark.parametrize("k, m", [(5, 3), (10, 2)])
 def test_shown_interval_keeps_93_percent_coverage_where_the_bootstrap_does_not(k: int, m: int) -> None:
-    """A coin-flip judge: the shown interval covers 50% at least 93% of the time; the old one did not."""
+    """A coin-flip judge: the shown interval covers 50% at least 93% of the time; the bootstrap did not."""
     shown = _coverage(lambda v, c: S.rate_ci(v, c), k, m, reps=600, seed=11)
     old = _coverage(lambda v, c: S.clustered_bootstrap_ci(v, c, n_boot=1000), k, m, reps=600, seed=11)
     assert shown >= 0.93
@@ -104,7 +101,7 @@ def test_coverage_benchmark_prints_a_result_line() -> None:
     assert out.returncode == 0, out.stderr
     (line,) = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
     result = json.loads(line[len("RESULT "):])
-    assert result["benchmark"] == "coverage" and result["bootstrap_min_prompts"] == S.BOOTSTRAP_MIN_CLUSTERS
+    assert result["benchmark"] == "coverage" and result["rate_method"] == "effective-n"
 
 
 def test_score_differences_and_probabilities_switch_with_few_prompts_too() -> None:

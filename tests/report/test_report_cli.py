@@ -147,7 +147,7 @@ def test_run_against_run_difference_and_flipped_prompts(two_runs):
     assert fixed["a"]["win_rate"] == pytest.approx(wr_a) and fixed["b"]["win_rate"] == pytest.approx(wr_b)
     assert fixed["n_shared_prompts"] == 13
     assert fixed["difference"]["estimate"] == pytest.approx(wr_a - wr_b)
-    assert fixed["difference"]["method"] == "paired-cluster-bootstrap"
+    assert fixed["difference"]["method"] == "paired-newcombe"
     expected_flips = {k[1] for k in ca if (ca[k] - 0.5) * (cb[k] - 0.5) < 0}
     prompts = {f"philosophy-{i + 1}": f"What is being number {i}?" for i in range(10)}
     assert {f["prompt"] for f in fixed["flipped"]} == {prompts[p] for p in expected_flips}

@@ -95,7 +95,7 @@ def test_smoke_report_file_is_self_contained_and_escaped(smoke_report):
     for payload in (ANSWER_PAYLOAD, IMG_PAYLOAD, PROMPT_PAYLOAD, RAW_PAYLOAD):
         assert payload not in html  # only ever escaped
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
-    assert "clustered bootstrap" in html.lower() or "resample whole prompts" in html
+    assert "clustered by prompt" in html and "effective number of judgments" in html
     assert "cannot be trusted" in html  # each smoke section has only three prompts
     assert "kappa paradox" in html.lower()
 

@@ -68,24 +68,28 @@ def test_per_judge_figures_match_an_independent_count(two_judge_run: Path) -> No
         ties = outs.count(0.5)
         assert (entry["wins"], entry["losses"], entry["ties"], entry["invalid"]) == (wins, losses, ties, 0)
         assert entry["n"] == 11 and entry["n_judgments"] == 14 and entry["n_prompts"] == 11
+        if name == "fixed":  # always "A": its verdicts follow the position, so no win rate (issue 22)
+            assert entry["information"]["follows"] == "position" and entry["win_rate"] is None
+            assert entry["ci95"]["estimate"] is None and not entry["ci95"]["trusted"]
+            continue
         assert entry["win_rate"] == pytest.approx((wins + 0.5 * ties) / 11)
         assert entry["strict_win_rate"] == pytest.approx(wins / 11)
         ci = entry["ci95"]
         # 11 prompts: below stats.BOOTSTRAP_MIN_CLUSTERS the percentile bootstrap under-covers (issue #11),
         # so the report shows the cluster-robust t interval, or the exact one when every verdict is a win.
-        assert ci["method"] in ("cluster-t", "clopper-pearson-prompts") and ci["n_prompts"] == 11 and ci["trusted"]
+        assert ci["method"] in ("effective-n", "clopper-pearson-prompts") and ci["n_prompts"] == 11 and ci["trusted"]
         assert ci["low"] <= entry["win_rate"] <= ci["high"]
     # The marker judge recognises the candidate's text: it wins everything.
     assert by_judge["marker"]["wins"] == 11
     # The pure-"A" judge: under orders both every pair is a tie (MT-Bench rule).
     sec = {s["section"]: {e["judge"]: e for e in s["judges"]} for s in report["sections"]}
-    assert sec["brainstorm"]["fixed"]["ties"] == 3 and sec["brainstorm"]["fixed"]["win_rate"] == 0.5
+    assert sec["brainstorm"]["fixed"]["ties"] == 3 and sec["brainstorm"]["fixed"]["win_rate"] is None  # issue 22
 
 
 def test_interval_matches_stats_on_the_same_clusters(two_judge_run: Path) -> None:
     report = build_report(Store(two_judge_run, readonly=True))
-    entry = next(j for j in report["judges"] if j["judge"] == "fixed")
-    outcomes = _independent_outcomes(two_judge_run, "fixed")
+    entry = next(j for j in report["judges"] if j["judge"] == "marker")  # "fixed" has no win rate (issue 22)
+    outcomes = _independent_outcomes(two_judge_run, "marker")
     keys = sorted(outcomes)
     ci = stats.rate_ci(np.array([outcomes[k] for k in keys]), np.array([f"{s}\x1f{p}" for s, p in keys]))
     assert entry["ci95"]["low"] == pytest.approx(ci.low) and entry["ci95"]["high"] == pytest.approx(ci.high)
@@ -96,9 +100,9 @@ def test_sections_with_few_prompts_say_cannot_be_trusted(two_judge_run: Path) ->
     brainstorm = next(s for s in report["sections"] if s["section"] == "brainstorm")
     assert brainstorm["n_prompts"] == 3 < MIN_PROMPTS
     for e in brainstorm["judges"]:
-        assert e["ci95"]["trusted"] is False and "cannot be trusted" in e["ci95"]["note"]
+        assert e["ci95"]["trusted"] is False and "cannot be" in e["ci95"]["note"]  # trusted, or estimated (issue 22)
     philosophy = next(s for s in report["sections"] if s["section"] == "philosophy")
-    assert all(e["ci95"]["trusted"] for e in philosophy["judges"])
+    assert all(e["ci95"]["trusted"] for e in philosophy["judges"] if e["judge"] != "fixed")  # issue 22: no estimate
 
 
 def test_bias_flags_the_judge_that_follows_the_label(two_judge_run: Path) -> None:
@@ -111,7 +115,10 @@ def test_bias_flags_the_judge_that_follows_the_label(two_judge_run: Path) -> Non
                                                                                "brainstorm-3"}
     assert marker["order_consistency"]["n_flipped"] == 0 and not marker["label"]["significant"]
     kinds = {(w["kind"], w["text"].split(" ")[0]) for w in report["warnings"]}
-    assert ("order-flips", "fixed") in kinds and ("label-bias", "fixed") in kinds
+    # Issue 22: 3 of 3 flips one way is no evidence (sign test p = 0.25), so no order-flip warning; the judge
+    # is named as carrying no information instead.
+    assert ("no-information", "fixed") in kinds and ("label-bias", "fixed") in kinds
+    assert ("order-flips", "fixed") not in kinds
     assert not any(w["text"].startswith("marker") for w in report["warnings"])
 
 
@@ -124,9 +131,10 @@ def test_agreement_and_majority_vote_over_comparisons(two_judge_run: Path) -> No
     assert ag["n_items"] == 11 and ag["percent_all"] == pytest.approx(agree / 11)
     assert ag["pairs"][0]["judge_a"] == "fixed" and ag["pairs"][0]["judge_b"] == "marker"
     assert ag["note"] == stats.KAPPA_PARADOX
-    # Two judges: majority is the shared verdict, else a tie.
+    # Issue 22: "fixed" carries no information and is left out of the vote, which is then marker's verdicts.
     mv = ag["majority_vote"]
-    assert mv["wins"] == agree and mv["ties"] == 11 - agree
+    assert mv["left_out"] == ["fixed"] and mv["judges"] == ["marker"]
+    assert mv["wins"] == sum(v == 1.0 for v in marker.values()) and mv["ties"] == 0
 
 
 def test_json_is_strict_and_has_the_documented_fields(two_judge_run: Path) -> None:
