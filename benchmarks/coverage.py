@@ -321,38 +321,27 @@ def length_alarm(rng: np.random.Generator, reps: int, follow: float, k: int = 40
 # --------------------------------------------------------------------------- printing
 
 
-def print_rate_table(rows: list[dict[str, object]]) -> None:
-    print("\nWin rate: coverage of the shown (effective-n) interval among trusted intervals; "
-          "'*' below 93%, '.' no trusted interval")
-    print(f"{'heterog.':8} {'ties':4} {'per':>3} {'prompts':>7}  " + " ".join(f"{p:>6.2f}" for p in RATES))
-    keyed = {(r["heterogeneity"], r["ties"], r["per_prompt"], r["prompts"], r["rate"]): r for r in rows}
+def print_table(rows: list[dict[str, object]], title: str, key: str, columns: list[object], names: list[str],
+                floor: float) -> None:
+    """One grid as text: a row per layout, a column per true rate (or pair of rates); '*' below `floor`."""
+    print(f"\n{title}; '*' below {floor:.0%}, '.' no trusted interval")
+    width = max(7, *(len(n) + 1 for n in names))
+    print(f"{'heterog.':8} {'ties':4} {'per':>3} {'prompts':>7}  " + " ".join(f"{n:>{width}}" for n in names))
+    keyed = {(r["heterogeneity"], r["ties"], r["per_prompt"], r["prompts"], _hashable(r[key])): r for r in rows}
     layouts = sorted({(r["heterogeneity"], r["ties"], r["per_prompt"], r["prompts"]) for r in rows},
-                     key=lambda t: (t[0] != "low", list(TIES).index(t[1]), t[2], t[3]))
+                     key=lambda t: (t[0] != "low", list(TIES).index(str(t[1])), t[2], t[3]))
     for het, ties, m, k in layouts:
         cells = []
-        for p in RATES:
-            row = keyed.get((het, ties, m, k, p))
+        for column in columns:
+            row = keyed.get((het, ties, m, k, _hashable(column)))
             cov = float(row["coverage"]) if row else math.nan  # type: ignore[arg-type]
-            cells.append("     ." if math.isnan(cov) else f"{cov:6.1%}"[:-1] + ("*" if cov < TRUST_FLOOR else " "))
+            cells.append(f"{'.':>{width}}" if math.isnan(cov) else
+                         f"{cov:{width}.1%}"[:-1] + ("*" if cov < floor else " "))
         print(f"{het:8} {ties:4} {m:3d} {k:7d}  " + " ".join(cells))
 
 
-def print_paired_table(rows: list[dict[str, object]]) -> None:
-    print("\nRun-vs-run difference: coverage of the shown (paired Newcombe) interval among trusted intervals; "
-          "'*' below 92%")
-    print(f"{'heterog.':8} {'ties':4} {'per':>3} {'prompts':>7}  " +
-          " ".join(f"{a:.2f}-{b:.2f}"[1:].replace("-0", "-") for a, b in PAIRS))
-    keyed = {(r["heterogeneity"], r["ties"], r["per_prompt"], r["prompts"], tuple(r["rates"])): r  # type: ignore[arg-type]
-             for r in rows}
-    layouts = sorted({(r["heterogeneity"], r["ties"], r["per_prompt"], r["prompts"]) for r in rows},
-                     key=lambda t: (t[0] != "low", list(TIES).index(t[1]), t[2], t[3]))
-    for het, ties, m, k in layouts:
-        cells = []
-        for pair in PAIRS:
-            row = keyed.get((het, ties, m, k, pair))
-            cov = float(row["coverage"]) if row else math.nan  # type: ignore[arg-type]
-            cells.append("      ." if math.isnan(cov) else f"{cov:7.1%}"[:-1] + ("*" if cov < PAIRED_TRUST_FLOOR else " "))
-        print(f"{het:8} {ties:4} {m:3d} {k:7d}  " + " ".join(cells))
+def _hashable(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value  # type: ignore[arg-type]
 
 
 def worst(rows: list[dict[str, object]], key: str) -> dict[str, object]:
@@ -375,9 +364,12 @@ def main() -> None:
     if args.small:
         prompts, per, pair_prompts, pair_per = (5, 40), (1, 3), (5, 25), (1,)
     rates = rate_grid(rng, args.reps, prompts, per, compare)
-    print_rate_table(rates)
+    print_table(rates, "Win rate: coverage of the shown (effective-n) interval among trusted intervals", "rate",
+                list(RATES), [f"{p:.2f}" for p in RATES], TRUST_FLOOR)
     pairs = paired_grid(rng, args.reps, pair_prompts, pair_per, compare)
-    print_paired_table(pairs)
+    print_table(pairs, "Run-vs-run difference: coverage of the shown (paired Newcombe) interval among trusted "
+                "intervals", "rates", [list(p) for p in PAIRS], [f"{a:.2f}-{b:.2f}"[1:].replace("-0", "-") for a, b in PAIRS],
+                PAIRED_TRUST_FLOOR)
     alarms = {f: length_alarm(rng, args.length_reps, f) for f in (0.5, 0.8, 1.0)}
     print("\nlength-bias warning at 40 prompts: " +
           ", ".join(f"follows length {f:.0%}: fires {a:.1%}" for f, a in alarms.items()))

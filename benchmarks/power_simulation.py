@@ -28,7 +28,7 @@ simulated run, which should sit near the planted one, and the worst layout.
 
 Under ``orders: both`` most ties come from the two orders disagreeing, and those ties
 turn into wins as the true rate moves away from 50%; a formula that kept the tie share
-fixed gave 75% power at 10 prompts x 3 samples (issue 22). `brie_bench.power.mde`
+fixed gave 75% power at 10 prompts x 3 samples. `brie_bench.power.mde`
 now lets flip ties shrink with the effect.
 
     python benchmarks/power_simulation.py              # well under a minute on 2 cores

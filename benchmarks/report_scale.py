@@ -9,7 +9,11 @@ times, each in a fresh process (`python -m brie_bench --db ... report`, what a
 person runs, imports included):
 
 * `report --json` (load without answer texts, every statistic, write the JSON);
-* `report --html` (load with texts, statistics, render, write), and the file size.
+* `report --html` (load with texts, statistics, render, write), and the file size;
+* side by side with the previous code (`--previous`, default HEAD, checked out in a
+  temporary git worktree): `report --json` in a fresh process, and load and statistics
+  apart, each tree's code in its own process. The 1-minute load average is printed with
+  the timings: the machine these run on is shared.
 
     python benchmarks/report_scale.py [--judgments 10000] [--no-html]
 
@@ -21,11 +25,14 @@ Ends with: RESULT report_seconds=... report_cpu_seconds=... html_seconds=... siz
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +119,7 @@ def build(db: Path, n_judgments: int, seed: int = 0) -> str:
     return run_id
 
 
-def timed_report(db: Path, run_id: str, *flags: str) -> tuple[float, float]:
+def timed_report(db: Path, run_id: str, *flags: str, tree: Path = ROOT) -> tuple[float, float]:
     """(wall, CPU) seconds of `brie-bench report RUN FLAGS` in a fresh process (imports included).
 
     The CPU time (user + system of the child) is what the wall time would be on a quiet
@@ -120,41 +127,61 @@ def timed_report(db: Path, run_id: str, *flags: str) -> tuple[float, float]:
     waiting for a core.
     """
     argv = [sys.executable, "-m", "brie_bench", "--db", str(db), "report", run_id, *flags]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(tree), env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def side_by_side(db: Path, run_id: str) -> tuple[float, float]:
-    """CPU seconds to load and compute the report in this process: (as now, as before issue 17).
+@contextlib.contextmanager
+def previous_tree(rev: str) -> Iterator[Path | None]:
+    """A checkout of `rev` (the previous code) in a temporary git worktree; None when git cannot make one.
 
-    "As before" forces the paths the report took before issue 17, which still exist: every
-    bootstrap gathers the drawn prompts itself (no shared draw counts), judgments are read
-    with the judges' own texts, and no table reuses another's collapsed comparisons or
-    prompt numbering. (scipy.stats is not re-imported: `startup.py` measures that part.)
+    `git worktree add` leaves the working tree being measured untouched; the worktree is
+    removed afterwards.
     """
-    from brie_bench.report import model
-    from brie_bench.stats import draws, intervals
-    from brie_bench.report.rows import load_run
+    where = Path(tempfile.mkdtemp(prefix="brie-prev-"))
+    where.rmdir()
+    made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), rev],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    try:
+        yield where if made else None
+    finally:
+        if made:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def timed(fast: bool) -> float:
-        exact = intervals._exact_in_float32
-        draws._DRAWS.clear()
-        if not fast:
-            intervals._exact_in_float32 = lambda *a: False  # type: ignore[assignment]
-        t0 = time.process_time()
-        try:
-            with Store(db, readonly=True) as store:
-                data = load_run(store, run_id, texts=not fast)
-            (model.build_report_from_data if fast else model._build_report)(data)
-        finally:
-            intervals._exact_in_float32 = exact  # type: ignore[assignment]
-        return time.process_time() - t0
 
-    return timed(True), timed(False)
+_INPROCESS = """
+import sys, time
+from brie_bench.store import Store
+from brie_bench.report.rows import load_run
+from brie_bench.report.model import build_report_from_data
+t0, c0 = time.perf_counter(), time.process_time()
+with Store(sys.argv[1], readonly=True) as store:
+    data = load_run(store, sys.argv[2], texts=False)
+t1, c1 = time.perf_counter(), time.process_time()
+build_report_from_data(data)
+t2, c2 = time.perf_counter(), time.process_time()
+print(t1 - t0, t2 - t1, c2 - c0)
+"""
+
+
+def inprocess(tree: Path, db: Path, run_id: str) -> tuple[float, float, float]:
+    """(load wall, statistics wall, CPU) seconds of `load_run` + `build_report_from_data` from `tree`'s code."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", _INPROCESS, str(db), run_id], check=True, capture_output=True,
+                         text=True, cwd=str(tree), env=env).stdout.split()
+    load_s, stats_s, cpu_s = map(float, out[-3:])
+    return load_s, stats_s, cpu_s
+
+
+def load_average() -> str:
+    """The 1-minute load average: the machine is shared, so every timing says how busy it was."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def main() -> None:
@@ -162,18 +189,24 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=10_000)
     parser.add_argument("--no-html", action="store_true", help="time `report --json` only")
     parser.add_argument("--no-compare", action="store_true",
-                        help="skip the in-process comparison with the pre-issue-17 paths")
+                        help="skip the side-by-side timing of the previous code (--previous)")
+    parser.add_argument("--previous", default="HEAD",
+                        help="the git revision timed side by side (checked out in a temporary worktree)")
+    parser.add_argument("--db", type=Path, help="reuse this store (built by an earlier run) instead of building one")
+    parser.add_argument("--run", help="the run id in --db")
     args = parser.parse_args()
     target_s = 1.0 if args.judgments <= 10_000 else 3.0
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "scale.db"
+        db = args.db or Path(tmp) / "scale.db"
         t0 = time.perf_counter()
-        run_id = build(db, args.judgments)
+        run_id = args.run if args.db else build(db, args.judgments)
         built = time.perf_counter() - t0
         with Store(db, readonly=True) as store:
             n = store.count_judgments(run_id)
+        load_before = load_average()
         json_s, json_cpu = timed_report(db, run_id, "--json", str(Path(tmp) / "report.json"))
-        print(f"built {n} judgments in {built:.1f}s; report --json {json_s:.2f}s wall, {json_cpu:.2f}s CPU")
+        print(f"built {n} judgments in {built:.1f}s; report --json {json_s:.2f}s wall, {json_cpu:.2f}s CPU "
+              f"(load average {load_before})")
         html = ""
         if not args.no_html:
             out = Path(tmp) / "report.html"
@@ -184,12 +217,27 @@ def main() -> None:
                     "html_target_s=10 html_target_mb=25")
         compare = ""
         if not args.no_compare:
-            now_cpu, before_cpu = side_by_side(db, run_id)
-            print(f"in this process, load + statistics: {now_cpu:.2f}s CPU, {before_cpu:.2f}s CPU on the "
-                  f"pre-issue-17 paths: {before_cpu / now_cpu:.2f}x")
-            compare = f" inprocess_cpu_seconds={now_cpu:.2f} inprocess_before_cpu_seconds={before_cpu:.2f}"
+            with previous_tree(args.previous) as prev:
+                if prev is None:
+                    print(f"no git worktree of {args.previous}: no side-by-side timing")
+                else:
+                    # Interleaved, the current code first and last, so a change in load shows.
+                    now_json, _ = timed_report(db, run_id, "--json", str(Path(tmp) / "now.json"))
+                    prev_json, prev_cpu = timed_report(db, run_id, "--json", str(Path(tmp) / "prev.json"), tree=prev)
+                    now_parts = inprocess(ROOT, db, run_id)
+                    prev_parts = inprocess(prev, db, run_id)
+                    load_after = load_average()
+                    print(f"side by side (load average {load_before} -> {load_after}):")
+                    print(f"  report --json      now {now_json:6.2f}s wall   previous ({args.previous}) "
+                          f"{prev_json:6.2f}s wall, {prev_cpu:.2f}s CPU")
+                    print(f"  load_run           now {now_parts[0]:6.2f}s        previous {prev_parts[0]:6.2f}s")
+                    print(f"  build_report       now {now_parts[1]:6.2f}s        previous {prev_parts[1]:6.2f}s")
+                    compare = (f" previous_report_seconds={prev_json:.2f} rerun_report_seconds={now_json:.2f}"
+                               f" load_seconds={now_parts[0]:.2f} previous_load_seconds={prev_parts[0]:.2f}"
+                               f" statistics_seconds={now_parts[1]:.2f} previous_statistics_seconds={prev_parts[1]:.2f}"
+                               f" load_after={load_after}")
         print(f"RESULT report_seconds={json_s:.2f} report_cpu_seconds={json_cpu:.2f}{html}{compare} judgments={n} "
-              f"target_s={target_s:g}")
+              f"target_s={target_s:g} load_before={load_before}")
 
 
 if __name__ == "__main__":

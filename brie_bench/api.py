@@ -58,6 +58,7 @@ from brie_bench.records import (  # noqa: F401  (re-exported for plugins)
     Label,
     LabelVerdict,
     Message,
+    ModelSource,
     SamplingParams,
     Usage,
 )
@@ -72,7 +73,7 @@ __all__ = [
     "hookimpl", "ModelBackend", "BackendOptions", "Judge", "JudgeOptions", "Limits",
     "BackendContext", "JudgeContext", "stable_hash", "CallError", "ErrorKind", "TransientError",
     "PermanentError", "InputError", "MissingKeyError", "PluginError", "StopRun", "BlindedPair",
-    "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "SamplingParams",
+    "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "ModelSource", "SamplingParams",
     "Usage", "DEFAULT_CRITERIA", "LABELS", "Label", "LabelVerdict", "resolve_relative",
     "BatchBackend", "ChoiceLogprobs", "PROJECT_NAME", "RemoteBackend", "RemoteOptions",
 ]

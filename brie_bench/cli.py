@@ -172,7 +172,8 @@ def cli(ctx: click.Context, db: str | None, plugins_dir: str | None) -> None:
 def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, plugins_dir_opt: str | None) -> None:
     """Check suite files without running anything."""
     from brie_bench.runtime import build_runtime
-    from brie_bench.suite import destination_lines, load_suite  # lazy: pydantic models and YAML, not for --help
+    from brie_bench.suite import destination_items, load_suite  # lazy: pydantic models and YAML, not for --help
+    from brie_bench.termtable import print_items
 
     _, plugins_dir = resolve_common(ctx, db_opt, plugins_dir_opt)
     registry = get_registry(plugins_dir)
@@ -186,11 +187,15 @@ def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, pl
             err_console().print(safe_text(f"error: {exc}"), soft_wrap=True)
             continue
         n_prompts = sum(len(s.prompts) for s in suite.sections)
+        # Sections may share prompt texts (a temperature sweep asks the same question again): say how
+        # many distinct texts the entries hold, as the power plan counts prompts by text.
+        n_texts = len({p.text for s in suite.sections for p in s.prompts})
+        texts = f" ({n_texts} distinct texts)" if n_texts != n_prompts else ""
         out_console().print(safe_text(
-            f"ok: {path}: {plural(len(suite.sections), 'section')}, {plural(n_prompts, 'prompt')}, "
+            f"ok: {path}: {plural(len(suite.sections), 'section')}, {plural(n_prompts, 'prompt')}{texts}, "
             f"{plural(len(suite.spec.contenders), 'contender')}, {plural(len(suite.spec.judges), 'judge')}"))
-        for line in destination_lines(runtime):  # where each backend's calls (and keys) go
-            out_console().print(safe_text(f"  {line}"), soft_wrap=True)
+        for parts in destination_items(runtime):  # where each backend's calls (and keys) go
+            print_items(out_console(), [f"  {parts[0]}", *parts[1:]], sep=" ", hang="    ")
     if bad:
         if len(suites) > 1:
             err_console().print(f"{bad} of {len(suites)} suites failed")

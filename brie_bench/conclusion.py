@@ -68,8 +68,8 @@ class JudgeReading:
     n_prompts: int | None = None
     #: Why the judge cannot decide (undecided), in words that follow "<judge> cannot decide: ".
     reason: str | None = None
-    #: What kind of reason: no-information, biased, no-verdict, failed, untrusted (None when it decides).
-    kind: str | None = None
+    #: What stops it from deciding: no-information, biased, no-verdict, failed, untrusted (None when it decides).
+    obstacle: str | None = None
 
     @property
     def decides(self) -> bool:
@@ -81,7 +81,7 @@ class JudgeReading:
 
     def as_dict(self) -> dict[str, Any]:
         return {"judge": self.judge, "reading": self.reading, "estimate": self.estimate, "low": self.low,
-                "high": self.high, "n_prompts": self.n_prompts, "reason": self.reason, "kind": self.kind}
+                "high": self.high, "n_prompts": self.n_prompts, "reason": self.reason, "obstacle": self.obstacle}
 
 
 @dataclass(frozen=True)
@@ -184,21 +184,21 @@ def _reading(entry: dict[str, Any], bias: dict[str, Any]) -> JudgeReading:
     info = entry.get("information") or {}
     if info.get("statement"):
         statement = str(info["statement"]).removeprefix("this judge's ").split("; ")[0]
-        return JudgeReading(**base, reading=UNDECIDED, reason=f"its {statement}", kind="no-information")
+        return JudgeReading(**base, reading=UNDECIDED, reason=f"its {statement}", obstacle="no-information")
     if not entry.get("n_valid"):
-        return JudgeReading(**base, reading=UNDECIDED, reason="it gave no valid verdict", kind="no-verdict")
+        return JudgeReading(**base, reading=UNDECIDED, reason="it gave no valid verdict", obstacle="no-verdict")
     low, high = ci.get("low"), ci.get("high")
     if not ci.get("trusted") or low is None or high is None:
         note = str(ci.get("note") or "cannot be trusted")
         why = f"{note.replace(': ', ' (', 1)})" if ": " in note else note
-        return JudgeReading(**base, reading=UNDECIDED, reason=f"its win-rate interval {why}", kind="untrusted")
+        return JudgeReading(**base, reading=UNDECIDED, reason=f"its win-rate interval {why}", obstacle="untrusted")
     if low > 0.5:
         return JudgeReading(**base, reading=BETTER)
     if high < 0.5:
         return JudgeReading(**base, reading=WORSE)
     leaning = lean(bias)
     if leaning:  # rule 2: a judge pulled towards 50% by a label or position lean shows no difference by itself
-        return JudgeReading(**base, reading=UNDECIDED, kind="biased", reason=leaning)
+        return JudgeReading(**base, reading=UNDECIDED, obstacle="biased", reason=leaning)
     return JudgeReading(**base, reading=NULL)
 
 
@@ -213,7 +213,7 @@ def judge_readings(report: dict[str, Any]) -> list[JudgeReading]:
     for fj in report.get("failed_judges") or []:
         for candidate, baseline in pairs:
             out.append(JudgeReading(judge=fj["judge"], candidate=candidate, baseline=baseline, reading=UNDECIDED,
-                                    kind="failed", reason=f"all {fj.get('failed_units')} of its calls failed "
+                                    obstacle="failed", reason=f"all {fj.get('failed_units')} of its calls failed "
                                                           f"({fj.get('kind')}: {fj.get('message')})"))
     return out
 
@@ -256,7 +256,7 @@ def _difference_caveats(report: dict[str, Any], outcome: str, readings: Sequence
                                         f"{percent((length.get('ft_shorter') or {}).get('estimate'))} when shorter), "
                                         f"so much of this may be answer length{at_equal}.")
     for r in readings:
-        if r.kind == "no-information":
+        if r.obstacle == "no-information":
             yield Caveat("no-information", f"{r.judge} was left out: {r.reason}.")
     for r in movers:
         leaning = lean(_bias_of(report, r.judge, r.candidate))
@@ -269,7 +269,7 @@ def _difference_caveats(report: dict[str, Any], outcome: str, readings: Sequence
         yield Caveat("few-prompts", f"only {_prompts(n_prompts)}: the interval is wide and another set of prompts "
                                     f"could well differ (at least {FEW_PROMPTS} are needed for a usable estimate).")
     for r in readings:
-        if not r.decides and r.kind != "no-information":
+        if not r.decides and r.obstacle != "no-information":
             yield Caveat("left-out", f"{r.judge} cannot decide: {r.reason}.")
     for r in movers:
         e = _entry(report, r.judge, r.candidate)
@@ -304,15 +304,15 @@ def _null_caveats(report: dict[str, Any], readings: Sequence[JudgeReading]) -> I
 
 def _no_conclusion_caveats(report: dict[str, Any], readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
     """What to do when no judge can decide."""
-    kinds = {r.kind for r in readings}
-    if kinds & {"no-information", "biased"}:
+    obstacles = {r.obstacle for r in readings}
+    if obstacles & {"no-information", "biased"}:
         from brie_bench.stats.bias import ADVICE
 
         yield Caveat("advice", ADVICE)
-    if any(r.kind == "untrusted" for r in readings):
+    if any(r.obstacle == "untrusted" for r in readings):
         yield Caveat("advice", "Add prompts: an interval needs at least 5 distinct prompts to be trusted, and "
                                f"{FEW_PROMPTS} or more to be usable.")
-    if kinds & {"no-verdict", "failed"}:
+    if obstacles & {"no-verdict", "failed"}:
         yield Caveat("advice", "Check the judges' errors (`brie-bench report` lists them) and rerun to retry.")
 
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from brie_bench import outputs, signals
+from brie_bench import calls, outputs, signals
 from brie_bench.api import Limits
 from brie_bench.batches import judge_in_batches_leased
 from brie_bench.blinding import blind, unblind
@@ -207,7 +207,8 @@ class Engine:
                             raise
                         if status != "claimed":
                             return Skipped(status)
-                    self.stats.calls += 1
+                    # One call per answer or verdict asked for (`brie_bench.calls`): a batch of 8 is 8.
+                    self.stats.calls += calls.weight(unit_kind, unit_keys)
                     started = time.monotonic()
                     # asyncio.timeout, not wait_for: the call runs in this task (wait_for in 3.11
                     # wraps it in a new one), so it starts at once instead of after every task
@@ -250,7 +251,7 @@ class Engine:
             if final:
                 self.stats.failures.append(f"{unit_kind} {name}: {error.kind}: {error}")
                 return Failed(error.kind)
-            self.stats.retries += 1
+            self.stats.retries += calls.weight(unit_kind, unit_keys)
             await asyncio.sleep(self.retry.delay(attempt, error.retry_after, self.rng))
         raise AssertionError("unreachable: the last attempt is final")  # max_attempts >= 1 (Limits)
 

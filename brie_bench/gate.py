@@ -35,7 +35,7 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNDECIDED = 0, 1, 2, 3
 PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
 #: Without any threshold the gate asks that the candidate be shown at least as good as the baseline.
 DEFAULT_MIN_WIN_RATE = 0.5
-#: Reading kinds (brie_bench.conclusion) that stop a judge from deciding a run-vs-run difference too.
+#: Obstacles (brie_bench.conclusion) that stop a judge from deciding a run-vs-run difference too.
 NO_EVIDENCE_KINDS = ("no-information", "biased", "no-verdict", "failed")
 WORDS = {PASS: "passed", FAIL: "failed", UNDECIDED: "cannot decide"}
 MARKS = {PASS: "✅", FAIL: "❌", UNDECIDED: "⚠️"}
@@ -175,7 +175,7 @@ def not_worse_check(entry: dict[str, Any] | None, readings: Sequence[JudgeReadin
     shown = f"A − B {_pts(d.get('estimate'))} [{_pts(d.get('low'))}, {_pts(d.get('high'))}], " \
             f"{entry.get('n_shared_prompts')} shared prompts"
     for which, r in zip(("A", "B"), readings):
-        if r is not None and r.kind in NO_EVIDENCE_KINDS:
+        if r is not None and r.obstacle in NO_EVIDENCE_KINDS:
             return Check(name, UNDECIDED, shown, f"cannot decide: in run {which}, {r.reason}")
     if not d.get("trusted") or d.get("low") is None:
         return Check(name, UNDECIDED, shown, f"cannot decide: the difference {d.get('note') or 'cannot be trusted'}")

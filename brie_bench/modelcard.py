@@ -215,6 +215,16 @@ def _replace_section(text: str, section: str) -> str:
     return f"{text}{sep}{block}{eol}"
 
 
+def _with_front_matter(text: str) -> str:
+    """`text` with an empty front matter block when it has none: what `huggingface_hub` would write anyway.
+
+    Why: given a card without one, the library logs "Repo card metadata block was not found.
+    Setting CardData to empty." on the terminal of a first `report --model-card`, about a card
+    this tool is about to give front matter to.
+    """
+    return text if text.lstrip().startswith("---") else "---\n{}\n---\n" + text
+
+
 def _parse_card(text: str) -> Any:
     """The card through `huggingface_hub`, or one line (InputError, exit 2) when its front matter cannot be read.
 
@@ -228,7 +238,7 @@ def _parse_card(text: str) -> Any:
     from brie_bench.errors import InputError
 
     try:
-        return ModelCard(text, ignore_metadata_errors=False)
+        return ModelCard(_with_front_matter(text), ignore_metadata_errors=False)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -253,7 +263,7 @@ def updated_card(existing: str | None, report: dict[str, Any], section: str, *, 
     if cand is None or cand not in names:
         raise InputError(f"the run compares several candidates ({', '.join(names)}); name one with --candidate")
     if existing is None:
-        card = ModelCard(NEW_CARD_TEMPLATE.format(name=model_name or cand, section=""))
+        card = ModelCard(_with_front_matter(NEW_CARD_TEMPLATE.format(name=model_name or cand, section="")))
     else:
         card = _parse_card(existing)
     suite = report["run"]["suite"]

@@ -21,12 +21,11 @@ from rich.console import Console
 
 from brie_bench import power
 from brie_bench.errors import InputError
-from brie_bench.textsafe import safe_text
+from brie_bench.textsafe import normalise_prompt, safe_text
 
 if TYPE_CHECKING:
     from brie_bench.plan import Plan
     from brie_bench.runtime import Runtime
-    from brie_bench.store import Store
     from brie_bench.suite import Suite
 
 
@@ -36,12 +35,6 @@ def prompt_cluster(text: str) -> str:
     A prompt reused by several sections (reruns, temperature or length variations) is
     one cluster with several comparisons.
     """
-    try:
-        from brie_bench.report.rows import normalise_prompt
-    except ImportError:  # pragma: no cover - older report modules
-        import unicodedata
-
-        return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
     return normalise_prompt(text)
 
 
@@ -67,43 +60,26 @@ def layouts(plan: Plan) -> list[Layout]:
     return [Layout(j, c, tuple(sorted(counts.values(), reverse=True))) for (j, c), counts in per.items()]
 
 
-def _pilot_components(store: Store, pilot: str) -> tuple[dict[str, power.VarianceComponents], list[str]]:
-    """Per judge, the variance components measured on a stored pilot run, and why any judge was passed over.
-
-    A judge is usable only when its outcomes have a spread to measure (`power.degenerate_reason`:
-    not all ties, not all one way, some valid verdict) and its verdicts carry information
-    (`stats.bias.judge_information`: not explained by position or label). Planning from
-    anything else would promise a precision, or a variance, the judge never showed.
-    """
-    from brie_bench.report.model import information_of, units_of
-    from brie_bench.report.rows import group_by, load_run
-
-    try:
-        data = load_run(store, pilot)
-    except Exception as exc:  # noqa: BLE001 - an unknown run id is bad input, whatever the store raises
-        raise InputError(f"--pilot: no run {pilot!r} in the database ({exc})") from None
-    out: dict[str, power.VarianceComponents] = {}
-    skipped: list[str] = []
-    for (_cand, judge), rows in group_by(data.rows, "item.candidate", "judge").items():
-        units = units_of(rows)
-        comp = power.decompose(units.outcomes, units.clusters, [(a, b) for _, a, b in units.pairs])
-        reason = information_of(rows, units).reason or power.degenerate_reason(comp)
-        if reason:
-            skipped.append(f"{judge}: {reason}")
-        elif judge not in out:
-            out[judge] = comp
-    judged = {r.judge for r in data.rows}
-    skipped += [f"{name}: no stored verdict" for name in (data.run.metadata.get("judges") or {})
-                if name not in judged]
-    return out, skipped
-
-
 def _pts(x: float) -> str:
     return f"{100 * x:.0f}"
 
 
-def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtime | None,
-                     store: Store | None, *, effect: float = power.DEFAULT_EFFECT, pilot: str | None = None,
+@dataclass(frozen=True)
+class PilotVariance:
+    """What a stored pilot run measured, per judge, and why any judge was passed over.
+
+    Built from the store by `brie_bench.report.pilot.pilot_variance` (the report's own
+    collapse of orders and its information rule), so planning needs neither the store nor
+    the report.
+    """
+
+    run_id: str
+    components: dict[str, power.VarianceComponents]
+    skipped: list[str]
+
+
+def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtime | None, *,
+                     effect: float = power.DEFAULT_EFFECT, pilot: PilotVariance | None = None,
                      alpha: float = power.ALPHA, target_power: float = power.POWER) -> None:
     """Print the power plan for a suite (see the module docstring)."""
     if not 0.0 < effect < 0.5:
@@ -112,20 +88,16 @@ def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtim
     if not found:
         console.print("power: the plan has no comparisons to judge")
         return
-    measured: dict[str, power.VarianceComponents] = {}
-    skipped: list[str] = []
-    if pilot is not None:
-        if store is None:
-            raise InputError(f"--pilot {pilot}: the database does not exist")
-        measured, skipped = _pilot_components(store, pilot)
+    measured = pilot.components if pilot is not None else {}
+    skipped = pilot.skipped if pilot is not None else []
     console.print(safe_text(
         f"Power plan for {suite.name}: two-sided test at α = {alpha:g}, {target_power:.0%} power, prompts as "
         "clusters, as in the report's interval."))
     for line in skipped:
-        console.print(safe_text(f"pilot {pilot}: not used, judge {line}.", style="yellow"))
+        console.print(safe_text(f"pilot {pilot.run_id if pilot else ''}: not used, judge {line}.", style="yellow"))
     if pilot is not None and not measured:
         console.print(safe_text(
-            f"Pilot {pilot} gives no usable variance (no judge has a spread of outcomes that carries information), "
+            f"Pilot {pilot.run_id} gives no usable variance (no judge has a spread of outcomes that carries information), "
             f"so this plan falls back to the conservative defaults: variance {power.DEFAULT_TOTAL_VARIANCE:g} per "
             f"comparison (every verdict decisive at a 50% win rate), {power.DEFAULT_BETWEEN_SHARE:.0%} of it between "
             "prompts."))
@@ -178,8 +150,8 @@ def _print_scaled_cost(console: Console, suite: Suite, plan: Plan, runtime: Runt
     line = (f"that layout implies about {math.ceil(gen * factor)} generation calls and {math.ceil(judg * factor)} "
             f"judge calls (this plan: {gen} and {judg})")
     if runtime is not None:
+        from brie_bench.cost_estimate import estimate_costs
         from brie_bench.prices import Cost, format_cost
-        from brie_bench.run import estimate_costs
 
         estimates = estimate_costs(suite, runtime, plan, set(), set())
         total = sum(estimates.values(), Cost(0.0, True))

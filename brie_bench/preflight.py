@@ -2,7 +2,7 @@
 
 Why: a run whose base model is neither on disk nor downloadable used to start anyway, and
 every generation then failed after transformers had retried the hub for minutes, printing a
-wall of "Retrying in 8s" lines (issue 25). This check answers in seconds instead, with one
+wall of "Retrying in 8s" lines. This check answers in seconds instead, with one
 line per contender that names the model, what was tried and what to do.
 
 What counts as available, per model or adapter reference of a backend (`model_sources`):
@@ -26,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from brie_bench.errors import InputError
+from brie_bench.records import ModelSource
 
 #: Seconds for the DNS lookup and for the one metadata request.
 PROBE_TIMEOUT_S = 4.0
@@ -36,21 +37,11 @@ _OTHER_WEIGHTS = (".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".gguf", ".
 
 
 @dataclass(frozen=True)
-class Source:
-    """One model or adapter a backend needs: what it is, the reference, and where it comes from."""
-
-    what: str            # "model" or "adapter"
-    ref: str
-    kind: Literal["built-in", "local", "hub"]
-    revision: str | None = None
-
-
-@dataclass(frozen=True)
 class ModelCheck:
-    """The answer for one `Source` of one contender."""
+    """The answer for one `ModelSource` of one contender."""
 
     contender: str
-    source: Source
+    source: ModelSource
     state: State
     size_bytes: int | None = None  # for "downloadable": what the download weighs, when the hub said
     reason: str = ""               # for "missing": why (offline, DNS, gated, not found...)
@@ -84,7 +75,7 @@ def _resolves(host: str, timeout: float) -> str | None:
     return outcome[0] if outcome else f"{host} did not resolve within {timeout:g}s"
 
 
-def _in_cache(source: Source) -> bool:
+def _in_cache(source: ModelSource) -> bool:
     """The hub id's config file is in the Hugging Face cache (the same cache transformers reads)."""
     from huggingface_hub import try_to_load_from_cache
 
@@ -106,7 +97,7 @@ def _download_size(info: Any) -> int | None:
                if not (safetensors and name.endswith(_OTHER_WEIGHTS)))
 
 
-def _probe(source: Source) -> tuple[int | None, str]:
+def _probe(source: ModelSource) -> tuple[int | None, str]:
     """One metadata request, no retries: (size, "") when the hub has it, (None, why) when not."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
@@ -127,13 +118,13 @@ def _probe(source: Source) -> tuple[int | None, str]:
     return _download_size(info), ""
 
 
-def sources_of(backend: object) -> list[Source]:
+def sources_of(backend: object) -> list[ModelSource]:
     """The models a backend loads itself, from its optional `model_sources()` (the `hf` backend has one)."""
     method = getattr(backend, "model_sources", None)
     if not callable(method):
         return []
     found = method()
-    return [s for s in found if isinstance(s, Source)]
+    return [s for s in found if isinstance(s, ModelSource)]
 
 
 def check_models(contenders: dict[str, object], *, network: bool = True) -> list[ModelCheck]:
@@ -143,7 +134,7 @@ def check_models(contenders: dict[str, object], *, network: bool = True) -> list
     or when the lookup fails, every uncached id is "missing" at once.
     """
     checks: list[ModelCheck] = []
-    pending: list[tuple[str, Source]] = []
+    pending: list[tuple[str, ModelSource]] = []
     for name, backend in contenders.items():
         for source in sources_of(backend):
             if source.kind != "hub":
@@ -192,7 +183,7 @@ def stay_offline_if_unreachable(checks: list[ModelCheck]) -> bool:
     return True
 
 
-def _download_hint(sources: list[Source]) -> str:
+def _download_hint(sources: list[ModelSource]) -> str:
     commands = " and ".join(f"`hf download {s.ref}" + (f" --revision {s.revision}" if s.revision else "") + "`"
                             for s in sources)
     folders = "local folders" if len(sources) > 1 else "a local folder"

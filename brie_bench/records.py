@@ -126,3 +126,20 @@ class JudgeResult:
             raise ValueError(f"judge label must be A, B, tie or invalid, not {self.label!r}")
         if self.p_a is not None and not (0.0 <= self.p_a <= 1.0):
             raise ValueError(f"p_a must be a probability, got {self.p_a}")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One model or adapter a backend loads itself, declared by its optional `model_sources()` method.
+
+    `brie-bench run` checks every one before any generation (`brie_bench.preflight`), so a
+    model that is neither built in, a local folder, nor in the Hugging Face cache or
+    reachable fails in seconds with one line, instead of deep inside the first call.
+    `kind`: "built-in" (the backend builds it), "local" (a folder) or "hub" (a Hugging
+    Face id, with its `revision` if pinned).
+    """
+
+    what: str  # "model" or "adapter"
+    ref: str
+    kind: Literal["built-in", "local", "hub"]
+    revision: str | None = None

@@ -11,26 +11,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-from brie_bench.api import ModelBackend
-from brie_bench.termtable import Notes, legend, new_table, print_table
+from brie_bench.termtable import Notes, legend, new_table, print_items, print_table
 from brie_bench.textsafe import safe_text
 
 from brie_bench.engine import Engine, EngineStats
+from brie_bench.errors import InputError
 from brie_bench.outputs import TRUNCATED
 from brie_bench.plan import Plan, build_plan
 from brie_bench.plugin_manager import Registry
 from brie_bench.preflight import check_models, describe, require_models, stay_offline_if_unreachable
+from brie_bench.cost_estimate import estimate_costs, is_local
 from brie_bench.prices import Cost, UsageLine, costs_by_name, format_cost, price_table
 from brie_bench.runtime import Runtime, build_runtime, versions
 from brie_bench.signals import StopOnSignal
 from brie_bench.store import DatabaseGone, Store
-from brie_bench.suite import Suite, destination_lines
+from brie_bench.suite import Suite, destination_items
 from brie_bench.summary import done_keys, failures, tally
 
 
@@ -81,49 +81,13 @@ def run_metadata(suite: Suite, runtime: Runtime) -> dict[str, Any]:
     return {"contenders": contenders, "judges": judges, "baseline": suite.baseline}
 
 
-def estimate_costs(suite: Suite, runtime: Runtime, plan: Plan, stored_gen: set[str],
-                   stored_judg: set[str]) -> dict[str, Cost]:
-    """A rough cost of the calls not yet stored: 4 characters a token, answers at full max_tokens,
-    a judging template of about 500 tokens and judge answers of up to 400 tokens."""
-    lines: list[UsageLine] = []
-    for gen in plan.generations:
-        if gen.key in stored_gen:
-            continue
-        contender = runtime.contenders[gen.contender]
-        tokens_in = sum(len(m.content) for m in gen.request.messages) // 4
-        lines.append(UsageLine(gen.contender, contender.model, tokens_in, gen.request.params.max_tokens,
-                               is_local(contender)))
-    max_tokens = {s.name: s.settings.max_tokens for s in suite.sections}
-    for judgment in plan.judgments:
-        if judgment.key in stored_judg:
-            continue
-        judge = runtime.judges[judgment.judge]
-        judge_backend = judge.backend
-        tokens_in = 500 + len(judgment.prompt.text) // 4 + 2 * max_tokens[judgment.section]
-        tokens_out = min(int(getattr(judge.options, "max_tokens", 400) or 400), 400)
-        lines.append(UsageLine(judgment.judge, judge_backend.model if judge_backend else None, tokens_in, tokens_out,
-                               is_local(judge_backend)))
-    return {name: c for name, (c, _) in costs_by_name(price_table(suite.spec.prices), lines).items()}
-
-
-def is_local(backend: ModelBackend | None) -> bool:
-    """Runs on the user's own hardware: a local backend, or a server on this machine (vLLM, Ollama)."""
-    if backend is None:
-        return True
-    if backend.local:
-        return True
-    base_url = getattr(backend.options, "base_url", None)
-    if not base_url:
-        return False
-    host = (urlsplit(str(base_url)).hostname or "").lower()
-    return host in _LOOPBACK_HOSTS
-
-
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
-
-
 def cost_text(costs: dict[str, tuple[Cost, bool]], total_label: str) -> str:
     """"baseline, brie: local, no price; gpt-4o: $0.0123; total $0.0123" (names sorted)."""
+    return "; ".join(cost_parts(costs, total_label))
+
+
+def cost_parts(costs: dict[str, tuple[Cost, bool]], total_label: str) -> list[str]:
+    """`cost_text`'s parts, each whole on a terminal line ("total $0.8002" never loses its figure)."""
     local = sorted(n for n, (_, is_loc) in costs.items() if is_loc)
     priced = sorted(n for n, (_, is_loc) in costs.items() if not is_loc)
     parts = [f"{n}: {format_cost(costs[n][0])}" for n in priced]
@@ -134,7 +98,7 @@ def cost_text(costs: dict[str, tuple[Cost, bool]], total_label: str) -> str:
         parts.append(f"{total_label} {format_cost(total)}")
     else:
         parts.append(f"{total_label}: local, no price")
-    return "; ".join(parts)
+    return parts
 
 
 def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, run_id: str | None,
@@ -160,16 +124,15 @@ def print_plan(console: Console, suite: Suite, plan: Plan, store: Store | None, 
     legend(console, [("gen", "generation calls"), ("judge", "judge calls"),
                      ("stored", "judgments already stored")])
     per_judge: Counter[str] = Counter(u.judge for u in plan.judgments)
-    console.print(safe_text(
-        f"generation calls: {len(plan.generations)} ({len(stored_gen)} already stored); "
-        f"judge calls: {len(plan.judgments)} ({sum(stored_by_section.values())} already stored); "
-        + ", ".join(f"{j}: {n}" for j, n in sorted(per_judge.items()))))
+    print_items(console, [f"generation calls: {len(plan.generations)} ({len(stored_gen)} already stored)",
+                          f"judge calls: {len(plan.judgments)} ({sum(stored_by_section.values())} already stored)",
+                          ", ".join(f"{j}: {n}" for j, n in sorted(per_judge.items()))], sep="; ", hang="  ")
     if runtime is not None:
         estimates = estimate_costs(suite, runtime, plan, stored_gen, stored_judg)
         local = {n: is_local(b) for n, b in runtime.contenders.items()}
         local.update({n: is_local(j.backend) for n, j in runtime.judges.items()})
-        console.print(safe_text("estimated cost of what is left: " + cost_text(
-            {n: (c, local.get(n, False)) for n, c in estimates.items()}, "total")))
+        parts = cost_parts({n: (c, local.get(n, False)) for n, c in estimates.items()}, "total")
+        print_items(console, [f"estimated cost of what is left: {parts[0]}", *parts[1:]], sep="; ", hang="  ")
         for problem in runtime.problems():
             console.print(safe_text(f"warning: {problem}", style="yellow"))
 
@@ -210,7 +173,7 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
             table.add_row(safe_text(candidate, style="bold"), *[""] * 7)
         for t in (t for name in judge_names for t in tallies if t.judge == name and t.candidate == candidate):
             rate = f"{t.win_rate:.1%}" if t.win_rate is not None else "-"
-            if t.no_information:  # verdicts that follow position or label: marked, no win rate (issue 22)
+            if t.no_information:  # verdicts that follow position or label: marked, no win rate
                 from brie_bench.stats.bias import ADVICE
 
                 rate = "no info" + notes.mark(f"{t.judge}: {t.no_information}. {ADVICE}")
@@ -247,7 +210,8 @@ def print_summary(console: Console, store: Store, run_id: str, stats: EngineStat
                   for g in store.run_generations(run_id)]
         costs = costs_by_name(price_table(suite.spec.prices), lines)
         if costs:
-            console.print(safe_text("cost: " + cost_text(costs, "run total")))
+            parts = cost_parts(costs, "run total")
+            print_items(console, [f"cost: {parts[0]}", *parts[1:]], sep="; ", hang="  ")
     cut = [e for e in errors if e["kind"] == TRUNCATED]
     if cut:
         units = len({e["unit_key"] for e in cut})
@@ -351,8 +315,8 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
         try:
             print_plan(console, suite, plan, store, run_id, runtime)
             console.print(safe_text("calls go to:"))
-            for line in destination_lines(runtime):
-                console.print(safe_text(f"  {line}"))  # wrapped between words, not mid-word
+            for parts in destination_items(runtime):  # broken only between parts: a URL keeps its "->"
+                print_items(console, [f"  {parts[0]}", *parts[1:]], sep=" ", hang="    ")
             checks = check_models(_model_owners(runtime))
             if checks:
                 console.print(safe_text("local models:"))
@@ -361,7 +325,16 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
             if power_plan is not None:
                 from brie_bench.planning import print_power_plan
 
-                print_power_plan(console, suite, plan, runtime, store, **power_plan)
+                options = dict(power_plan)
+                pilot_id = options.pop("pilot", None)
+                pilot = None
+                if pilot_id is not None:
+                    if store is None:
+                        raise InputError(f"--pilot {pilot_id}: the database does not exist")
+                    from brie_bench.report.pilot import pilot_variance
+
+                    pilot = pilot_variance(store, pilot_id)
+                print_power_plan(console, suite, plan, runtime, pilot=pilot, **options)
         finally:
             if store:
                 store.close()

@@ -474,11 +474,17 @@ def _check_key_destination(suite: Suite, backend_cls: Any, options: Any, loc: tu
 
 def destination_lines(runtime: Any) -> list[str]:
     """Where each contender's and judge's calls go, and which key variable they send: for validate and --dry-run."""
-    out: list[str] = []
+    return [" ".join(parts) for parts in destination_items(runtime)]
+
+
+def destination_items(runtime: Any) -> list[list[str]]:
+    """`destination_lines` in the parts a narrow terminal may break between (never inside one):
+    who and which model, "-> endpoint", which key; the arrow always stays with its URL."""
+    out: list[list[str]] = []
     for role, name, backend in [("contender", n, b) for n, b in runtime.contenders.items()] + \
             [("judge", n, j.backend) for n, j in runtime.judges.items()]:
         if backend is None:
-            out.append(f"{role} {name}: no model backend (the judge itself decides)")
+            out.append([f"{role} {name}:", "no model backend (the judge itself decides)"])
             continue
         endpoint_fn = getattr(backend, "endpoint", None)
         endpoint = endpoint_fn() if callable(endpoint_fn) else None
@@ -487,5 +493,5 @@ def destination_lines(runtime: Any) -> list[str]:
                 "not reported by the plugin"
         keys = backend.key_env_names()
         key = f"key from {' or '.join(keys)}" if keys else "no key"
-        out.append(f"{role} {name}: {backend.name} {backend.model} -> {endpoint} ({key})")
+        out.append([f"{role} {name}: {backend.name} {backend.model}", f"-> {endpoint}", f"({key})"])
     return out

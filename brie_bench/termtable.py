@@ -129,10 +129,44 @@ class Notes:
         return [f"{self.mark(t)} {t}" for t in self.texts]
 
     def print(self, console: Console, style: str | None = None) -> None:
-        for line in self.lines():
+        for line in self.lines():  # one note a line; a note wider than the console wraps between its words
             console.print(safe_text(line, style=style))
 
 
+def pack(items: Sequence[str], width: int, *, sep: str = " · ", hang: str = "") -> list[str]:
+    """`items` joined by `sep` into lines of at most `width` cells, breaking only between whole items.
+
+    Why: rich wraps at any space, so "inv invalid, never counted" could end a line at "inv",
+    a URL could leave its "->" label behind, and "total $0.8002" could lose its figure to the
+    next line. Continuation lines start with `hang`; the separator never starts or ends a line.
+    An item wider than `width` on its own gets a line of its own (and rich wraps it by words).
+    """
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    current = ""
+    for item in items:
+        if not item:
+            continue
+        lead = hang if lines else ""
+        joined = f"{current}{sep}{item}" if current else item
+        if current and cell_len(lead + joined) > width:
+            lines.append(lead + current)
+            current = item
+        else:
+            current = joined
+    if current:
+        lines.append((hang if lines else "") + current)
+    return lines
+
+
+def print_items(console: Console, items: Sequence[str], *, sep: str = " · ", hang: str = "",
+                style: str | None = None) -> None:
+    """Print `items` packed by `pack` to the console's width: lines break only between whole items."""
+    for line in pack(items, console.width, sep=sep, hang=hang):
+        console.print(safe_text(line, style=style))
+
+
 def legend(console: Console, items: Sequence[tuple[str, str]]) -> None:
-    """One wrapped line naming each short column: "W won · L lost · ..."."""
-    console.print(safe_text(" · ".join(f"{short} {meaning}" for short, meaning in items), style="dim"))
+    """Lines naming each short column, "W won · L lost · ...", broken only between whole entries."""
+    print_items(console, [f"{short} {meaning}" for short, meaning in items], style="dim")

@@ -57,6 +57,15 @@ _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
+def normalise_prompt(text: str) -> str:
+    """The key two prompts share when they are the same prompt: NFKC, case-folded, single spaces.
+
+    Prompts are the unit every interval clusters on; the plan, the report and planning all
+    key a prompt by this text, so the same prompt reused by several sections is one cluster.
+    """
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
 def csv_cell(value: Any) -> Any:
     """A spreadsheet-safe CSV cell (OWASP): text starting with = + - @ (or tab, CR) gets a leading '.
 

@@ -44,8 +44,7 @@ from brie_bench.api import (
     hookimpl,
 )
 from brie_bench.batch_poll import BatchPoll
-from brie_bench.http_helpers import (redact, status_error,
-                                     transport_error_kind)
+from brie_bench.http_helpers import redact, status_error, transport_error_kind
 
 #: What Anthropic's statuses mean beyond the shared table: 402 is billing, where waiting does not help.
 _STATUS_OVERRIDES = {402: ("quota", False)}

@@ -55,6 +55,7 @@ from pydantic import Field
 
 from brie_bench import real_models
 from brie_bench.api import (
+    ModelSource,
     ChoiceLogprobs,
     BackendContext,
     BackendOptions,
@@ -309,24 +310,22 @@ class HFBackend(ModelBackend):
                 raise InputError(f"unknown GenerationConfig field(s): {', '.join(sorted(unused))}",
                                  field="options.generation_config")
 
-    def model_sources(self) -> list[Any]:
-        """Where the model and adapter come from, for `brie_bench.preflight` (checked before any generation).
+    def model_sources(self) -> list[ModelSource]:
+        """Where the model and adapter come from (`ModelSource`), checked by `run` before any generation.
 
         Built-in ids are built here, local folders are read as they are, anything else is a
         hub id that must be in the Hugging Face cache or downloadable.
         """
-        from brie_bench.preflight import Source
-
-        out: list[Any] = []
+        out: list[ModelSource] = []
         for ref, what in ((self.model, "model"), (self.options.adapter, "adapter")):
             if not ref:
                 continue
             if ref.startswith(TINY_PREFIX) or real_models.is_real(ref):
-                out.append(Source(what, ref, "built-in"))
+                out.append(ModelSource(what, ref, "built-in"))
             elif Path(self.context.resolve_path(ref)).expanduser().is_dir():
-                out.append(Source(what, ref, "local"))
+                out.append(ModelSource(what, ref, "local"))
             else:
-                out.append(Source(what, ref, "hub", self.options.revision if what == "model" else None))
+                out.append(ModelSource(what, ref, "hub", self.options.revision if what == "model" else None))
         return out
 
     # -- loading --------------------------------------------------------------------------

@@ -44,8 +44,7 @@ from brie_bench.api import (
     hookimpl,
 )
 from brie_bench.batch_poll import BatchPoll
-from brie_bench.http_helpers import (json_object, redact, status_error,
-                                     transport_error_kind)
+from brie_bench.http_helpers import json_object, redact, status_error, transport_error_kind
 
 #: Error codes OpenAI (and Azure OpenAI) use for prompts its content policy rejects.
 _POLICY_CODES = {"content_filter", "content_policy_violation", "moderation_blocked"}

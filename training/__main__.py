@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import sys
 
-import click
 
-from brie_bench.errors import InputError
-from brie_bench.training.cli import train_command
+from brie_bench.training.cli import run_standalone, train_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        train_command.main(args=argv, prog_name="brie-bench train", standalone_mode=False)
-    except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return 2
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 1
-    return 0
+    return run_standalone(train_command, argv, "brie-bench train")
 
 
 if __name__ == "__main__":

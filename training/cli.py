@@ -169,3 +169,24 @@ def train_command(config: Path, output: Path | None, check_data: bool, plan_only
     result = train(cfg, output, console=Console(stderr=True), overwrite=overwrite)
     if result.main_process:
         print_summary(out, result)
+
+
+def run_standalone(command: click.Command, argv: list[str] | None, prog_name: str) -> int:
+    """Run a click command outside the `brie-bench` group with the group's exit rules.
+
+    `python -m brie_bench.training` (for `accelerate launch`) and `python -m
+    brie_bench.training.merge` have no group around them: bad input is still one line
+    and exit 2, a click usage error its own code, and Ctrl-C "aborted" with exit 1.
+    """
+    try:
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    return 0

@@ -100,7 +100,10 @@ class TrainingSettings(_Strict):
     #: Save a checkpoint every N optimizer steps; null saves once per epoch.
     save_steps: int | None = Field(default=None, ge=1)
     save_total_limit: int | None = Field(default=2, ge=1)
-    #: true: resume from the newest checkpoint in the output folder; a path: from that checkpoint.
+    #: Where Trainer checkpoints go. null: the output folder's `checkpoints/`, removed once training
+    #: ends, so the folder holds only what is uploaded; a path (relative to the config file): kept there.
+    checkpoint_dir: str | None = Field(default=None, min_length=1)
+    #: true: resume from the newest checkpoint (in checkpoint_dir, else the output folder); a path: from it.
     resume_from_checkpoint: Any = None
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
 
@@ -187,6 +190,8 @@ def _resolve_paths(config: TrainConfig, base: Path, path: str, index: LineIndex)
     training = config.training
     if isinstance(training.resume_from_checkpoint, str):
         training = training.model_copy(update={"resume_from_checkpoint": resolve(training.resume_from_checkpoint)})
+    if training.checkpoint_dir:
+        training = training.model_copy(update={"checkpoint_dir": resolve(training.checkpoint_dir)})
     output_dir = resolve(config.output_dir) if config.output_dir else None
     resolved = config.model_copy(update={"data": data, "training": training, "output_dir": output_dir})
     resolved._source = path

@@ -4,8 +4,14 @@ Layout of the output folder (the adapter folder *is* the output folder, so
 `--output DIR` is also what a suite names as the contender's adapter)::
 
     DIR/adapter_config.json, adapter_model.safetensors, tokenizer files
+    DIR/README.md               the card (base_model: the Hub id where there is one)
     DIR/brie_manifest.json      provenance (see manifest.py)
-    DIR/checkpoints/checkpoint-N   Trainer checkpoints, for resume
+
+and nothing else, so `hf upload` of DIR uploads only those. Trainer checkpoints
+(with TRL's own cards, which name a cache folder and "None") go to
+`training.checkpoint_dir` and are kept there, or, when that is null, to
+DIR/checkpoints/checkpoint-N while training runs (a crashed run can resume
+from them) and are removed once it ends.
 
 Multi-GPU and multi-node runs go through `accelerate launch` (see
 docs/training.md); this module only reads the world size the Trainer sees,
@@ -74,6 +80,23 @@ def resolve_model_path(model_id: str, cache_dir: str | None = None) -> str:
     return model_id
 
 
+def exported_base_model(model_id: str) -> str:
+    """The base model id that files leaving the project name: the Hub id of a built-in real model
+    (`smollm2:135m-instruct` -> `HuggingFaceTB/SmolLM2-135M-Instruct`), else the id as given.
+
+    `tiny:` ids have no Hub id (they are random models built at test time) and stay as they are.
+    """
+    from brie_bench import real_models
+
+    return real_models.hub_id(model_id) or model_id
+
+
+def checkpoint_folder(config: TrainConfig, out: Path) -> Path:
+    """Where the Trainer writes checkpoints: `training.checkpoint_dir`, else DIR/checkpoints (temporary)."""
+    chosen = config.training.checkpoint_dir
+    return Path(chosen).expanduser().resolve() if chosen else out / CHECKPOINTS
+
+
 def load_tokenizer(config: TrainConfig) -> Any:
     """The base model's tokenizer; it must have a chat template, because the data is chat."""
     from transformers import AutoTokenizer
@@ -129,7 +152,11 @@ def _check_output(config: TrainConfig, out: Path, overwrite: bool = False) -> Pa
 
     _refuse_links(config, out)
     resume = config.training.resume_from_checkpoint
-    ckpt_dir = out / CHECKPOINTS
+    ckpt_dir = checkpoint_folder(config, out)
+    if config.training.checkpoint_dir and ckpt_dir.is_relative_to(out):
+        raise InputError(f"checkpoint_dir {ckpt_dir} is inside the output folder, which is uploaded as it is; "
+                         "choose a folder outside it, or null to remove checkpoints once training ends",
+                         path=config.source, field="training.checkpoint_dir")
     if resume is True:
         last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
         if last is None:
@@ -253,6 +280,22 @@ def _quiet_library_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@contextmanager
+def _quiet_library_warnings() -> Iterator[None]:
+    """Silence the library deprecations that Brie Bench's own code cannot fix, for the training only.
+
+    PEFT (`PeftModel.__init__`) and TRL read `model.is_gradient_checkpointing`, which transformers
+    deprecated in favour of `is_activation_checkpointing`: a FutureWarning per model, addressed to
+    those libraries' authors, that told a user of `brie-bench train` nothing. Only that message
+    is filtered; every other warning still shows.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def train(config: TrainConfig, output_dir: str | Path | None = None, *, console: Console | None = None,
           overwrite: bool = False,
           show_progress: bool = True) -> TrainResult:
@@ -261,7 +304,7 @@ def train(config: TrainConfig, output_dir: str | Path | None = None, *, console:
     Raises `InputError` for anything wrong with the config or data, before a
     model is loaded wherever that is possible.
     """
-    with _quiet_library_bars():
+    with _quiet_library_bars(), _quiet_library_warnings():
         return _train(config, output_dir, console=console, show_progress=show_progress, overwrite=overwrite)
 
 
@@ -306,7 +349,7 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
     train_ds = Dataset.from_list(to_records(report.train_examples))
     eval_ds = Dataset.from_list(to_records(report.validation_examples)) if report.validation else None
     progress = RichProgressCallback(console, show=show_progress)
-    args = sft_config(config, out / CHECKPOINTS, bf16=bf16, has_eval=eval_ds is not None)
+    args = sft_config(config, checkpoint_folder(config, out), bf16=bf16, has_eval=eval_ds is not None)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=[progress])
     trainer.remove_callback(PrinterCallback)
@@ -329,6 +372,7 @@ def _train(config: TrainConfig, output_dir: str | Path | None, *, console: Conso
         warnings.append("a logged loss or gradient norm was NaN or infinite: training diverged")
 
     trainer.save_model(str(out))
+    _keep_only_the_upload(out, config, main=trainer.is_world_process_zero())
     finished = datetime.now(UTC)
     wall = time.perf_counter() - clock
     trainable = trainable_parameters(trainer.model)
@@ -356,6 +400,17 @@ def _weights_id(model_id: str) -> str | None:
     return real_models.weights_id(model_id) if real_models.is_real(model_id) else None
 
 
+def _hub_id(model_id: str) -> str | None:
+    """The Hub id of `model_id`: mapped for built-in real ids, the id itself for a Hub-style id, else None."""
+    from brie_bench import real_models
+    from brie_bench.testing import tiny
+
+    mapped = real_models.hub_id(model_id)
+    if mapped or tiny.is_tiny(model_id) or real_models.is_real(model_id) or Path(model_id).expanduser().exists():
+        return mapped
+    return model_id
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -375,11 +430,28 @@ def adapter_bytes(folder: Path) -> int:
     return 0
 
 
+def _keep_only_the_upload(out: Path, config: TrainConfig, *, main: bool) -> None:
+    """Leave DIR holding only what is uploaded: drop the temporary checkpoints and `training_args.bin`.
+
+    `training_args.bin` is a pickle of TRL's arguments (it names local paths, and loading a pickle
+    runs code); the manifest records the same settings as JSON. Checkpoints kept on purpose live in
+    `training.checkpoint_dir`, outside DIR (`_check_output` refuses one inside).
+    """
+    import shutil
+
+    if not main:
+        return
+    (out / "training_args.bin").unlink(missing_ok=True)
+    if not config.training.checkpoint_dir:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+
+
 def _point_adapter_at_base(out: Path, config: TrainConfig) -> None:
-    """Record the base model *id* (not a local cache path) in adapter_config.json, so the folder is portable."""
+    """Record the base model's Hub id (never a local cache path or a Brie Bench-only id such as
+    `smollm2:135m-instruct`) in adapter_config.json, so plain PEFT finds the base from the folder alone."""
     path = out / "adapter_config.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["base_model_name_or_path"] = config.base_model
+    data["base_model_name_or_path"] = exported_base_model(config.base_model)
     if config.revision:
         data["revision"] = config.revision
     atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -390,7 +462,7 @@ def _write_card(out: Path, config: TrainConfig, manifest: dict[str, Any]) -> Non
     from brie_bench.modelcard import training_card
     from brie_bench.training.manifest import MANIFEST_NAME
 
-    text = training_card(base_model=config.base_model, manifest=manifest, manifest_name=MANIFEST_NAME,
+    text = training_card(base_model=exported_base_model(config.base_model), manifest=manifest, manifest_name=MANIFEST_NAME,
                          adapter_name=out.resolve().name)
     atomic.write_text(out / "README.md", text)  # replaces a file, never writes through a link
 
@@ -413,9 +485,9 @@ def _model_card_base_model(out: Path, config: TrainConfig) -> None:
     front = text[4:end]
     local = resolve_model_path(config.base_model)
     if local != config.base_model:  # e.g. tags: [base_model:adapter:/home/.../tiny-qwen2]
-        front = front.replace(local, config.base_model)
+        front = front.replace(local, exported_base_model(config.base_model))
     lines = front.split("\n")
-    value = json.dumps(config.base_model)  # a JSON string is a valid YAML scalar, quoted safely
+    value = json.dumps(exported_base_model(config.base_model))  # a JSON string is a valid YAML scalar, quoted safely
     lines = [f"base_model: {value}" if line.startswith("base_model:") else line for line in lines]
     if not any(line.startswith("base_model:") for line in lines):
         lines.insert(0, f"base_model: {value}")
@@ -448,6 +520,8 @@ def build_manifest(config: TrainConfig, report: DataReport, result: TrainResult,
     return {
         "base_model": {
             "id": config.base_model,
+            #: What the card and adapter_config.json name (None where the id has no Hub id, e.g. tiny:).
+            "hub_id": _hub_id(config.base_model),
             "revision": config.revision,
             "resolved_commit": getattr(model.config, "_commit_hash", None),
             "weights": _weights_id(config.base_model),

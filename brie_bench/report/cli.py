@@ -234,7 +234,7 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
 
 @click.command("export")
 @click.argument("run", required=False)
-@click.option("--jsonl", "fmt", flag_value="jsonl", help="JSON Lines, one judgment per line.")
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="JSON Lines, one judgment per line (the default).")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="File to write (default: stdout).")
 @click.option("--raw", is_flag=True,
@@ -244,7 +244,10 @@ def _compare(store: Any, run_ids: list[str], html_path: str | None, md_path: str
 @click.pass_context
 def export_command(ctx: click.Context, run: str | None, fmt: str | None, output: str | None, raw: bool,
                    follow_symlinks: bool, db_opt: str | None, plugins_dir_opt: str | None) -> None:
-    """Write one row per judgment of RUN (default: the latest) as --jsonl or --csv.
+    """Write one row per judgment of RUN (default: the latest) as --jsonl (the default) or --csv.
+
+    With no format flag: CSV when -o names a .csv file, else JSON Lines (on stdout, like
+    `report --json`).
 
     CSV cells that a spreadsheet would run as a formula (starting with = + - @) get a
     leading ' and, on stdout, control characters are escaped; --raw turns both off.
@@ -253,8 +256,8 @@ def export_command(ctx: click.Context, run: str | None, fmt: str | None, output:
     from brie_bench.report.export import export_rows, write_csv, write_jsonl
     from brie_bench.store import Store
 
-    if fmt is None:
-        raise InputError("choose a format: --jsonl or --csv")
+    if fmt is None:  # a default, not an error: JSON Lines, unless the file asked for is a .csv
+        fmt = "csv" if output and output.lower().endswith(".csv") else "jsonl"
     db = _db(ctx, db_opt, plugins_dir_opt)
     _check_targets([output], db=db, follow_symlinks=follow_symlinks)
     writer = write_jsonl if fmt == "jsonl" else write_csv

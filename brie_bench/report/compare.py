@@ -24,8 +24,9 @@ from rich.text import Text
 from brie_bench import __version__, stats
 from brie_bench.report.charts import ci_chart, pct
 from brie_bench.report.markdown import cell, ci_text
+from brie_bench.report.figures import interval_dict
 from brie_bench.report.model import (INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL,
-                                     ORDERS_EXPLANATION, interval_dict, outcome_figures, units_of)
+                                     ORDERS_EXPLANATION, outcome_figures, units_of)
 from brie_bench.report.rows import JRow, RunData, group_by
 from brie_bench.textsafe import safe_text
 

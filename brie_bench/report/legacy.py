@@ -58,7 +58,7 @@ from brie_bench.blinding import Assignment, unblind
 from brie_bench.bounded import TooDeep, loads_json, read_bytes
 from brie_bench.errors import InputError
 from brie_bench.records import DEFAULT_CRITERIA
-from brie_bench.report.rows import normalise_prompt
+from brie_bench.textsafe import normalise_prompt
 from brie_bench.rows import GenerationRow, JudgmentRow
 from brie_bench.store import Store
 from brie_bench.verdicts import ParsedVerdict, normalise_criterion, parse_verdict

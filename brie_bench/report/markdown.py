@@ -119,6 +119,11 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
                     [mv["wins"], mv["losses"], mv["ties"], mv["invalid"], ci_text(mv["ci95"]),
                      pct(mv["strict_win_rate"]), mv["n_prompts"]])
     out += _table(header, rows, numeric_from=3 if multi else 2) + [""]
+    for j in report["judges"]:  # the style-controlled and the human-calibrated rate, a sentence each
+        for key, name in (("style_controlled", "Style-controlled"), ("human_calibrated", "Human-calibrated")):
+            if (j.get(key) or {}).get("sentence"):
+                who = cell(j["judge"]) + (f", {cell(j['candidate'])}" if multi else "")
+                out += [f"**{name}** ({who}): {cell(j[key]['sentence'])}", ""]
     out += _power_lines(report, multi)
     out += ["### Per domain", ""]
     header = ["Domain", "Judge"] + (["Candidate"] if multi else []) + ["W / L / T / invalid", "Win rate (95% CI)",

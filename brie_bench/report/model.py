@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import operator
-import threading
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from brie_bench import __version__, stats
 from brie_bench.stats import bias as stats_bias
+from brie_bench.report.figures import MIN_PROMPTS, _withhold, finite, interval_dict, wilson_dict
 from brie_bench.report.rows import NAN, ItemKey, JRow, RunData, group_by, load_run
 from brie_bench.store import Store
 
@@ -34,8 +34,6 @@ SCHEMA_ID = "brie-bench-report"
 N_BOOT = 2000
 BOOT_SEED = 0
 LEVEL = 0.95
-#: Below this many prompts a clustered interval is too rough to read, even where it exists.
-MIN_PROMPTS = 5
 #: Below this many distinct prompts the report warns that every figure is rough.
 FEW_PROMPTS = 10
 #: A judge that answers invalidly this often is flagged.
@@ -91,67 +89,6 @@ FLIP_EXPLANATION = (
 # --------------------------------------------------------------------------- helpers
 
 
-def finite(x: float | None) -> float | None:
-    """A float, or None for NaN/inf (JSON has no NaN)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-METHOD_NOTES = {
-    "effective-n": "exact interval on the effective number of judgments (clustered by prompt)",
-    "paired-newcombe": "paired interval over the prompts both runs judged (Newcombe, effective sizes)",
-    "cluster-t": "cluster-robust t interval (fewer prompts than the bootstrap needs)",
-    "clopper-pearson-prompts": "every verdict went the same way: exact Clopper-Pearson interval over prompts",
-}
-
-
-def interval_dict(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS,
-                  span: tuple[float, float] | None = None) -> dict[str, Any]:
-    """An `Interval` as report data, with the trust verdict the report prints next to it.
-
-    `span` is the range the statistic can take ((0, 1) for rates, the default; (-1, 1)
-    for paired differences; (-4, 4) for score differences): an interval covering all
-    of it but 0.1% at each end rules nothing out and is never trusted. Nor is one of
-    zero width, or one from a fit that ran to a bound (`Interval.problem`); a problem
-    that starts with "cannot be estimated" also withholds the estimate.
-    """
-    if span is None:
-        span = (-1.0, 1.0) if ci.method.startswith("paired") else (0.0, 1.0)
-    clusters = ci.n_clusters
-    reason = stats.degenerate_reason(ci, span)
-    estimate, low, high = finite(ci.estimate), finite(ci.low), finite(ci.high)
-    if ci.problem and ci.problem.startswith("cannot be estimated"):
-        note = ci.problem
-        estimate = low = high = None
-    elif ci.n == 0:
-        note = "cannot be trusted: no valid verdict"
-    elif not ci.reliable:
-        note = f"cannot be trusted: only {clusters or 0} prompt{'' if clusters == 1 else 's'}, no interval exists"
-    elif clusters is not None and clusters < min_prompts:
-        note = f"cannot be trusted: only {clusters} prompts"
-    elif reason:
-        note = f"cannot be trusted: {reason}"
-    else:
-        note = None
-    return {
-        "estimate": estimate, "low": low, "high": high,
-        "level": ci.level, "method": ci.method, "method_note": METHOD_NOTES.get(ci.method), "n": ci.n,
-        "n_prompts": clusters, "reliable": ci.reliable and estimate is not None, "trusted": note is None,
-        "note": note,
-    }
-
-
-def wilson_dict(ci: stats.Interval) -> dict[str, Any]:
-    """A Wilson interval (each row its own unit): trusted when it exists and is not degenerate."""
-    reason = stats.degenerate_reason(ci)
-    note = "cannot be trusted: no data" if not ci.reliable else (f"cannot be trusted: {reason}" if reason else None)
-    return {"estimate": finite(ci.estimate), "low": finite(ci.low), "high": finite(ci.high),
-            "level": ci.level, "method": ci.method, "method_note": None, "n": ci.n, "n_prompts": None,
-            "reliable": ci.reliable, "trusted": note is None, "note": note}
-
-
 @dataclass
 class Units:
     """One outcome per comparison (orders combined), with its prompt and answer lengths."""
@@ -164,38 +101,124 @@ class Units:
     pairs: list[tuple[ItemKey, float, float]]
 
 
-class _ReportState(threading.local):
-    """What one `build_report_from_data` call shares among its tables, per thread.
+@dataclass(frozen=True)
+class _Columns:
+    """Judgments as numpy columns, coded once: the report's tables are array arithmetic over them.
+
+    `rows` are the `JRow`s the columns were coded from (row i of every column is rows[i]),
+    kept for the few tables that list single comparisons. `keys` are the distinct
+    comparisons (`ItemKey`) in first-seen order and `item` each row's index into them;
+    `prompt` is each row's prompt number: its rank among the prompt names in `rank` (the
+    run's sorted prompts, so the numbers are a report's `Draws` columns), or among the
+    rows' own prompts when no rank is given.
+    """
+
+    rows: Sequence[JRow]
+    keys: list[ItemKey]
+    item: np.ndarray
+    prompt: np.ndarray
+    order: np.ndarray
+    outcome: np.ndarray
+    ft_is_a: np.ndarray
+    a_first: np.ndarray
+    named: bool
+
+    @classmethod
+    def of(cls, rows: Sequence[JRow], rank: dict[str, int] | None = None) -> _Columns:
+        n = len(rows)
+        index: dict[ItemKey, int] = {}
+        item = np.fromiter((index.setdefault(r.item, len(index)) for r in rows), dtype=np.intp, count=n)
+        keys = list(index)
+        names = [k.cluster for k in keys]
+        if rank is None:
+            own = {name: i for i, name in enumerate(sorted(set(names)))}
+            per_key = np.fromiter((own[c] for c in names), dtype=np.int64, count=len(names))
+        else:
+            per_key = np.fromiter((rank[c] for c in names), dtype=np.int64, count=len(names))
+        return cls(rows, keys, item, per_key[item] if n else np.zeros(0, dtype=np.int64),
+                   np.fromiter((r.order_index for r in rows), dtype=np.int64, count=n),
+                   np.fromiter((r.outcome for r in rows), dtype=float, count=n),
+                   np.fromiter((r.ft_is_a for r in rows), dtype=bool, count=n),
+                   np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n), rank is None)
+
+    def take(self, idx: np.ndarray) -> _Columns:
+        """The columns of rows[idx] (in that order), sharing this set's comparison and prompt numbering."""
+        return _Columns([self.rows[i] for i in idx.tolist()], self.keys, self.item[idx], self.prompt[idx],
+                        self.order[idx], self.outcome[idx], self.ft_is_a[idx], self.a_first[idx], self.named)
+
+    def clusters(self, key_index: np.ndarray) -> np.ndarray:
+        """The prompts of the comparisons `key_index`: names outside a report (as before), numbers inside."""
+        if self.named:
+            return np.asarray([self.keys[i].cluster for i in key_index.tolist()], dtype=object)
+        first = np.zeros(len(self.keys), dtype=np.int64)
+        first[self.item[::-1]] = self.prompt[::-1]
+        return np.asarray(first[key_index])
+
+
+def _groups(codes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Row indices per distinct combination of `codes`, groups in first-seen order, rows in stored order."""
+    if not codes or not len(codes[0]):
+        return []
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        combined = combined * (int(c.max()) + 1) + c
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    relabel = np.empty_like(order)
+    relabel[order] = np.arange(len(order))
+    g = relabel[inverse.reshape(-1)]
+    sort = np.argsort(g, kind="stable")
+    return np.split(sort, np.flatnonzero(np.diff(g[sort])) + 1)
+
+
+def _codes(values: Iterable[Any], n: int) -> np.ndarray:
+    index: dict[Any, int] = {}
+    return np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=n)
+
+
+class _Build:
+    """What one report shares among its tables, made once per `build_report_from_data` call and passed down.
 
     `rank`: each prompt (cluster name) -> its rank among the run's sorted cluster names.
     Integer codes in that order number the prompts exactly as sorting the names does
-    (`brie_bench.stats` numbers clusters in sorted order, which fixes which prompt each
-    bootstrap draw picks), so every figure is unchanged, but no statistic sorts strings.
-    `units`: `units_of` results by the identity of the rows given, so the judge, bias and
-    agreement tables collapse each judge's rows once. Both are empty outside a report.
+    (`brie_bench.stats` numbers clusters in sorted order), so no statistic sorts strings.
+    `draws`: the report's one set of bootstrap draws over those prompts (`stats.Draws`).
+    `cols`: the run's judgments as columns; `units`: each (candidate, judge)'s comparisons,
+    collapsed once for the judge, bias, agreement and ranking tables. Nothing here
+    outlives the call or is seen by another one: a report is a function of its data.
     """
 
-    def __init__(self) -> None:
-        self.rank: dict[str, int] = {}
-        self.units: dict[tuple[int, ...], tuple[Sequence[JRow], Units]] = {}
-        self.active = False
+    def __init__(self, data: RunData) -> None:
+        self.rank = {name: i for i, name in enumerate(sorted({r.item.cluster for r in data.rows}))}
+        self.draws = stats.Draws(len(self.rank), N_BOOT, BOOT_SEED)
+        self.cols = _Columns.of(data.rows, self.rank)
+        n = len(data.rows)
+        self.candidate = _codes((r.item.candidate for r in data.rows), n)
+        self.judge = _codes((r.judge for r in data.rows), n)
+        self.by_judge = {self._key(idx): idx for idx in _groups([self.candidate, self.judge])}
+        self.units = {key: _units_of_cols(self.cols.take(idx)) for key, idx in self.by_judge.items()}
+        #: Each answer text's markdown counts, shared by the judges' style-controlled fits (all read the same answers).
+        self.style_counts: dict[str, stats.StyleCounts] = {}
 
+    def _key(self, idx: np.ndarray) -> tuple[str, str]:
+        r = self.cols.rows[int(idx[0])]
+        return r.item.candidate, r.judge
 
-_STATE = _ReportState()
+    def rows(self, idx: np.ndarray) -> list[JRow]:
+        return [self.cols.rows[i] for i in idx.tolist()]
 
 
 def units_of(rows: Sequence[JRow]) -> Units:
-    """Collapse one judge's rows into comparisons; pairs judged in both orders are combined."""
-    memo_key = tuple(map(id, rows)) if _STATE.active else None
-    if memo_key is not None and memo_key in _STATE.units:
-        return _STATE.units[memo_key][1]
-    units = _units_of(rows)
-    if memo_key is not None:
-        _STATE.units[memo_key] = (rows, units)  # the rows are kept, so their ids stay theirs
-    return units
+    """Collapse one judge's rows into comparisons; pairs judged in both orders are combined (prompts by name)."""
+    return _units_of_cols(_Columns.of(rows))
 
 
 def _units_of(rows: Sequence[JRow]) -> Units:
+    """`units_of` (kept for callers of the older name)."""
+    return units_of(rows)
+
+
+def _units_of_cols(cols: _Columns) -> Units:
     """The collapse itself, over arrays: a 100,000-judgment report calls it for every judge and section.
 
     Per comparison (ItemKey, in first-seen order) and print order, the last row counts
@@ -203,38 +226,42 @@ def _units_of(rows: Sequence[JRow]) -> Units:
     both orders 0 and 1 is combined by `stats.combine_orders`, the one counting rule;
     otherwise it is the outcome of its first-seen order. Answer lengths come from that row.
     """
+    rows = cols.rows
     n = len(rows)
-    index: dict[ItemKey, int] = {}
-    item_of = np.fromiter((index.setdefault(r.item, len(index)) for r in rows), dtype=np.intp, count=n)
-    keys = list(index)
-    order_values, order_code = np.unique(np.fromiter((r.order_index for r in rows), dtype=np.int64, count=n),
-                                         return_inverse=True)
+    uniq, first_pos, inverse = np.unique(cols.item, return_index=True, return_inverse=True)
+    seen = np.argsort(first_pos, kind="stable")
+    relabel = np.empty_like(seen)
+    relabel[seen] = np.arange(len(seen))
+    item_of = relabel[inverse.reshape(-1)] if n else np.zeros(0, dtype=np.intp)
+    key_index = uniq[seen]
+    keys = [cols.keys[i] for i in key_index.tolist()]
+    order_values, order_code = np.unique(cols.order, return_inverse=True)
+    order_code = order_code.reshape(-1)
     n_orders = max(1, len(order_values))
     positions = np.arange(n)
     last_flat = np.full(len(keys) * n_orders, -1, dtype=np.intp)
-    np.maximum.at(last_flat, item_of * n_orders + order_code.reshape(-1), positions)
+    np.maximum.at(last_flat, item_of * n_orders + order_code, positions)
     last = last_flat.reshape(len(keys), n_orders)
-    first = np.full(len(keys), n, dtype=np.intp)
-    np.minimum.at(first, item_of, positions)
-    chosen = last[np.arange(len(keys)), order_code.reshape(-1)[first]] if n else first
-    row_outcome = np.fromiter((r.outcome for r in rows), dtype=float, count=n)
+    first = first_pos[seen] if n else np.zeros(0, dtype=np.intp)
+    chosen = last[np.arange(len(keys)), order_code[first]] if n else first
+    row_outcome = cols.outcome
     outcomes = row_outcome[chosen]
     pairs: list[tuple[ItemKey, float, float]] = []
     if 0 in order_values and 1 in order_values:
         col0, col1 = int(np.searchsorted(order_values, 0)), int(np.searchsorted(order_values, 1))
         both = np.flatnonzero((last[:, col0] >= 0) & (last[:, col1] >= 0))
-        for i, a, b in zip(both.tolist(), row_outcome[last[both, col0]].tolist(), row_outcome[last[both, col1]].tolist()):
-            outcomes[i] = stats.combine_orders(a, b)
-            pairs.append((keys[i], a, b))
-    lf = np.fromiter((len(rows[i].text_ft) for i in chosen.tolist()), dtype=float, count=len(keys))
-    lb = np.fromiter((len(rows[i].text_base) for i in chosen.tolist()), dtype=float, count=len(keys))
-    return Units(keys, outcomes, _clusters(keys), lf, lb, pairs)
+        a_out, b_out = row_outcome[last[both, col0]].tolist(), row_outcome[last[both, col1]].tolist()
+        outcomes[both] = np.fromiter(map(stats.combine_orders, a_out, b_out), dtype=float, count=len(a_out))
+        pairs = [(keys[i], a, b) for i, a, b in zip(both.tolist(), a_out, b_out)]
+    chosen_list = chosen.tolist()
+    lf = np.fromiter((len(rows[i].text_ft) for i in chosen_list), dtype=float, count=len(keys))
+    lb = np.fromiter((len(rows[i].text_base) for i in chosen_list), dtype=float, count=len(keys))
+    return Units(keys, outcomes, cols.clusters(key_index), lf, lb, pairs)
 
 
-def _clusters(keys: Iterable[ItemKey]) -> np.ndarray:
-    """Each key's prompt: its rank among the run's prompts while a report is built, else its name."""
+def _clusters(keys: Iterable[ItemKey], rank: dict[str, int] | None = None) -> np.ndarray:
+    """Each key's prompt: its rank among the run's prompts when `rank` is given (a report), else its name."""
     names = [k.cluster for k in keys]
-    rank = _STATE.rank
     if rank:
         try:
             return np.fromiter((rank[n] for n in names), dtype=np.int64, count=len(names))
@@ -291,13 +318,6 @@ def information_dict(info: stats_bias.Information) -> dict[str, Any]:
             "statement": info.reason, "advice": None if info.informative else stats_bias.ADVICE}
 
 
-def _withhold(ci: dict[str, Any] | None, reason: str) -> None:
-    """Blank an interval's figures in place: the judge gives no estimate, only the reason."""
-    if not ci:
-        return
-    ci.update(estimate=None, low=None, high=None, reliable=False, trusted=False, note=f"cannot be estimated: {reason}")
-
-
 def _no_decisive_note(entry: dict[str, Any], units: Units) -> None:
     """A strict win rate with no decisive comparison measures only ties: never trusted.
 
@@ -317,10 +337,12 @@ def _no_decisive_note(entry: dict[str, Any], units: Units) -> None:
 # --------------------------------------------------------------------------- sections of the report
 
 
-def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = False) -> dict[str, Any]:
-    """Headline figures for one judge against one candidate."""
+def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = False,
+                build: _Build | None = None, units: Units | None = None) -> dict[str, Any]:
+    """Headline figures for one judge against one candidate (`build`, `units`: the report's, when in one)."""
     first = rows[0]
-    units = units_of(rows)
+    units = units if units is not None else units_of(rows)
+    rank = build.rank if build is not None else None
     entry: dict[str, Any] = {
         "judge": first.judge, "model": first.judge_model or meta.get("model"),
         "judge_type": first.judge_type, "baseline": first.item.baseline, "candidate": first.item.candidate,
@@ -332,16 +354,21 @@ def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = Fa
     entry["information"] = information_dict(info)
     _no_decisive_note(entry, units)
     entry["power"] = power_of(entry["ci95"], units, no_information=info.reason)
-    entry["rows"] = row_level(rows, len(units.keys), legacy=legacy)
+    entry["rows"] = row_level(rows, len(units.keys), legacy=legacy, rank=rank)
     lc = stats.length_controlled_win_rate(units.outcomes, units.len_ft, units.len_base, units.clusters, level=LEVEL)
     entry["length_controlled"] = {**interval_dict(lc.win_rate), "raw_win_rate": finite(lc.raw_win_rate),
                                   "length_coef": None if lc.at_bound else finite(lc.length_coef),
                                   "estimable": not lc.at_bound}
+    from brie_bench.report.controls import style_entry  # length and markdown regressed out
+
+    entry["style_controlled"] = style_entry(rows, units, level=LEVEL, n_boot=N_BOOT, seed=BOOT_SEED,
+                                            draws=build.draws if build is not None else None, withhold=info.reason,
+                                            counts=build.style_counts if build is not None else None)
     p = np.asarray([r.p_ft for r in rows], dtype=float)
     if np.isfinite(p).any():
         entry["logprob_preference"] = interval_dict(stats.logprob_preference(
-            p, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
-            min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS))
+            p, _clusters((r.item for r in rows), rank), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
+            min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS, draws=build.draws if build is not None else None))
     else:
         entry["logprob_preference"] = None
     if info.reason:  # verdicts that follow position or label: no win rate of any kind comes from them
@@ -354,15 +381,16 @@ def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = Fa
     return entry
 
 
-def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False) -> dict[str, Any]:
+def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False,
+              rank: dict[str, int] | None = None) -> dict[str, Any]:
     """Every stored judgment counted once (the original Brie Bench's unit), clustered by prompt text.
 
     Shown beside the comparison-level headline: the two differ only where a comparison
     was judged in both print orders (two rows, one comparison under the MT-Bench rule).
     A legacy re-judgment in the same print order is a row and a comparison of its own.
     """
-    outs = np.asarray([r.outcome for r in rows], dtype=float)
-    clusters = _clusters(r.item for r in rows)
+    outs = np.fromiter((r.outcome for r in rows), dtype=float, count=len(rows))
+    clusters = _clusters((r.item for r in rows), rank)
     figures = outcome_figures(outs, clusters)
     c = stats.counts(outs)
     pairs = {(k.section, k.prompt_id, k.sample_index) for k in {id(r.item): r.item for r in rows}.values()}
@@ -375,7 +403,7 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False)
             "n_comparisons": n_comparisons, "rows_folded_by_order": len(rows) - n_comparisons}
 
 
-def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
+def bias_entry(rows: Sequence[JRow], *, legacy: bool, units: Units | None = None) -> dict[str, Any]:
     """Label, position, order-consistency and length diagnostics for one judge and candidate."""
     first = rows[0]
     out_rows = np.fromiter((r.outcome for r in rows), dtype=float, count=len(rows))
@@ -388,7 +416,7 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
     first_won = int(np.count_nonzero(decisive_rows & ((out_rows == stats.WIN) == (ft_is_a == a_first))))
     n_decisive = int(np.count_nonzero(decisive_rows))
     pos_ci = stats.wilson_ci(first_won, n_decisive, LEVEL)
-    units = units_of(rows)
+    units = units if units is not None else units_of(rows)
     pair_outcomes = np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2)
     pc = stats.position_consistency(pair_outcomes)
     flipped = []
@@ -432,7 +460,7 @@ def bias_entry(rows: Sequence[JRow], *, legacy: bool) -> dict[str, Any]:
 
 def _order_figures(rows: Sequence[JRow], units: Units, pair_outcomes: np.ndarray,
                    pc: stats.PositionConsistency) -> dict[str, Any]:
-    """Flip rate, the direction of the flips, and flips against same-order replicate noise (issue 22).
+    """Flip rate, the direction of the flips, and flips against same-order replicate noise.
 
     The flip rate is always shown: it is how consistent the judge is. The report warns
     (`warn`) only when the flips mean something: they go systematically one way (the
@@ -440,22 +468,27 @@ def _order_figures(rows: Sequence[JRow], units: Units, pair_outcomes: np.ndarray
     than two same-order judgments of one comparison disagree (`stats.bias.excess_flips`,
     only where such replicates exist). A merely noisy judge flips too, evenly both ways.
     """
-    last: dict[tuple[ItemKey, int], JRow] = {}
-    for r in rows:
-        last[(r.item, r.order_index)] = r
-    cand_first = np.asarray([(row.ft_is_a == (row.first_label == "A")) if (row := last.get((key, 0))) else True
-                             for key, _, _ in units.pairs], dtype=bool)
+    cols = _Columns.of(rows)
+    last0: dict[int, int] = {}
+    for i in np.flatnonzero(cols.order == 0).tolist():
+        last0[int(cols.item[i])] = i
+    index = {k: i for i, k in enumerate(cols.keys)}
+    at = [last0.get(index[key], -1) for key, _, _ in units.pairs]
+    cand_first = np.asarray([bool(cols.ft_is_a[i] == cols.a_first[i]) if i >= 0 else True for i in at], dtype=bool)
     direction = stats_bias.flip_direction(pair_outcomes, cand_first)
     # Same-order replicates: consecutive valid judgments of one answer pair by one model, shown the same way
     # (a legacy re-judgment is an item of its own, so the pair is keyed without its replicate number).
-    by_order: dict[tuple[Any, ...], list[float]] = {}
-    for r in rows:
-        if r.outcome == r.outcome:
-            k = r.item
-            by_order.setdefault((k.section, k.prompt_id, k.sample_index, k.baseline, k.candidate,
-                                 getattr(r, "member", None) or r.judge, r.ft_is_a, r.first_label), []).append(r.outcome)
-    rep_pairs = [(a, b) for outs in by_order.values() for a, b in zip(outs, outs[1:])]
-    n_rep, n_dis = len(rep_pairs), sum(1 for a, b in rep_pairs if a != b)
+    valid = np.flatnonzero(~np.isnan(cols.outcome))
+    pair_code = _codes((_answer_pair(k) for k in cols.keys), len(cols.keys))
+    member_code = _codes((getattr(cols.rows[i], "member", None) or cols.rows[i].judge for i in valid.tolist()),
+                         len(valid))
+    slot = np.stack([pair_code[cols.item[valid]], member_code, cols.ft_is_a[valid].astype(np.int64),
+                     cols.a_first[valid].astype(np.int64)]) if valid.size else np.zeros((4, 0), dtype=np.int64)
+    # Consecutive (in stored order) valid judgments of one slot: sort stably by slot, compare neighbours.
+    sort = np.lexsort(slot[::-1]) if valid.size else valid
+    same = (slot[:, sort][:, 1:] == slot[:, sort][:, :-1]).all(axis=0) if valid.size else np.zeros(0, dtype=bool)
+    outs = cols.outcome[valid][sort]
+    n_rep, n_dis = int(np.count_nonzero(same)), int(np.count_nonzero(same & (outs[1:] != outs[:-1])))
     excess_p = stats_bias.excess_flips(len(pc.flipped), pc.n_pairs, n_dis, n_rep)
     excess = bool(n_rep >= stats_bias.REPLICATE_MIN_PAIRS and math.isfinite(excess_p)
                   and excess_p < stats_bias.FLIP_ALPHA)
@@ -471,6 +504,11 @@ def _order_figures(rows: Sequence[JRow], units: Units, pair_outcomes: np.ndarray
     }
 
 
+def _answer_pair(k: ItemKey) -> tuple[str, str, int, str, str]:
+    """The answer pair a comparison compares, without its replicate number."""
+    return (k.section, k.prompt_id, k.sample_index, k.baseline, k.candidate)
+
+
 def _length_confounded(lenb: stats.LengthBias, outcomes: np.ndarray) -> bool:
     """The candidate was longer (or shorter) in at least 90% of 10+ valid comparisons.
 
@@ -482,16 +520,20 @@ def _length_confounded(lenb: stats.LengthBias, outcomes: np.ndarray) -> bool:
     return bool(n_valid >= 10 and math.isfinite(share) and (share >= 0.9 or share <= 0.1))
 
 
-def criteria_entries(rows: Sequence[JRow]) -> list[dict[str, Any]]:
+def criteria_entries(rows: Sequence[JRow], build: _Build | None = None) -> list[dict[str, Any]]:
     """Per-criterion mean 1–5 scores and the paired (candidate − baseline) difference."""
     ft_scores, base_scores = [r.scores_ft for r in rows], [r.scores_base for r in rows]
     names = sorted(set().union(*ft_scores) & set().union(*base_scores))
     if not names:
         return []
-    ft = {n: list(map(operator.methodcaller("get", n, NAN), ft_scores)) for n in names}
-    base = {n: list(map(operator.methodcaller("get", n, NAN), base_scores)) for n in names}
-    diffs = stats.criterion_differences(ft, base, _clusters(r.item for r in rows), n_boot=N_BOOT, level=LEVEL,
-                                        seed=BOOT_SEED, min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS)
+    n = len(rows)
+    ft = {c: np.fromiter(map(operator.methodcaller("get", c, NAN), ft_scores), dtype=float, count=n) for c in names}
+    base = {c: np.fromiter(map(operator.methodcaller("get", c, NAN), base_scores), dtype=float, count=n)
+            for c in names}
+    diffs = stats.criterion_differences(ft, base, _clusters((r.item for r in rows), build.rank if build else None),
+                                        n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
+                                        min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS,
+                                        draws=build.draws if build else None)
     first = rows[0]
     return [{"judge": first.judge, "candidate": first.item.candidate, "criterion": d.criterion,
              "mean_candidate": finite(d.mean_ft), "mean_baseline": finite(d.mean_base),
@@ -507,7 +549,8 @@ ALIGNMENT_EXPLANATION = (
 )
 
 
-def _occurrences(rows: Sequence[JRow], judge: str, legacy: bool) -> tuple[list[ItemKey], list[float]]:
+def _occurrences(rows: Sequence[JRow], judge: str, legacy: bool,
+                 units: dict[tuple[str, str], Units] | None = None) -> tuple[list[ItemKey], list[float]]:
     """One judge's (or family's) judgments as (answer pair, occurrence) keys and their outcomes.
 
     Legacy: every stored row is a judgment; its occurrence is its rank, in stored order,
@@ -517,7 +560,8 @@ def _occurrences(rows: Sequence[JRow], judge: str, legacy: bool) -> tuple[list[I
     """
     mine = [r for r in rows if r.judge == judge]
     if not legacy:
-        u = units_of(mine)
+        u = units.get((mine[0].item.candidate, judge)) if units and mine else None
+        u = u if u is not None else units_of(mine)
         return list(u.keys), u.outcomes.tolist()
     keys: list[ItemKey] = []
     outcomes: list[float] = []
@@ -532,13 +576,14 @@ def _occurrences(rows: Sequence[JRow], judge: str, legacy: bool) -> tuple[list[I
     return keys, outcomes
 
 
-def _matrix(rows: Sequence[JRow], judges: list[str], *, legacy: bool = False) -> tuple[list[ItemKey], np.ndarray]:
+def _matrix(rows: Sequence[JRow], judges: list[str], *, legacy: bool = False,
+            units: dict[tuple[str, str], Units] | None = None) -> tuple[list[ItemKey], np.ndarray]:
     """Items x judges matrix of outcomes (NaN where a judge gave no valid verdict), items aligned by occurrence.
 
     An item is (answer pair, occurrence): see `ALIGNMENT_EXPLANATION` and `_occurrences`.
     Items are in first-seen order over the judges.
     """
-    per_judge = {j: _occurrences(rows, j, legacy) for j in judges}
+    per_judge = {j: _occurrences(rows, j, legacy, units) for j in judges}
     items: dict[ItemKey, None] = {}
     for keys_j, _ in per_judge.values():
         items.update(dict.fromkeys(keys_j))
@@ -564,9 +609,10 @@ def _family_members(rows: Sequence[JRow], judges: list[str]) -> dict[str, list[s
     return out
 
 
-def agreement_entry(rows: Sequence[JRow], judges: list[str], *, legacy: bool = False) -> dict[str, Any]:
+def agreement_entry(rows: Sequence[JRow], judges: list[str], *, legacy: bool = False,
+                    build: _Build | None = None) -> dict[str, Any]:
     """Agreement between judges (judge families count as one) over one candidate's items, plus the majority vote."""
-    keys, m = _matrix(rows, judges, legacy=legacy)
+    keys, m = _matrix(rows, judges, legacy=legacy, units=build.units if build else None)
     ag = stats.agreement(m)
     mv = stats.majority_vote(m)
     first = rows[0]
@@ -584,7 +630,7 @@ def agreement_entry(rows: Sequence[JRow], judges: list[str], *, legacy: bool = F
         "pairs": pairs,
         "human_llm": human_llm_pairs(rows, pairs),
         "note": ag.note,
-        "majority_vote": {"judges": judges, **outcome_figures(mv.consensus, _clusters(keys))},
+        "majority_vote": {"judges": judges, **outcome_figures(mv.consensus, _clusters(keys, build.rank if build else None))},
     }
 
 
@@ -598,8 +644,8 @@ def _withhold_uninformative(entry: dict[str, Any], no_info: dict[tuple[str, str]
 
 
 def _majority_of_informative(ag: dict[str, Any], rows: Sequence[JRow], no_info: dict[tuple[str, str], str], *,
-                             legacy: bool) -> None:
-    """Recount the majority vote without the judges that carry no information (issue 22).
+                             legacy: bool, build: _Build | None = None) -> None:
+    """Recount the majority vote without the judges that carry no information.
 
     A judge whose verdicts follow the position would cast a vote that says nothing about
     the answers, yet could tip or tie every comparison. It stays in the agreement
@@ -613,9 +659,9 @@ def _majority_of_informative(ag: dict[str, Any], rows: Sequence[JRow], no_info: 
         return
     kept = [j for j in ag["judges"] if j not in left_out]
     if kept:
-        keys, m = _matrix(rows, kept, legacy=legacy)
+        keys, m = _matrix(rows, kept, legacy=legacy, units=build.units if build else None)
         consensus = stats.majority_vote(m).consensus
-        figures = outcome_figures(consensus, _clusters(keys))
+        figures = outcome_figures(consensus, _clusters(keys, build.rank if build else None))
     else:
         figures = outcome_figures(np.zeros(0), np.zeros(0, dtype=np.int64))
     ag["majority_vote"] = {"judges": kept, "left_out": left_out, **figures}
@@ -639,7 +685,7 @@ def human_llm_pairs(rows: Sequence[JRow], pairs: Sequence[dict[str, Any]]) -> li
     return out
 
 
-def ranking_entries(data: RunData) -> list[dict[str, Any]]:
+def ranking_entries(data: RunData, build: _Build | None = None) -> list[dict[str, Any]]:
     """Bradley–Terry strengths per judge when a run has more than one candidate.
 
     Pairwise win rates against the baseline do not rank several fine-tunes
@@ -657,7 +703,8 @@ def ranking_entries(data: RunData) -> list[dict[str, Any]]:
     for judge, rows in group_by(data.rows, "judge").items():
         winners, losers, ties, clusters = [], [], [], []
         for (_,), cand_rows in group_by(rows, "item.candidate").items():
-            units = units_of(cand_rows)
+            found = build.units.get((cand_rows[0].item.candidate, cand_rows[0].judge)) if build else None
+            units = found if found is not None else units_of(cand_rows)
             cand = players.index(cand_rows[0].item.candidate)
             for outcome, cluster in zip(units.outcomes, units.clusters):
                 if math.isnan(outcome):
@@ -699,6 +746,7 @@ def _cost_block(data: RunData) -> dict[str, Any]:
         c = contenders.setdefault(g["contender"], {"name": g["contender"], "model": g.get("model"),
                                                    "generations": 0, "input_tokens": 0, "output_tokens": 0})
         c["generations"] += 1
+        c["calls"] = c["generations"]  # one call per answer (`brie_bench.calls`), the judges' unit too
         c["input_tokens"] += int(g.get("input_tokens") or 0)
         c["output_tokens"] += int(g.get("output_tokens") or 0)
     table = snapshot_price_table(data.snapshot.get("prices"))
@@ -715,6 +763,7 @@ def _cost_block(data: RunData) -> dict[str, Any]:
             total_usd += price.usd
             all_priced = all_priced and price.priced
     return {"judges": list(judges.values()), "contenders": list(contenders.values()),
+            "calls": sum(e["calls"] for e in (*judges.values(), *contenders.values())),
             "total_usd": round(total_usd, 6) if all_priced else None,
             "known_usd": round(total_usd, 6), "all_priced": all_priced}
 
@@ -830,7 +879,7 @@ def _flip_warnings(who: str, oc: dict[str, Any]) -> list[dict[str, str]]:
     if injected:
         out.append({"kind": "order-flips-injection", "text": f"{who}: {len(injected)} comparison(s) that flipped "
                     "between orders hold verdict-like text in an answer: possible prompt injection; they are "
-                    "flagged in the list."})
+                    "flagged in the HTML report's list of flipped comparisons (brie-bench report --html)."})
     return out
 
 
@@ -906,38 +955,38 @@ def verdict_like_entries(data: RunData) -> list[dict[str, Any]]:
 def build_report_from_data(data: RunData) -> dict[str, Any]:
     """The report dict for already-loaded run data (see `build_report`).
 
-    Safe across threads (its shared tables live in a thread-local `_ReportState`);
-    not re-entrant within one thread.
+    A function of `data` alone (and the module's settings: `N_BOOT`, `BOOT_SEED`, `LEVEL`):
+    what its tables share (`_Build`: the prompt numbering, the one set of bootstrap draws,
+    the collapsed comparisons) is made here and passed down, so concurrent reports in any
+    threads, and the same report built twice, give the same figures.
     """
-    state = _STATE
-    state.rank = {name: i for i, name in enumerate(sorted({r.item.cluster for r in data.rows}))}
-    state.units = {}
-    state.active = True
-    try:
-        # One set of bootstrap draws over the run's prompts (numbered by `state.rank`) for every interval.
-        with stats.shared_draws(len(state.rank), N_BOOT, BOOT_SEED):
-            return _build_report(data)
-    finally:
-        state.active = False
-        state.rank = {}
-        state.units = {}
+    return _build_report(data, _Build(data))
 
 
-def _build_report(data: RunData) -> dict[str, Any]:
+def _build_report(data: RunData, build: _Build | None = None) -> dict[str, Any]:
+    build = build if build is not None else _Build(data)
     run = data.run
     judge_meta = {j["name"]: j for j in _judge_info(data)}
-    by_judge = group_by(data.rows, "item.candidate", "judge")
-    judges = [judge_entry(rows, judge_meta.get(j, {}), legacy=data.legacy) for (_, j), rows in by_judge.items()]
+    by_judge = {key: build.rows(idx) for key, idx in build.by_judge.items()}
+    judges = [judge_entry(rows, judge_meta.get(j, {}), legacy=data.legacy, build=build, units=build.units[(c, j)])
+              for (c, j), rows in by_judge.items()]
+    from brie_bench.report.controls import add_human_calibrated  # PPI++ where people judged
+
+    add_human_calibrated(judges, build.units, level=LEVEL)
     # Judges whose verdicts follow position or label: no win rate anywhere, no vote in the majority.
     no_info = {(e["candidate"], e["judge"]): e["information"]["statement"] for e in judges
                if e["information"]["statement"]}
     sections = []
-    by_section = group_by(data.rows, "item.section")
+    section_code = _codes((r.item.section for r in data.rows), len(data.rows))
+    by_section = {data.rows[int(idx[0])].item.section: idx for idx in _groups([section_code])}
     for name in data.section_order():
-        sec_rows = by_section.get((name,), [])
+        sec_idx = by_section.get(name, np.zeros(0, dtype=np.intp))
+        sec_rows = build.rows(sec_idx)
         entries = []
-        for (_, j), rows in group_by(sec_rows, "item.candidate", "judge").items():
-            u = units_of(rows)
+        for idx in _groups([build.candidate[sec_idx], build.judge[sec_idx]]):
+            rows = [sec_rows[i] for i in idx.tolist()]
+            j = rows[0].judge
+            u = _units_of_cols(build.cols.take(sec_idx[idx]))
             entries.append({"judge": j, "candidate": rows[0].item.candidate, "baseline": rows[0].item.baseline,
                             "model": rows[0].judge_model, **outcome_figures(u.outcomes, u.clusters)})
             _withhold_uninformative(entries[-1], no_info)
@@ -947,10 +996,10 @@ def _build_report(data: RunData) -> dict[str, Any]:
     for _, rows in group_by(data.rows, "item.candidate").items():
         names = list(dict.fromkeys(r.judge for r in rows))
         if len(names) >= 2:
-            agreement.append(agreement_entry(rows, names, legacy=data.legacy))
-            _majority_of_informative(agreement[-1], rows, no_info, legacy=data.legacy)
-    bias = [bias_entry(rows, legacy=data.legacy) for rows in by_judge.values()]
-    criteria = [c for rows in by_judge.values() for c in criteria_entries(rows)]
+            agreement.append(agreement_entry(rows, names, legacy=data.legacy, build=build))
+            _majority_of_informative(agreement[-1], rows, no_info, legacy=data.legacy, build=build)
+    bias = [bias_entry(rows, legacy=data.legacy, units=build.units[key]) for key, rows in by_judge.items()]
+    criteria = [c for rows in by_judge.values() for c in criteria_entries(rows, build)]
     prompts = {r.item.cluster for r in data.rows}
     fails = failure_entries(data)
     report: dict[str, Any] = {
@@ -962,7 +1011,7 @@ def _build_report(data: RunData) -> dict[str, Any]:
             "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
             "legacy": data.legacy, "labels_randomised": not data.legacy,
             "versions": run.versions, "n_judgments": len(data.rows),
-            "n_comparisons": sum(len(units_of(rows).keys) for rows in by_judge.values()),  # (item, judge) pairs
+            "n_comparisons": sum(len(u.keys) for u in build.units.values()),  # (item, judge) pairs
             "n_prompts": len(prompts),
             "failed_units": sum(f["failed_units"] for f in fails),
             "retried_attempts": sum(f["retried_attempts"] for f in fails),
@@ -984,7 +1033,7 @@ def _build_report(data: RunData) -> dict[str, Any]:
         "agreement": agreement,
         "bias": bias,
         "criteria": criteria,
-        "ranking": ranking_entries(data),
+        "ranking": ranking_entries(data, build),
         "verdict_like": verdict_like_entries(data),
         "cost": _cost_block(data),
         "legacy": {"files": run.metadata.get("files"), "disagreements": run.metadata.get("disagreements") or [],

@@ -40,7 +40,6 @@ import json
 import math
 import operator
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,14 +47,10 @@ from typing import Any
 from brie_bench.rows import JUDGMENT_COLUMNS
 from brie_bench.stats.outcomes import outcome_of
 from brie_bench.store import RunRow, Store
+from brie_bench.textsafe import normalise_prompt
 
 NAN = float("nan")
 _REPLICATE = re.compile(r"-r(\d+)$")
-
-
-def normalise_prompt(text: str) -> str:
-    """The key two prompts share when they are the same prompt: NFKC, case-folded, single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 @dataclass(frozen=True)

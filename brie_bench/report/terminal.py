@@ -94,6 +94,10 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
                                 f"{pw['n_prompts']} prompts at 80% power. {pw['statement']}"))
     if (advice := power_text.recommendation(report)):
         console.print(safe_text(advice))
+    for j in report["judges"]:  # one plain sentence each, style and what people would say
+        for key in ("style_controlled", "human_calibrated"):
+            if (j.get(key) or {}).get("sentence"):
+                console.print(safe_text(f"{key.replace('_', '-')} ({j['judge']}, {j['candidate']}): {j[key]['sentence']}"))
     for b in report.get("bias") or []:
         oc = b["order_consistency"]
         if oc["n_pairs"]:  # the flip rate is always shown: it is how consistent the judge is

@@ -36,12 +36,14 @@ The package is split by question, and this module re-exports every public name s
 ``from brie_bench import stats`` / ``stats.rate_ci`` keep working:
 
 * `outcomes`     -- the outcome coding, counts and win rates (the base of the rest);
-* `draws`        -- cached prompt-clustered bootstrap draws (the hot path of a report);
+* `draws`        -- `Draws`, the prompt-clustered bootstrap draws a report passes to its statistics;
 * `intervals`    -- Wilson, Clopper–Pearson, effective-n, paired Newcombe, cluster-t, clustered bootstrap, `rate_ci`/`mean_ci`;
 * `significance` -- sign test, Fisher, Spearman, per-criterion differences, log-prob preference;
 * `agreement`    -- agreement between judges (kappas, alpha, AC1, majority vote);
 * `bias`         -- label, position and length biases, length-controlled win rate;
-* `ranking`      -- Bradley–Terry over several contenders.
+* `ranking`      -- Bradley–Terry over several contenders;
+* `style`        -- markdown style features and the style-controlled win rate;
+* `ppi`          -- the human-calibrated (PPI++) win rate from a few human verdicts.
 """
 
 from __future__ import annotations
@@ -75,11 +77,10 @@ from brie_bench.stats.bias import (
 )
 
 # Private helpers that tests check against independent references; new code imports them
-# from their own module (benchmarks/report_scale.py patches `intervals._exact_in_float32`).
+# from their own module.
 from brie_bench.stats.bias import _logit_fit as _logit_fit
-from brie_bench.stats.draws import _DRAWS as _DRAWS
 from brie_bench.stats.draws import _exact_in_float32 as _exact_in_float32
-from brie_bench.stats.draws import cluster_resamples, shared_draws
+from brie_bench.stats.draws import Draws, cluster_resamples
 from brie_bench.stats.intervals import (
     BOOTSTRAP_MIN_CLUSTERS,
     Interval,
@@ -111,12 +112,22 @@ from brie_bench.stats.outcomes import (
     strict_win_rate,
     win_rate,
 )
+from brie_bench.stats.ppi import HumanCalibrated, human_calibrated_win_rate, humans_for_width, ppi_mean_ci
 from brie_bench.stats.ranking import BradleyTerry, bradley_terry
 from brie_bench.stats.significance import (
     CriterionDifference,
     criterion_differences,
     logprob_preference,
     sign_test,
+)
+from brie_bench.stats.style import (
+    STYLE_FEATURES,
+    StyleCoefficient,
+    StyleControlled,
+    StyleCounts,
+    style_controlled_win_rate,
+    style_counts,
+    style_features,
 )
 from brie_bench.stats.significance import _fisher_two_sided as _fisher_two_sided
 from brie_bench.stats.significance import _spearman as _spearman
@@ -127,7 +138,7 @@ __all__ = [
     "Counts", "Interval", "CriterionDifference", "PairAgreement", "Agreement", "MajorityVote",
     "LabelBias", "PositionConsistency", "LengthBias", "LengthControlled", "BradleyTerry",
     "counts", "win_rate", "strict_win_rate", "strict_outcomes",
-    "wilson_ci", "cluster_resamples", "shared_draws", "clustered_bootstrap_ci", "sign_test",
+    "wilson_ci", "cluster_resamples", "Draws", "clustered_bootstrap_ci", "sign_test",
     "clopper_pearson_ci", "cluster_t_ci", "effective_n_ci", "paired_rate_difference_ci", "tie_credit", "rate_ci", "rate_cis",
     "mean_ci", "mean_cis",
     "mean_bootstrap_cis", "BOOTSTRAP_MIN_CLUSTERS", "LENGTH_BIAS_GAP",
@@ -137,4 +148,6 @@ __all__ = [
     "krippendorff_alpha", "gwet_ac1", "agreement", "majority_vote",
     "label_winners", "label_bias", "position_consistency", "length_bias",
     "length_controlled_win_rate", "bradley_terry",
+    "STYLE_FEATURES", "StyleCounts", "StyleCoefficient", "StyleControlled", "style_counts", "style_features",
+    "style_controlled_win_rate", "HumanCalibrated", "human_calibrated_win_rate", "humans_for_width", "ppi_mean_ci",
 ]

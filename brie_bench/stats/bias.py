@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from brie_bench.stats.logistic import LOGIT_BOUND, logistic_fit
 from brie_bench.stats import special
 
 from brie_bench.stats.draws import _cluster_codes
@@ -397,7 +398,7 @@ class LengthControlled:
     at_bound: bool = False
 
 
-_LOGIT_BOUND = 30.0
+_LOGIT_BOUND = LOGIT_BOUND
 
 
 def _separated(y: NDArray[Any], x: NDArray[Any], has_length: bool) -> str | None:
@@ -418,49 +419,13 @@ def _separated(y: NDArray[Any], x: NDArray[Any], has_length: bool) -> str | None
 
 
 def _logit_fit(y: NDArray[Any], x: NDArray[Any]) -> tuple[NDArray[Any], bool]:
-    """Maximum likelihood for logit P = a + b x with fractional targets y in [0, 1].
+    """Maximum likelihood for logit P = a + b x with fractional targets y in [0, 1] (`logistic.logistic_fit`).
 
     A tie (y = 0.5) contributes half a win and half a loss to the likelihood.
     Coefficients are bounded to ±30 so that a run the fine-tune wins outright
     (perfect separation, where the MLE runs to infinity) still returns a number.
-    The likelihood is concave, so a projected Newton method with step halving finds
-    the maximum in a few iterations (scipy.optimize is not imported for two numbers).
     """
-    design = np.column_stack([np.ones_like(x), x])
-
-    def nll(theta: NDArray[Any]) -> float:
-        eta = design @ theta
-        return float(np.sum(np.logaddexp(0.0, eta) - y * eta))
-
-    theta = np.zeros(2)
-    current = nll(theta)
-    for _ in range(200):
-        prob = special.expit(design @ theta)
-        grad = design.T @ (prob - y)
-        hess = design.T @ (design * (prob * (1.0 - prob))[:, None])
-        # A coefficient at its bound whose gradient pushes it further out stays there.
-        blocked = ((theta <= -_LOGIT_BOUND) & (grad > 0)) | ((theta >= _LOGIT_BOUND) & (grad < 0))
-        free = ~blocked
-        if not free.any() or float(np.max(np.abs(grad[free]))) <= 1e-10:
-            return theta, True
-        step = np.zeros(2)
-        sub = hess[np.ix_(free, free)]
-        try:
-            step[free] = np.linalg.solve(sub, grad[free])
-        except np.linalg.LinAlgError:
-            step[free] = np.linalg.pinv(sub) @ grad[free]
-        size = 1.0
-        while True:
-            candidate = np.clip(theta - size * step, -_LOGIT_BOUND, _LOGIT_BOUND)
-            value = nll(candidate)
-            if value <= current + 1e-12 * abs(current) or size < 1e-12:
-                break
-            size /= 2.0
-        moved = float(np.max(np.abs(candidate - theta)))
-        theta, current = candidate, min(value, current)
-        if moved < 1e-13:
-            return theta, True
-    return theta, False
+    return logistic_fit(y, np.column_stack([np.ones_like(x), x]), bound=_LOGIT_BOUND)
 
 
 def length_controlled_win_rate(

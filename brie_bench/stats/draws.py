@@ -1,15 +1,15 @@
-"""Bootstrap draws over prompts (clusters), shared by every interval of a report.
+"""Bootstrap draws over prompts (clusters): a `Draws` value that a report makes once and passes down.
 
 Kept apart from the intervals because it is the performance-critical part: the draws
-for a (prompts, resamples, seed) layout are made once and cached, and each bootstrap
-statistic is then one matrix product (see benchmarks/report_scale.py).
+for a (prompts, resamples, seed) layout are counted once per `Draws`, and each bootstrap
+statistic is then one matrix product (see benchmarks/report_scale.py). Nothing here is
+cached between calls or kept per thread: a statistic's figures follow from its arguments.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -48,9 +48,9 @@ class _DrawCounts:
     """How often each cluster is drawn in each resample of `cluster_resamples(k, n_boot, seed)`.
 
     A report bootstraps dozens of statistics over the same prompts; they share one set
-    of draws, so the counts (n_boot x k, one byte each; float32 for a report's shared
-    draws, see `shared_draws`) are made once and every statistic is then one matrix
-    product over per-prompt sums instead of a gather over n_boot x k indices.
+    of draws (`Draws`), so the counts (n_boot x k; float32) are made once and every
+    statistic is then one matrix product over per-prompt sums instead of a gather over
+    n_boot x k indices.
     """
 
     def __init__(self, k: int, n_boot: int, seed: int, dtype: type[np.generic] = np.uint8) -> None:
@@ -71,120 +71,104 @@ class _DrawCounts:
                 done += rows
         self.counts = counts
 
-    def matmul(self, columns: NDArray[np.float64]) -> NDArray[np.float64]:
-        """counts @ columns in float32, a few rows at a time (small blocks stay in cache); exact for
-        the float32-exact columns `_exact_in_float32` admits."""
+    def matmul(self, columns: NDArray[Any]) -> NDArray[np.float64]:
+        """counts @ columns, a few rows at a time (small blocks stay in cache).
+
+        float32 columns are multiplied in float32, exact for the columns `_exact_in_float32`
+        admits; float64 columns in float64 (exact to rounding for any values).
+        """
         counts = self.counts
-        rhs = np.asarray(columns, dtype=np.float32)
+        dtype = np.float32 if np.asarray(columns).dtype == np.float32 else np.float64
+        rhs = np.asarray(columns, dtype=dtype)
+        if counts.dtype == dtype and dtype == np.float32:
+            return np.asarray(np.matmul(counts, rhs), dtype=np.float64)  # one BLAS product over the whole matrix
         out = np.empty((counts.shape[0], rhs.shape[1]))
         step = max(1, _SMALL_CELLS // max(1, counts.shape[1]))
         for start in range(0, counts.shape[0], step):
-            out[start:start + step] = counts[start:start + step].astype(np.float32) @ rhs
+            out[start:start + step] = np.matmul(counts[start:start + step].astype(dtype), rhs)
         return out
 
 
-#: The draw counts of the last few (k, n_boot, seed): a report's statistics share their prompts.
-_DRAWS: dict[tuple[int, int, int], _DrawCounts] = {}
-_DRAWS_KEPT = 4
-
-
-def _draw_counts(k: int, n_boot: int, seed: int) -> _DrawCounts:
-    key = (k, n_boot, seed)
-    found = _DRAWS.pop(key, None)
-    if found is None:
-        found = _DrawCounts(k, n_boot, seed)
-    _DRAWS[key] = found  # most recently used last
-    while len(_DRAWS) > _DRAWS_KEPT:
-        _DRAWS.pop(next(iter(_DRAWS)))
-    return found
-
-
-#: Prompts a statistic must cover before it uses the run's shared draws; below this the report
-#: uses the cluster-t interval anyway, and a small subset is better served by its own draws.
+#: Prompts a statistic must cover before it uses a report's draws over the whole run; below this
+#: `mean_ci` uses the cluster-t interval anyway, and a small subset is better served by its own draws.
 SHARED_MIN_CLUSTERS = 30
-#: The largest shared draw set (n_boot x prompts, kept as float32): 64 M cells, 256 MB.
-_SHARED_MAX_CELLS = 1 << 26
+#: The largest draw count matrix kept as float32 (n_boot x prompts): 64 M cells, 256 MB.
+_MAX_CELLS = 1 << 26
 
 
-class _SharedDraws:
-    """One set of draws over every prompt of a run, made on first use (see `shared_draws`).
+class Draws:
+    """The bootstrap draws over prompts numbered 0..n_clusters-1: a value, passed to every statistic that resamples.
 
-    Kept as float32 (exact for counts): every statistic is then one BLAS product of the
-    whole matrix with its per-prompt sums, zero for prompts it does not cover, which is
-    cheaper than gathering a subset's columns.
+    Why a value and not a context: a report computes dozens of intervals over subsets of one
+    run's prompts (a judge, a section, a criterion). The report makes one `Draws` over the
+    run's K prompts from (K, n_boot, seed) and hands it to each statistic, so the figures
+    depend only on the arguments: the same in any thread, notebook or report. A statistic
+    given none makes its own from (its prompt count, n_boot, seed).
+
+    Resample b is `cluster_resamples(K, n_boot, seed)`'s row b. An interval over all K
+    prompts uses exactly its own draws; one over a subset S uses the same resamples
+    restricted to S: each prompt of S is drawn Binomial(K, 1/K) times, about Poisson(1),
+    the Poisson (weighted) cluster bootstrap (docs/statistics.md says why that is sound).
+    The counts (n_boot x K, float32, exact for counts) are made on first use, under a
+    lock, so one `Draws` may be shared between threads.
     """
 
-    def __init__(self, n_clusters: int, n_boot: int, seed: int) -> None:
-        self.n_clusters, self.n_boot, self.seed = n_clusters, n_boot, seed
-        self._counts: NDArray[np.float32] | None = None
+    __slots__ = ("n_clusters", "n_boot", "seed", "_counts", "_lock")
 
-    def counts(self) -> NDArray[np.float32]:
-        if self._counts is None:
-            self._counts = _DrawCounts(self.n_clusters, self.n_boot, self.seed, np.float32).counts
-        return self._counts
+    def __init__(self, n_clusters: int, n_boot: int = 2000, seed: int = 0) -> None:
+        if n_clusters < 0 or n_boot < 1:
+            raise ValueError(f"need n_clusters >= 0 and n_boot >= 1, got {n_clusters}, {n_boot}")
+        self.n_clusters, self.n_boot, self.seed = int(n_clusters), int(n_boot), int(seed)
+        self._counts: _DrawCounts | None = None
+        self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"Draws(n_clusters={self.n_clusters}, n_boot={self.n_boot}, seed={self.seed})"
 
-_LOCAL = threading.local()
+    @property
+    def fits(self) -> bool:
+        """Whether the count matrix is small enough to keep (`_MAX_CELLS`); else statistics gather per chunk."""
+        return self.n_clusters * self.n_boot <= _MAX_CELLS
 
+    def counts(self) -> _DrawCounts:
+        """How often each prompt is drawn in each resample (made once, on first use)."""
+        with self._lock:
+            if self._counts is None:
+                # float32 (one BLAS product, exact for counts) when it fits; else one byte a count.
+                self._counts = _DrawCounts(self.n_clusters, self.n_boot, self.seed,
+                                           np.float32 if self.fits else np.uint8)
+            return self._counts
 
-@contextmanager
-def shared_draws(n_clusters: int, n_boot: int, seed: int) -> Iterator[None]:
-    """Within the block, mean bootstraps over prompts numbered 0..n_clusters-1 share one set of draws.
+    def totals(self, blocks: Sequence[tuple[NDArray[np.int64], NDArray[np.float64]]]) -> list[NDArray[np.float64]]:
+        """Per-resample totals of each block's columns, in as few matrix products as the exactness allows.
 
-    Why: a report computes dozens of intervals over different subsets of one run's
-    prompts (a judge, a section, a criterion). Drawing for each subset size separately
-    made the draws most of a 100,000-judgment report (benchmarks/report_scale.py).
-    Here the run's K prompts are resampled once (n_boot multinomial draws of K); an
-    interval over a subset S of them uses the same resamples restricted to S: each
-    prompt of S is drawn Binomial(K, 1/K) times, about Poisson(1), so over a subset
-    this is the Poisson (weighted) cluster bootstrap, and over all K prompts it is
-    exactly the multinomial one. The statistic is a ratio (the drawn prompts' row sums
-    over their row counts), so the varying number of drawn prompts cancels to first
-    order (docs/statistics.md). Only statistics whose `clusters` are these integer
-    prompt numbers, with at least `SHARED_MIN_CLUSTERS` prompts and the same n_boot
-    and seed, take part; all others draw for themselves as outside the block. Per
-    thread, so concurrent reports in one process never share draws.
-    """
-    previous = getattr(_LOCAL, "shared", None)
-    fits = 0 < n_clusters and n_clusters * n_boot <= _SHARED_MAX_CELLS
-    _LOCAL.shared = _SharedDraws(n_clusters, n_boot, seed) if fits else None
-    try:
-        yield
-    finally:
-        _LOCAL.shared = previous
-
-
-def shared_totals(blocks: Sequence[tuple[NDArray[np.int64], NDArray[np.float64]]], n_boot: int,
-                  seed: int) -> list[NDArray[np.float64] | None]:
-    """Per-resample totals of each block's columns, from the shared draws, in one matrix product.
-
-    A block is (sorted run prompt numbers, one row of columns per prompt). Its entry is
-    None when no shared draw set applies to it (outside `shared_draws`, another layout,
-    too few prompts, numbers outside the run, or totals that float32 would not hold
-    exactly); the caller then draws for itself. Computing several statistics' totals
-    in one product matters: each product reads the whole n_boot x prompts matrix.
-    """
-    shared: _SharedDraws | None = getattr(_LOCAL, "shared", None)
-    out: list[NDArray[np.float64] | None] = [None] * len(blocks)
-    if shared is None or shared.n_boot != n_boot or shared.seed != seed:
+        A block is (sorted prompt numbers in 0..n_clusters-1, one row of columns per prompt).
+        Blocks whose totals float32 holds exactly (halves and whole numbers: outcomes, score
+        differences, counts) share one float32 product; any other block (probabilities) is
+        multiplied in float64, so every block's totals are exact to float64 rounding whatever
+        its values. One product for many statistics matters: each reads the whole matrix.
+        """
+        for prompts, _ in blocks:
+            if len(prompts) and (int(prompts[0]) < 0 or int(prompts[-1]) >= self.n_clusters):
+                raise ValueError(f"prompt numbers must lie in 0..{self.n_clusters - 1}")
+        out: list[NDArray[np.float64]] = [np.zeros((self.n_boot, 0))] * len(blocks)
+        exact = [i for i, (_, cols) in enumerate(blocks) if _exact_in_float32(cols[:, 0], cols[:, 1:], self.n_clusters)]
+        rest = [i for i in range(len(blocks)) if i not in set(exact)]
+        for group, dtype in ((exact, np.float32), (rest, np.float64)):
+            if not group:
+                continue
+            full = np.zeros((self.n_clusters, sum(blocks[i][1].shape[1] for i in group)), dtype=dtype)
+            at = []
+            col = 0
+            for i in group:
+                prompts, columns = blocks[i]
+                full[prompts, col:col + columns.shape[1]] = columns
+                at.append((i, col, columns.shape[1]))
+                col += columns.shape[1]
+            product = self.counts().matmul(full)
+            for i, start, width in at:
+                out[i] = product[:, start:start + width]
         return out
-    usable = [i for i, (prompts, columns) in enumerate(blocks)
-              if len(prompts) >= SHARED_MIN_CLUSTERS and int(prompts[0]) >= 0 and int(prompts[-1]) < shared.n_clusters
-              and _exact_in_float32(columns[:, 0], columns[:, 1:], shared.n_clusters)]
-    if not usable:
-        return out
-    full = np.zeros((shared.n_clusters, sum(blocks[i][1].shape[1] for i in usable)), dtype=np.float32)
-    at = []
-    col = 0
-    for i in usable:
-        prompts, columns = blocks[i]
-        full[prompts, col:col + columns.shape[1]] = columns
-        at.append((i, col, columns.shape[1]))
-        col += columns.shape[1]
-    product = np.asarray(shared.counts() @ full, dtype=np.float64)
-    for i, start, width in at:
-        out[i] = product[:, start:start + width]
-    return out
 
 
 def _exact_in_float32(sums: NDArray[Any], sizes: NDArray[np.float64], k: int) -> bool:

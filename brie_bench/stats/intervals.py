@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from brie_bench.stats import special
 
-from brie_bench.stats.draws import _cluster_codes, _draw_counts, _exact_in_float32, cluster_resamples, shared_totals
+from brie_bench.stats.draws import SHARED_MIN_CLUSTERS, Draws, _cluster_codes, cluster_resamples
 from brie_bench.stats.outcomes import _NAN, _check_level, _same_length
 
 
@@ -93,6 +93,7 @@ def clustered_bootstrap_ci(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    draws: Draws | None = None,
 ) -> Interval:
     """Percentile bootstrap interval that resamples whole clusters (prompts) with replacement.
 
@@ -107,18 +108,16 @@ def clustered_bootstrap_ci(
     two prompts no interval exists (every resample is the same prompt), so the bounds
     are NaN. For the mean (the default, and what a win rate is) the work is
     vectorised: each resample's mean is (sum of the drawn prompts' row sums) / (sum of
-    their row counts). When those sums are halves and whole numbers (outcomes, score
-    differences) it is one matrix product of the shared draw counts (`_DrawCounts`, or a
-    report's run-wide `shared_draws`) with the per-prompt sums, exact in float32; otherwise
-    one gather per chunk. Any other `stat` is called once per resample on the expanded
-    rows. Resamples come from
+    their row counts), one matrix product of the draw counts with the per-prompt sums
+    (`mean_bootstrap_cis`, which also says what `draws` does). Any other `stat` is called
+    once per resample on the expanded rows, from its own draws. Resamples come from
     `cluster_resamples(K, n_boot, seed)` with prompts numbered in sorted-id order.
     """
     _check_level(level)
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     if _is_mean(stat):
-        return mean_bootstrap_cis([values], clusters, n_boot=n_boot, level=level, seed=seed)[0]
+        return mean_bootstrap_cis([values], clusters, n_boot=n_boot, level=level, seed=seed, draws=draws)[0]
     v, codes = _valid_rows(values, clusters)
     method = "cluster-bootstrap" if clusters is not None else "bootstrap"
     if v.size == 0:
@@ -147,14 +146,12 @@ def _percentile(boots: NDArray[np.float64], estimate: float, level: float, metho
 
 @dataclass
 class _MeanParts:
-    """What a mean's bootstrap needs: per-prompt row sums and row counts, and which prompts they are."""
+    """What a mean's bootstrap needs: per-prompt row sums and row counts."""
 
     estimate: float
     n: int
     sums: NDArray[np.float64]
     sizes: NDArray[np.float64]
-    #: The prompts' run numbers (sorted) when `clusters` are integers, else None.
-    prompts: NDArray[np.int64] | None
 
     @property
     def columns(self) -> NDArray[np.float64]:
@@ -163,16 +160,28 @@ class _MeanParts:
 
 
 def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int = 2000,
-                       level: float = 0.95, seed: int = 0) -> list[Interval]:
+                       level: float = 0.95, seed: int = 0, draws: Draws | None = None) -> list[Interval]:
     """`clustered_bootstrap_ci` of the mean for several value columns over the same rows and prompts.
 
     Each column keeps its own valid rows (NaN dropped per column) and its own interval,
-    exactly as one call per column would give; inside a report's `shared_draws` the
-    columns' resample totals come from one matrix product instead of one each.
+    exactly as one call per column would give. Each resample's mean is the drawn prompts'
+    row sums over their row counts: one matrix product of the draw counts with per-prompt
+    (sums, counts), all columns in as few products as `Draws.totals` allows.
+
+    Which draws, decided by the arguments alone:
+
+    * `draws` given (a report's `Draws` over its whole run): `clusters` must be the run's
+      prompt numbers (integers in 0..draws.n_clusters-1) and `n_boot`/`seed` the draws' own;
+      a column over all of them, or over at least `SHARED_MIN_CLUSTERS` of them, uses those
+      draws (over a subset: the Poisson-weighted cluster bootstrap, `Draws`);
+    * otherwise, or for a smaller subset: the column's own draws, `Draws(K, n_boot, seed)`
+      over its K prompts numbered in sorted-id order (the plain cluster bootstrap).
     """
     _check_level(level)
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if draws is not None and (draws.n_boot, draws.seed) != (n_boot, seed):
+        raise ValueError(f"draws were made for n_boot={draws.n_boot}, seed={draws.seed}, not {n_boot}, {seed}")
     method = "cluster-bootstrap" if clusters is not None else "bootstrap"
     values = [np.asarray(col, dtype=float) for col in columns]
     if not values:
@@ -183,10 +192,15 @@ def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None,
             raise ValueError(f"values must be one-dimensional, got shape {v.shape}")
         _same_length("values", v, n)
     codes = _cluster_codes(clusters, n)
-    numbers = np.asarray(clusters) if clusters is not None else None
-    run_numbers = numbers if numbers is not None and numbers.dtype.kind in "iu" else None
+    numbers: NDArray[np.int64] | None = None
+    if draws is not None:
+        given = np.asarray(clusters) if clusters is not None else np.zeros(0)
+        if given.dtype.kind not in "iu":
+            raise ValueError("with draws, clusters must be the run's integer prompt numbers")
+        numbers = given.astype(np.int64)
     out: list[Interval | None] = [None] * len(values)
-    parts: list[tuple[int, _MeanParts]] = []
+    own: dict[int, Draws] = {}
+    jobs: dict[Draws, list[tuple[int, _MeanParts, NDArray[np.int64]]]] = {}
     for i, v in enumerate(values):
         keep = ~np.isnan(v)
         kept = v[keep]
@@ -199,29 +213,17 @@ def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None,
         if k < 2:
             out[i] = Interval(estimate, _NAN, _NAN, level, method, int(kept.size), k)
             continue
-        parts.append((i, _MeanParts(estimate, int(kept.size), np.bincount(g, weights=kept, minlength=k).astype(float),
-                                    np.bincount(g, minlength=k).astype(float),
-                                    None if run_numbers is None else np.unique(run_numbers[keep]).astype(np.int64))))
-    blocks = [(j, part.prompts) for j, (_, part) in enumerate(parts) if part.prompts is not None]
-    shared = shared_totals([(prompts, parts[j][1].columns) for j, prompts in blocks], n_boot, seed)
-    from_shared = {j: totals for (j, _), totals in zip(blocks, shared)}
-    for j, (i, part) in enumerate(parts):
-        k = len(part.sums)
-        totals = from_shared.get(j)
-        if totals is None and _exact_in_float32(part.sums, part.sizes, k):
-            # Per-cluster sums only: resample b's totals are (times each prompt was drawn) @ sums.
-            # Every total is a multiple of 1/2 below 2**23, so float32 sums are exact and the
-            # figures are bit-identical to summing the drawn prompts one by one (the path below).
-            totals = _draw_counts(k, n_boot, seed).matmul(part.columns)
-        if totals is not None:
-            boots = totals[:, 0] / totals[:, 1]
+        part = _MeanParts(estimate, int(kept.size), np.bincount(g, weights=kept, minlength=k).astype(float),
+                          np.bincount(g, minlength=k).astype(float))
+        if draws is not None and numbers is not None and (k == draws.n_clusters or k >= SHARED_MIN_CLUSTERS):
+            prompts, use = np.unique(numbers[keep]).astype(np.int64), draws
         else:
-            boots = np.empty(n_boot)
-            done = 0
-            for idx in cluster_resamples(k, n_boot, seed):
-                boots[done:done + len(idx)] = part.sums[idx].sum(axis=1) / part.sizes[idx].sum(axis=1)
-                done += len(idx)
-        out[i] = _percentile(boots, part.estimate, level, method, part.n, k)
+            prompts, use = np.arange(k, dtype=np.int64), own.setdefault(k, Draws(k, n_boot, seed))
+        jobs.setdefault(use, []).append((i, part, prompts))
+    for use, items in jobs.items():
+        totals = use.totals([(prompts, part.columns) for _, part, prompts in items])
+        for (i, part, _), tot in zip(items, totals):
+            out[i] = _percentile(tot[:, 0] / tot[:, 1], part.estimate, level, method, part.n, len(part.sums))
     return [ci for ci in out if ci is not None]
 
 
@@ -452,26 +454,29 @@ def _side_bounds(sums: NDArray[np.float64], sizes: NDArray[np.float64], mean: fl
 
 
 def mean_ci(values: ArrayLike, clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-            bounds: tuple[float, float] | None = None, min_boot_clusters: int | None = None) -> Interval:
+            bounds: tuple[float, float] | None = None, min_boot_clusters: int | None = None,
+            draws: Draws | None = None) -> Interval:
     """Clustered interval for a mean that is not a 0/1 rate (score differences, probabilities).
 
     The percentile bootstrap, or, when `min_boot_clusters` is given and fewer prompts
     have a valid row, `cluster_t_ci` clipped to `bounds`: the same switch as `rate_ci`
-    and for the same reason (with few prompts the bootstrap under-covers).
+    and for the same reason (with few prompts the bootstrap under-covers). `draws`: see
+    `mean_bootstrap_cis`.
     """
     return mean_cis([values], clusters, n_boot=n_boot, level=level, seed=seed, bounds=bounds,
-                    min_boot_clusters=min_boot_clusters)[0]
+                    min_boot_clusters=min_boot_clusters, draws=draws)[0]
 
 
 def mean_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int = 2000, level: float = 0.95,
              seed: int = 0, bounds: tuple[float, float] | None = None,
-             min_boot_clusters: int | None = None) -> list[Interval]:
+             min_boot_clusters: int | None = None, draws: Draws | None = None) -> list[Interval]:
     """`mean_ci` for several columns over the same rows (one per scoring criterion), computed together."""
-    return _chosen_cis(columns, clusters, n_boot, level, seed, min_boot_clusters, bounds)
+    return _chosen_cis(columns, clusters, n_boot, level, seed, min_boot_clusters, bounds, draws)
 
 
 def _chosen_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot: int, level: float, seed: int,
-                min_boot_clusters: int | None, bounds: tuple[float, float] | None) -> list[Interval]:
+                min_boot_clusters: int | None, bounds: tuple[float, float] | None,
+                draws: Draws | None = None) -> list[Interval]:
     """Per column, the interval `mean_ci` would choose; the bootstraps computed together."""
     values = [np.asarray(col, dtype=float) for col in columns]
     codes = _cluster_codes(clusters, len(values[0])) if values else np.zeros(0, dtype=np.intp)
@@ -485,7 +490,7 @@ def _chosen_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot
         else:
             boot.append(i)
     for i, ci in zip(boot, mean_bootstrap_cis([values[i] for i in boot], clusters, n_boot=n_boot, level=level,
-                                              seed=seed)):
+                                              seed=seed, draws=draws)):
         out[i] = ci
     return [ci for ci in out if ci is not None]
 

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from brie_bench.stats import special
 
+from brie_bench.stats.draws import Draws
 from brie_bench.stats.intervals import Interval, mean_ci, mean_cis
 from brie_bench.stats.outcomes import _NAN, _same_length
 
@@ -109,12 +110,14 @@ def criterion_differences(
     level: float = 0.95,
     seed: int = 0,
     min_boot_clusters: int | None = None,
+    draws: Draws | None = None,
 ) -> dict[str, CriterionDifference]:
     """Per criterion, mean (fine-tune score − baseline score) with a clustered interval.
 
     The difference is taken within each judgment (the same judge scored both answers
     at once), which removes the judge's overall harshness from the comparison. Rows
-    where either score is missing (NaN) are dropped for that criterion only.
+    where either score is missing (NaN) are dropped for that criterion only. `draws`:
+    a report's draws over its run (`stats.mean_bootstrap_cis`).
     """
     if set(scores_ft) != set(scores_base):
         raise ValueError(f"criteria differ: {sorted(scores_ft)} vs {sorted(scores_base)}")
@@ -128,7 +131,7 @@ def criterion_differences(
         diffs.append(np.where(both, ft - base, np.nan))
         means[name] = (float(ft[both].mean()) if both.any() else _NAN, float(base[both].mean()) if both.any() else _NAN)
     cis = mean_cis(diffs, clusters, n_boot=n_boot, level=level, seed=seed, bounds=(-4.0, 4.0),
-                   min_boot_clusters=min_boot_clusters)  # every criterion's bootstrap in one pass over the draws
+                   min_boot_clusters=min_boot_clusters, draws=draws)  # every criterion in one pass over the draws
     return {name: CriterionDifference(name, *means[name], ci) for name, ci in zip(scores_ft, cis)}
 
 
@@ -139,16 +142,17 @@ def logprob_preference(
     level: float = 0.95,
     seed: int = 0,
     min_boot_clusters: int | None = None,
+    draws: Draws | None = None,
 ) -> Interval:
     """Mean probability the judge gives to the fine-tune winning, with a clustered interval.
 
     Read from the judge's token log-probabilities, it is a graded preference: it keeps
     information a hard verdict throws away (a 51/49 call and a 99/1 call both count as
-    one win). NaN rows (no logprobs) are dropped.
+    one win). NaN rows (no logprobs) are dropped. `draws`: as in `criterion_differences`.
     """
     p = np.asarray(p_ft, dtype=float)
     finite = p[~np.isnan(p)]
     if ((finite < 0) | (finite > 1)).any():
         raise ValueError("p_ft must be probabilities in [0, 1] (or NaN)")
     return mean_ci(p, clusters, n_boot=n_boot, level=level, seed=seed, bounds=(0.0, 1.0),
-                   min_boot_clusters=min_boot_clusters)
+                   min_boot_clusters=min_boot_clusters, draws=draws)

@@ -125,7 +125,8 @@ def is_tiny(model_id: str) -> bool:
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The Brie Bench cache folder: the argument, else $BRIE_BENCH_CACHE, else ~/.cache/brie-bench."""
+    """The Brie Bench cache folder: the argument, else $BRIE_BENCH_CACHE, else $XDG_CACHE_HOME/brie-bench,
+    else ~/.cache/brie-bench (the XDG base-directory default)."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     from brie_bench import envvars
@@ -133,6 +134,9 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     env = envvars.cache_dir()
     if env is not None:
         return env
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the spec: a relative value is invalid and is ignored
+        return Path(xdg) / "brie-bench"
     return Path.home() / ".cache" / "brie-bench"
 
 

@@ -1,4 +1,4 @@
-"""The plugin contract stays one small page, and each rule behind it lives in one place (issue #16).
+"""The plugin contract stays one small page, and each rule behind it lives in one place.
 
 * `brie_bench.api` holds only the contract; helpers have public modules of their own, and the
   built-in plugins import nothing but those public modules (they are the examples authors copy).
@@ -38,9 +38,10 @@ PUBLIC_MODULES = {"brie_bench.api", "brie_bench.verdicts", "brie_bench.http_help
 #: What the contract is: nothing else may be exported by brie_bench.api.
 CONTRACT = {"hookimpl", "PROJECT_NAME", "ModelBackend", "BackendOptions", "Judge", "JudgeOptions", "Limits",
             "BackendContext", "JudgeContext", "BatchBackend", "ChoiceLogprobs", "stable_hash", "resolve_relative",
+            "RemoteBackend", "RemoteOptions",
             "CallError", "ErrorKind", "TransientError", "PermanentError", "InputError", "MissingKeyError",
             "PluginError",
-            "StopRun", "BlindedPair", "GenerationRequest", "GenerationResult", "JudgeResult", "Message",
+            "StopRun", "BlindedPair", "GenerationRequest", "GenerationResult", "JudgeResult", "Message", "ModelSource",
             "SamplingParams", "Usage", "DEFAULT_CRITERIA", "LABELS", "Label", "LabelVerdict"}
 
 

@@ -177,3 +177,46 @@ def test_several_candidates_head_groups_of_judge_rows(tmp_path: Path, captured: 
     assert code == 0, output
     assert "candidate / judge" in output
     assert_reads_well(captured, output)
+
+
+def _invoke_at(width: int, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(FIXTURE_PLUGINS), *args], env={"COLUMNS": str(width)})
+    return result.exit_code, result.output
+
+
+def test_legends_notes_urls_and_totals_break_only_between_whole_items(scripted_db: Path,
+                                                                        tmp_path: Path) -> None:
+    """Issue 26: "· inv ⏎ invalid, never counted", "-> ⏎ https://api.anthropic.com" and "total ⏎ $0.8002"."""
+    code, output = invoke("--db", str(scripted_db), "report")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert any("inv invalid, never counted" in line for line in lines), output
+    code, output = invoke("--db", str(tmp_path / "x.db"), "run", str(REPO / "suites" / "multi_domain.yaml"),
+                          "--dry-run")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert all(cell_len(line) <= WIDTH for line in lines)
+    urls = [line for line in lines if "https://" in line]
+    assert urls and all("-> https://" in line for line in urls), output  # a URL never leaves its arrow
+    assert not any(line.rstrip().endswith("->") for line in lines), output
+    assert any("judge judge calls" in line for line in lines) and any("total $" in line for line in lines)
+    code, output = _invoke_at(120, "--db", str(tmp_path / "x.db"), "run",
+                              str(REPO / "suites" / "multi_domain.yaml"), "--dry-run")
+    assert code == 0 and any("total $0.8002" in line for line in output.splitlines()), output
+    code, output = invoke("validate", str(REPO / "suites" / "multi_domain.yaml"))
+    assert code == 0, output
+    assert all(cell_len(line) <= WIDTH for line in output.splitlines()), output
+    assert all("-> https://" in line for line in output.splitlines() if "https://" in line), output
+
+
+def test_pack_breaks_only_between_items() -> None:
+    from brie_bench.termtable import pack
+
+    items = ["W/L/T comparisons won/lost/tied", "inv invalid, never counted", "win% ties count half",
+             "fail judge calls still failed; a rerun retries them", "retried failed attempts tried again"]
+    for width in range(20, 120, 7):
+        lines = pack(items, width, hang="  ")
+        assert " · ".join(line.strip() for line in lines) == " · ".join(items)  # every item whole, in order
+        assert all(cell_len(line) <= width or line.strip() in items for line in lines)
+        assert not any(line.rstrip().endswith("·") or line.lstrip().startswith("·") for line in lines)
+    assert pack(["a", "", "b"], 80) == ["a · b"]

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from brie_bench.preflight import Source, check_models, describe, missing_lines
+from brie_bench.api import ModelSource as Source
+from brie_bench.preflight import check_models, describe, missing_lines
 from brie_bench.run import library_output_to
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Issue 17: the per-prompt-sum bootstrap and the scipy.special statistics give the report's old figures.
+"""Speed without new figures: the per-prompt-sum bootstrap and the scipy.special statistics give the report's old figures.
 
 The clustered bootstrap of a mean now multiplies how often each prompt was drawn by
 per-prompt sums (with the draws shared between statistics over the same prompts);

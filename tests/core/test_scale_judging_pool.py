@@ -1,4 +1,4 @@
-"""Issue 17: judging runs a fixed pool of workers per judge, their starts paced (`brie_bench.engine`).
+"""Judging runs a fixed pool of workers per judge, their starts paced (`brie_bench.engine`).
 
 Pinned here: through the real engine, the `llm` judge and the `openai` backend over
 loopback HTTP, the pool keeps the concurrency limit's C calls in flight at once and

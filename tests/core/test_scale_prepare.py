@@ -1,4 +1,4 @@
-"""Issue 17: the provider backends import their SDK and build their client in `prepare()`.
+"""The provider backends import their SDK and build their client in `prepare()`.
 
 `brie-bench run` calls `prepare()` in the main thread before the event loop starts, so
 the first judging call no longer imports the SDK inside the loop (which held up every

@@ -1,7 +1,7 @@
-"""One set of bootstrap draws per report (`stats.shared_draws`) and batched intervals.
+"""One set of bootstrap draws per report (`stats.Draws`, passed to each statistic) and batched intervals.
 
 A report computes dozens of prompt-clustered intervals over subsets of one run's
-prompts. Inside `shared_draws` they all use one multinomial resample of the run's K
+prompts. Given the report's `Draws` they all use one multinomial resample of the run's K
 prompts: over all K prompts that is exactly the statistic's own bootstrap (same draws,
 same digits); over a subset it is the Poisson-weighted cluster bootstrap. These tests
 check both claims, that batching several columns changes no digit, and that the subset
@@ -32,8 +32,7 @@ def _run(rng: np.random.Generator, k: int, per_prompt: int = 3, rate: float = 0.
 def test_over_all_prompts_the_shared_draws_are_the_statistics_own() -> None:
     out, clusters = _run(np.random.default_rng(1), 120)
     alone = S.mean_ci(out, clusters, n_boot=N_BOOT, seed=SEED)
-    with S.shared_draws(120, N_BOOT, SEED):
-        shared = S.mean_ci(out, clusters, n_boot=N_BOOT, seed=SEED)
+    shared = S.mean_ci(out, clusters, n_boot=N_BOOT, seed=SEED, draws=S.Draws(120, N_BOOT, SEED))
     assert (shared.low, shared.high, shared.estimate) == (alone.low, alone.high, alone.estimate)
 
 
@@ -41,9 +40,8 @@ def test_a_subset_uses_the_shared_draws_and_stays_close_to_its_own_bootstrap() -
     out, clusters = _run(np.random.default_rng(2), 400)
     subset = clusters % 4 == 1  # 100 of the run's 400 prompts, as one section of four
     alone = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
-    with S.shared_draws(400, N_BOOT, SEED):
-        shared = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
-        other_seed = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED + 1)
+    shared = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED, draws=S.Draws(400, N_BOOT, SEED))
+    other_seed = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED + 1)
     assert shared.method == alone.method == "cluster-bootstrap"
     assert shared.estimate == alone.estimate
     assert (shared.low, shared.high) != (alone.low, alone.high)  # really the shared draws, not its own
@@ -57,13 +55,12 @@ def test_batched_columns_give_the_same_digits_as_one_call_each() -> None:
     out, clusters = _run(np.random.default_rng(3), 90)
     strict = S.strict_outcomes(out)
     diffs = np.where(np.isnan(out), np.nan, np.round(out * 4) - 2)
-    for shared in (False, True):
-        with S.shared_draws(90 if shared else 0, N_BOOT, SEED):
-            one_by_one = [S.rate_ci(out, clusters), S.rate_ci(strict, clusters)]
-            together = S.rate_cis([out, strict], clusters)
-            means = S.mean_cis([diffs, out], clusters, bounds=(-4.0, 4.0), min_boot_clusters=30)
-            means_alone = [S.mean_ci(diffs, clusters, bounds=(-4.0, 4.0), min_boot_clusters=30),
-                           S.mean_ci(out, clusters, bounds=(-4.0, 4.0), min_boot_clusters=30)]
+    for draws in (None, S.Draws(90, N_BOOT, SEED)):
+        one_by_one = [S.rate_ci(out, clusters), S.rate_ci(strict, clusters)]
+        together = S.rate_cis([out, strict], clusters)
+        means = S.mean_cis([diffs, out], clusters, bounds=(-4.0, 4.0), min_boot_clusters=30, draws=draws)
+        means_alone = [S.mean_ci(diffs, clusters, bounds=(-4.0, 4.0), min_boot_clusters=30, draws=draws),
+                       S.mean_ci(out, clusters, bounds=(-4.0, 4.0), min_boot_clusters=30, draws=draws)]
         assert together == one_by_one
         assert means == means_alone
 
@@ -72,10 +69,13 @@ def test_small_subsets_and_names_draw_for_themselves() -> None:
     out, clusters = _run(np.random.default_rng(4), 200)
     small = clusters < 20  # below SHARED_MIN_CLUSTERS prompts
     names = np.asarray([f"p{c}" for c in clusters], dtype=object)
-    with S.shared_draws(200, N_BOOT, SEED):
-        inside = S.clustered_bootstrap_ci(out[small], clusters[small], n_boot=N_BOOT, seed=SEED)
-        by_name = S.clustered_bootstrap_ci(out, names, n_boot=N_BOOT, seed=SEED)
+    draws = S.Draws(200, N_BOOT, SEED)
+    inside = S.clustered_bootstrap_ci(out[small], clusters[small], n_boot=N_BOOT, seed=SEED, draws=draws)
     assert inside == S.clustered_bootstrap_ci(out[small], clusters[small], n_boot=N_BOOT, seed=SEED)
+    # Names are not run prompt numbers: given draws they are refused, not silently resampled apart.
+    with pytest.raises(ValueError, match="integer prompt numbers"):
+        S.clustered_bootstrap_ci(out, names, n_boot=N_BOOT, seed=SEED, draws=draws)
+    by_name = S.clustered_bootstrap_ci(out, names, n_boot=N_BOOT, seed=SEED)
     assert by_name == S.clustered_bootstrap_ci(out, names, n_boot=N_BOOT, seed=SEED)
 
 
@@ -88,14 +88,14 @@ def test_subset_intervals_from_shared_draws_keep_their_coverage() -> None:
     rng = np.random.default_rng(5)
     covered = 0
     reps, k = 300, 160
+    draws = S.Draws(k, N_BOOT, SEED)
     for _ in range(reps):
         clusters = np.repeat(np.arange(k), 2)
         p = rng.uniform(0.35, 0.85, size=k)
         out = (rng.random(len(clusters)) < p[clusters]).astype(float)
         subset = clusters % 4 == 0
         truth = 0.6  # mean of uniform(0.35, 0.85)
-        with S.shared_draws(k, N_BOOT, SEED):
-            ci = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED)
+        ci = S.mean_ci(out[subset], clusters[subset], n_boot=N_BOOT, seed=SEED, draws=draws)
         assert ci.method == "cluster-bootstrap"
         covered += ci.low <= truth <= ci.high
     assert 0.91 <= covered / reps <= 0.99

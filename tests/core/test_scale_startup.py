@@ -1,4 +1,4 @@
-"""Issue 17: what `--help` and `report --json` import, and what `report --json` reads.
+"""Start-up cost: what `--help` and `report --json` import, and what `report --json` reads.
 
 Start-up time is mostly imports, so the guard is on the imports themselves (never on a
 time): each command runs as a fresh process, and the modules it loaded are listed at

@@ -96,3 +96,35 @@ def test_smoke_killed_and_resumed_loses_nothing_and_repeats_nothing(tmp_path, cl
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     assert conn.execute("SELECT COUNT(DISTINCT unit_key) FROM judgments").fetchone()[0] == TOTAL_JUDGMENTS
+
+
+def test_summary_cost_table_and_json_give_one_call_count(tmp_path, cli_env):
+    """Issue 26: a call is one answer or one verdict (`brie_bench.calls`), whatever the batch size, so the
+    summary, the JSON's cost block and the HTML cost table agree on a fresh run."""
+    import json
+
+    from brie_bench.calls import DEFINITION
+
+    db = tmp_path / "smoke.db"
+    first = subprocess.run([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(SMOKE)],
+                           capture_output=True, text=True, env=cli_env, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    m = re.search(r"model calls: (\d+),", " ".join(first.stdout.split()))
+    assert m, first.stdout
+    summary_calls = int(m.group(1))
+    assert summary_calls == TOTAL_GENERATIONS + TOTAL_JUDGMENTS  # the smoke contenders answer in batches
+    report = subprocess.run([sys.executable, "-m", "brie_bench", "report", "--db", str(db), "--json"],
+                            capture_output=True, text=True, env=cli_env, timeout=120)
+    assert report.returncode == 0, report.stderr
+    cost = json.loads(report.stdout)["cost"]
+    assert cost["calls"] == summary_calls
+    assert sum(c["calls"] for c in cost["contenders"] + cost["judges"]) == summary_calls
+    html = tmp_path / "r.html"
+    made = subprocess.run([sys.executable, "-m", "brie_bench", "report", "--db", str(db), "--html", str(html)],
+                          capture_output=True, text=True, env=cli_env, timeout=120)
+    assert made.returncode == 0, made.stderr
+    page = html.read_text(encoding="utf-8")
+    assert f'<th colspan="2">total</th><th class="n">{summary_calls}</th>' in page
+    assert DEFINITION.split(":")[0].capitalize() in page
+    docs = (REPO / "docs" / "report-schema.md").read_text(encoding="utf-8")
+    assert "a batch of\n8 answers is 8 calls" in docs or "a batch of 8 answers is 8 calls" in docs

@@ -1,4 +1,4 @@
-"""Issue 17: the CLI imports a command's module only when that command runs, and stays the same CLI.
+"""The CLI imports a command's module only when that command runs, and stays the same CLI.
 
 `brie-bench --help` lists `train`, `report`, `export`, `import` and `judge` from a
 static table (`brie_bench.cli.LAZY_COMMANDS`) instead of importing their modules,

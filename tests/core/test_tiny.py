@@ -156,3 +156,15 @@ def test_build_random_qwen2_other_shapes(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
     with pytest.raises(ValueError, match="smaller than the tokenizer"):
         tiny.build_random_qwen2(tmp_path / "bad", vocab=100)
+
+
+def test_cache_root_honours_xdg_cache_home(tmp_path, monkeypatch) -> None:
+    """Issue 26: $BRIE_BENCH_CACHE first, then $XDG_CACHE_HOME/brie-bench, then ~/.cache/brie-bench."""
+    monkeypatch.delenv("BRIE_BENCH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert tiny.cache_root() == tmp_path / "xdg" / "brie-bench"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid under the spec: ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert tiny.cache_root() == tmp_path / "home" / ".cache" / "brie-bench"
+    monkeypatch.setenv("BRIE_BENCH_CACHE", str(tmp_path / "mine"))
+    assert tiny.cache_root() == tmp_path / "mine"

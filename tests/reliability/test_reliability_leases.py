@@ -1,4 +1,4 @@
-"""Several processes on one database share a run through unit leases (issue 12, item 3).
+"""Several processes on one database share a run through unit leases.
 
 * Three `brie-bench run` processes started at once on one new database, against the
   loopback server, make exactly one model call per unit in total; each summary's counts

@@ -1,4 +1,4 @@
-"""Malformed plugin output (issue 12, items 1 and 2): one unit fails with kind `malformed`, the run goes on.
+"""Malformed plugin output: one unit fails with kind `malformed`, the run goes on.
 
 A backend and a judge (tests/reliability_plugins/hostile_output.py, loaded with
 --plugins-dir) return, for prompts marked "[bad]", each kind of value that cannot be

@@ -1,4 +1,4 @@
-"""Hostile plugins (issue 12, item 9, and item 8's --plugins-dir part).
+"""Hostile plugins: failing imports, stray exits and output, and `--plugins-dir`.
 
 * A plugin that calls `sys.exit` at import is a failed plugin with a message, not a silent end.
 * Plugin files are imported once per command.

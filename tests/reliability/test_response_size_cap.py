@@ -1,11 +1,11 @@
-"""A gzip bomb from a provider (issue 23, data loss 5), and the response cap it needs.
+"""A gzip bomb from a provider, and the response cap it needs.
 
 A response of 1 MB on the wire that inflates to 1 GiB was read whole: one call took the
 process to 3.2 GB, and at the default concurrency of 8 the run was killed for memory.
 The provider backends now read every response through `capped_response_hooks`: it is
 decoded in bounded steps and refused past `max_response_mb` (default 32 MiB). Each test
 runs a real `brie-bench run` in a subprocess against a loopback server on 127.0.0.1 and
-reads that process's own peak RSS (`os.wait4`).
+reads that process's own peak RSS (VmHWM, sampled while it runs).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,18 +89,37 @@ def suite_for(url: str, **options: Any) -> dict[str, Any]:
             "sections": [{"name": "s", "prompts": ["Say hello.", "Say goodbye."]}]}
 
 
+def _high_water(pid: int) -> int | None:
+    """The process's own peak resident set (VmHWM) in bytes, or None once it has no memory left to read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None  # a zombie: exited, not yet reaped
+
+
 def run_measured(db: Path, suite: Path) -> tuple[int, str, int]:
-    """(exit code, output, peak RSS in bytes) of `brie-bench run` in a subprocess."""
+    """(exit code, output, peak RSS in bytes) of `brie-bench run` in a subprocess.
+
+    The peak is read from the child's own /proc status (VmHWM) while it runs, not from
+    `wait4`'s ru_maxrss: Linux carries the parent's high-water mark into a child across
+    fork and exec, so inside a long pytest process ru_maxrss reports the test runner's
+    size (over 1 GiB late in the suite), not the run's.
+    """
     log = db.with_suffix(".out")
+    peak = 0
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen([sys.executable, "-m", "brie_bench", "--db", str(db), "--plugins-dir",
                                  str(FIXTURE_PLUGINS), "run", str(suite)], stdout=out, stderr=subprocess.STDOUT,
                                 env=dict(os.environ, COLUMNS="200"))
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            proc.returncode = 0  # reaped here; keep Popen from waiting again
-    return os.waitstatus_to_exitcode(status), log.read_text(encoding="utf-8"), usage.ru_maxrss * 1024
+        while (seen := _high_water(proc.pid)) is not None:
+            peak = max(peak, seen)
+            time.sleep(0.01)
+        code = proc.wait(timeout=60)
+    return code, log.read_text(encoding="utf-8"), peak
 
 
 @pytest.mark.timeout(180)

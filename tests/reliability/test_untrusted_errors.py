@@ -1,4 +1,4 @@
-"""Issue #12, item 14: provider error messages are redacted first, then cut to 400 characters.
+"""Provider error messages are redacted first, then cut to 400 characters.
 
 Cutting first left the head of a key just before the cut (`... sk-test-SECRET12`),
 where no whole-key match could find it, and it reached the `errors` table and

@@ -1,4 +1,4 @@
-"""Issue #12, items 7 and 8: deep nesting and memory bombs are refused with one line, exit 2.
+"""Untrusted input files: deep nesting and memory bombs are refused with one line, exit 2.
 
 Every input that someone else may hand over (a suite, a prompts file, a judging
 template, a training config, training data, a legacy results file) is read

@@ -1,4 +1,4 @@
-"""Issue #13, item 13: the prompt-injection fence, verdict parsing, and the report's verdict-like flag.
+"""The prompt-injection fence, verdict parsing, and the report's verdict-like flag.
 
 * `defang_fences` normalises first (NFKC; zero-width, bidi and other invisible
   characters removed), then defangs every opening bracket of a fence name, so

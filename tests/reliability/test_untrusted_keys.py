@@ -1,4 +1,4 @@
-"""Issue #12, item 12: the environment's default key goes only to the provider's own host.
+"""The environment's default key goes only to the provider's own host.
 
 A suite's `base_url` used to receive `OPENAI_API_KEY` (or the Anthropic or Gemini
 key) whatever host it named. Now a suite that points `base_url` elsewhere must

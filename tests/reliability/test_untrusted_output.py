@@ -1,12 +1,12 @@
-"""Issue #12, items 15, 16 and 17: what Brie Bench prints or writes from a database is safe.
+"""What Brie Bench prints or writes from a database is safe.
 
-* 15: `export --csv` neutralises cells a spreadsheet would run as formulas
+* `export --csv` neutralises cells a spreadsheet would run as formulas
   (`=`, `+`, `-`, `@`: a leading `'`, the OWASP rule), leaves plain numbers
   alone, and `--raw` opts out.
-* 16: data printed to a terminal goes through `textsafe`: export to stdout,
+* data printed to a terminal goes through `textsafe`: export to stdout,
   `import legacy` output (judge names, file names), and the "flipped" lines of
   `report RUN_A RUN_B`.
-* 17: a run id read from a hostile database never becomes a path: report file
+* a run id read from a hostile database never becomes a path: report file
   names are built only from safe characters.
 
 The data comes in through `import legacy`, as a hostile results file would.

@@ -1,4 +1,4 @@
-"""Issue #12, item 11: every path option of a suite stays inside the suite's folder.
+"""Every path option of a suite stays inside the suite's folder.
 
 A suite from someone else named `template: ../../outside.txt` (or `~/.ssh/id_rsa`)
 for the llm judge, and the file's content went to the judge's endpoint. Path

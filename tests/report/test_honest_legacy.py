@@ -1,4 +1,4 @@
-"""Issue #11 on imported legacy data: keep every judgment, cluster by prompt text, read everything the files hold.
+"""Reports on imported legacy data: keep every judgment, cluster by prompt text, read everything the files hold.
 
 The fixtures in tests/fixtures/legacy_real are built like the original 3B exports
 (see build.py there): 57 rows per judge, 42 distinct answer pairs, 15 re-judgments

@@ -1,4 +1,4 @@
-"""Issue #11 on report figures: length bias is flagged, degenerate intervals are never trusted,
+"""Honest report figures: length bias is flagged, degenerate intervals are never trusted,
 bias warnings reach every format, and native runs cluster by prompt text.
 
 Runs here are real: legacy JSONL imported through the CLI, or scripted suites run by

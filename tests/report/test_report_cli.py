@@ -98,7 +98,6 @@ def test_json_and_markdown_outputs(two_runs, tmp_path):
     (["report", "no-such-run"], "no run 'no-such-run'"),
     (["report", "a", "b", "c"], "at most two runs"),
     (["export", "--jsonl", "no-such-run"], "no run 'no-such-run'"),
-    (["export"], "choose a format"),
 ])
 def test_bad_input_is_one_line_and_exit_2(two_runs, args, message):
     db, _, _ = two_runs
@@ -112,6 +111,19 @@ def test_missing_database_is_exit_2(tmp_path):
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.db"), "report"], env=ENV)
     assert result.exit_code == 2 and "database not found" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+def test_export_without_a_format_flag_writes_json_lines_to_stdout(two_runs, tmp_path):
+    """Issue 26: `brie-bench export` alone is JSON Lines on stdout; `-o x.csv` alone is CSV."""
+    db, first, _ = two_runs
+    plain = _invoke(db, "export", first)
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout == _invoke(db, "export", first, "--jsonl").stdout
+    assert all(json.loads(line)["run_id"] == first for line in plain.stdout.splitlines())
+    out = tmp_path / "rows.csv"
+    assert _invoke(db, "export", first, "-o", str(out)).exit_code == 0
+    assert out.read_text(encoding="utf-8").splitlines()[0].startswith(next(iter(
+        json.loads(plain.stdout.splitlines()[0]))))  # a CSV header row, starting with the first field
 
 
 def test_export_writes_one_row_per_judgment(two_runs, tmp_path):

@@ -1,4 +1,4 @@
-"""Issue 5's round trip: train the smoke config, then evaluate that adapter with the smoke suite, offline."""
+"""The training round trip: train the smoke config, then evaluate that adapter with the smoke suite, offline."""
 
 from __future__ import annotations
 

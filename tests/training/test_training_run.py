@@ -156,10 +156,16 @@ def test_refuses_to_overwrite_and_resumes_from_a_checkpoint(smoke: SmokeRun, tmp
     with pytest.raises(InputError, match="already holds a trained adapter"):
         train(config, smoke.out, show_progress=False)
 
+    # Issue 26: checkpoints are removed from the adapter folder once training ends, unless the config
+    # keeps them elsewhere (training.checkpoint_dir); so resuming needs a run that kept them.
+    assert not (smoke.out / "checkpoints").exists()
     copy = tmp_path / "adapter"
-    shutil.copytree(smoke.out, copy)
+    kept = config.model_copy(update={"training": config.training.model_copy(
+        update={"checkpoint_dir": str(tmp_path / "kept")})})
+    train(kept, copy, show_progress=False)
+    assert (tmp_path / "kept" / "checkpoint-6").is_dir() and not (copy / "checkpoints").exists()
     first = json.loads((copy / MANIFEST_NAME).read_text())
-    longer = config.model_copy(update={"training": config.training.model_copy(
+    longer = kept.model_copy(update={"training": kept.training.model_copy(
         update={"resume_from_checkpoint": True, "max_steps": 8})})
     result = train(longer, copy, show_progress=False)
     assert result.steps == 8 and result.plan.total_steps == 8
@@ -222,3 +228,116 @@ def test_assistant_only_loss_needs_a_template_trl_can_mask(smoke: SmokeRun, tmp_
     assert result.steps == 2 and result.final_train_loss is not None
     manifest = read_manifest(tmp_path / "masked")
     assert manifest is not None and manifest["config"]["training"]["assistant_only_loss"] is True
+
+
+#: What `hf upload` of an adapter folder may upload: the adapter, its card, the manifest, the tokenizer.
+UPLOAD = {"adapter_config.json", "adapter_model.safetensors", "README.md", MANIFEST_NAME}
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                   "vocab.json", "merges.txt", "added_tokens.json", "tokenizer.model"}
+
+
+def test_adapter_folder_holds_exactly_what_is_uploaded(smoke: SmokeRun) -> None:
+    """Issue 26: no checkpoints (TRL's cards name a cache folder and "None"), no pickled training args."""
+    names = {p.name for p in smoke.out.iterdir()}
+    assert UPLOAD <= names and names <= UPLOAD | TOKENIZER_FILES, sorted(names)
+    assert all(p.is_file() for p in smoke.out.iterdir())
+    card = (smoke.out / "README.md").read_text(encoding="utf-8")
+    assert "None" not in card and str(smoke.base) not in card and "/tmp" not in card
+    assert str(smoke.base) not in (smoke.out / "adapter_config.json").read_text(encoding="utf-8")
+
+
+def test_adapter_loads_with_plain_peft_from_what_the_folder_says(smoke: SmokeRun) -> None:
+    """The base named by adapter_config.json and the card, then plain `PeftModel.from_pretrained`.
+
+    `tiny:` ids have no Hub id, so the test builds that base where a user would download it;
+    the mapping to a Hub id is checked on the real id below, without downloading anything.
+    """
+    from huggingface_hub import ModelCard
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from brie_bench.testing import tiny
+
+    named = PeftConfig.from_pretrained(smoke.out).base_model_name_or_path
+    assert named == ModelCard.load(smoke.out / "README.md").data.base_model == "tiny:qwen2"
+    base = AutoModelForCausalLM.from_pretrained(tiny.resolve(named))
+    model = PeftModel.from_pretrained(base, smoke.out)
+    ids = AutoTokenizer.from_pretrained(smoke.out)("Simone Weil", return_tensors="pt")["input_ids"]
+    assert model(ids).logits.shape[-1] == base.config.vocab_size
+    manifest = read_manifest(smoke.out)
+    assert manifest is not None
+    assert manifest["base_model"]["id"] == "tiny:qwen2" and manifest["base_model"]["hub_id"] is None
+
+
+def test_real_model_ids_become_hub_ids_in_every_file_that_leaves(smoke: SmokeRun, tmp_path: Path) -> None:
+    """`smollm2:135m-instruct` is Brie Bench's id; PEFT and the Hub know `HuggingFaceTB/SmolLM2-135M-Instruct`.
+
+    Runs the same writers `train` runs on a copy of the trained folder, with the mini-Brie base id:
+    no conversion, no download (the real round trip is tests/plugins/test_real_smollm.py, slow).
+    """
+    from huggingface_hub import ModelCard
+
+    from brie_bench import real_models
+    from brie_bench.training import run as training_run
+
+    hub = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert real_models.hub_id("smollm2:135m-instruct") == hub
+    assert all(real_models.hub_id(i) for i in real_models.REAL_IDS)  # every built-in real id has one
+    assert real_models.hub_id("tiny:qwen2") is None and real_models.hub_id("Qwen/Qwen2.5-3B-Instruct") is None
+    assert training_run._hub_id("smollm2:135m-instruct") == hub
+    assert training_run._hub_id("Qwen/Qwen2.5-3B-Instruct") == "Qwen/Qwen2.5-3B-Instruct"
+    assert training_run._hub_id("tiny:qwen2") is None
+
+    mini = load_config(config_path("mini-brie"))
+    assert mini.base_model == "smollm2:135m-instruct"
+    out = tmp_path / "mini"
+    shutil.copytree(smoke.out, out)
+    training_run._point_adapter_at_base(out, mini)
+    manifest = read_manifest(out)
+    assert manifest is not None
+    training_run._write_card(out, mini, manifest)
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == hub
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == hub and "smollm2:" not in card.text
+
+
+def test_checkpoint_dir_inside_the_output_folder_is_refused(tmp_path: Path) -> None:
+    config = load_config(config_path("smoke"))
+    inside = config.model_copy(update={"training": config.training.model_copy(
+        update={"checkpoint_dir": str(tmp_path / "out" / "ckpt")})})
+    with pytest.raises(InputError, match="inside the output folder"):
+        train(inside, tmp_path / "out", show_progress=False)
+
+
+def test_merged_copy_serves_like_any_model_folder(smoke: SmokeRun, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`transformers serve` reads config.json first, which an adapter folder lacks; the merged copy has one
+    and answers exactly as base + adapter do (docs/scaling.md)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from brie_bench.local_server import model_folder
+    from brie_bench.training.merge import main as merge_main
+
+    monkeypatch.setenv("BRIE_BENCH_CACHE", str(smoke.base.parent.parent))
+    with pytest.raises(ValueError):
+        AutoConfig.from_pretrained(smoke.out)  # why an adapter folder cannot be served as it is
+    merged = tmp_path / "merged"
+    assert merge_main([str(smoke.out), str(merged)]) == 0  # the base found offline, from the manifest's id
+    assert merge_main([str(smoke.out), str(merged)]) == 2  # never over an existing folder
+    assert AutoConfig.from_pretrained(merged).model_type == "qwen2"
+    assert Path(model_folder(str(merged))) == merged
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smoke.base), smoke.out)(ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(merged)(ids).logits
+    assert torch.allclose(tuned, plain, atol=1e-5)
+
+
+def test_progress_is_plain_lines_when_not_on_a_terminal(smoke: SmokeRun) -> None:
+    """Issue 26: output sent to a log got nothing until the end; now a plain line every few steps."""
+    lines = [line for line in smoke.output.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == [f"{i}/6" for i in range(1, 7)]  # 6 steps < 20 lines: each
+    assert all("loss " in line and " elapsed " in line and " ETA " in line for line in lines)
+    assert "\x1b[" not in smoke.output  # no colour codes or redraws in a log

@@ -1,4 +1,4 @@
-"""Issue #12, item 18: `train --output` into a non-empty folder refuses unless `--overwrite`,
+"""`train --output` into a non-empty folder refuses unless `--overwrite`,
 and the adapter's README front matter names the base model by id, not by a local cache path.
 
 One real (tiny, CPU) TRL + PEFT run through the CLI is shared by the module.
