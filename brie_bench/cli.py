@@ -21,7 +21,7 @@ import click
 from brie_bench import __version__
 from brie_bench.errors import BrieBenchError, InputError, StopRun
 from brie_bench.cli_options import common_options, db_option, plugins_dir_from, plugins_dir_option
-from brie_bench.textsafe import safe_text
+from brie_bench.textsafe import normalise_prompt, safe_text
 
 if TYPE_CHECKING:  # start-up time: rich, pydantic and the plugins load only in the commands that use them
     from rich.console import Console
@@ -189,7 +189,7 @@ def validate(ctx: click.Context, suites: tuple[str, ...], db_opt: str | None, pl
         n_prompts = sum(len(s.prompts) for s in suite.sections)
         # Sections may share prompt texts (a temperature sweep asks the same question again): say how
         # many distinct texts the entries hold, as the power plan counts prompts by text.
-        n_texts = len({p.text for s in suite.sections for p in s.prompts})
+        n_texts = len({normalise_prompt(p.text) for s in suite.sections for p in s.prompts})  # the plan's key
         texts = f" ({n_texts} distinct texts)" if n_texts != n_prompts else ""
         out_console().print(safe_text(
             f"ok: {path}: {plural(len(suite.sections), 'section')}, {plural(n_prompts, 'prompt')}{texts}, "
@@ -352,7 +352,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("brie_bench.report.cli", "report_command",
                "Report a run (default: the latest); with two runs, compare them side by side."),
     "export": ("brie_bench.report.cli", "export_command",
-               "Write one row per judgment of RUN (default: the latest) as --jsonl or --csv."),
+               "Write one row per judgment of RUN (default: the latest) as --jsonl (the default) or --csv."),
     "import": ("brie_bench.report.cli", "import_command", "Import results written by other tools."),
     "judge": ("brie_bench.web.cli", "judge_command",
               "Judge a stored run's comparisons (default: the latest run) blind, in the browser, as NAME."),

@@ -32,6 +32,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from brie_bench.report.majority import majority_note, voters
+
 if TYPE_CHECKING:  # huggingface_hub is imported lazily: `report` starts fast without it
     from huggingface_hub import EvalResult
 
@@ -52,7 +54,7 @@ A fine-tuned model evaluated against its base model with Brie Bench.
 
 
 def dataset_name(suite: str, section: str | None = None) -> str:
-    """The dataset name our results carry: it names the suite (and the section for per-domain results)."""
+    """The dataset name our results carry: it names the suite (and the section for per-section results)."""
     return f"Brie Bench {suite}" + (f": {section}" if section else "")
 
 
@@ -114,10 +116,12 @@ def eval_results(report: dict[str, Any], candidate: str) -> list[EvalResult]:
     common = {"candidate": candidate, "suite": run["suite"], "run_id": run["id"]}
     results = _results_for(report["judges"], section=None, **common)
     for ag in report.get("agreement", []):
-        if ag.get("candidate") == candidate:
+        # As in every report form: a vote needs three voting judges (`report.majority`); with two it
+        # only restates their agreement, and a judge without information never votes.
+        if ag.get("candidate") == candidate and majority_note(ag) is None:
             vote = {**ag["majority_vote"], "candidate": candidate, "baseline": ag.get("baseline")
                     or next((j["baseline"] for j in report["judges"] if j["candidate"] == candidate), None)}
-            results += _results_for([vote], section=None, label="majority vote of " + ", ".join(ag["judges"]),
+            results += _results_for([vote], section=None, label="majority vote of " + ", ".join(voters(ag)),
                                     **common)
     for s in report.get("sections", []):
         results += _results_for(s["judges"], section=s["section"], **common)

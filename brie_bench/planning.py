@@ -60,6 +60,11 @@ def layouts(plan: Plan) -> list[Layout]:
     return [Layout(j, c, tuple(sorted(counts.values(), reverse=True))) for (j, c), counts in per.items()]
 
 
+def _plural(n: int, word: str) -> str:
+    """'1 section', '10 sections': as `brie-bench validate` counts."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _pts(x: float) -> str:
     return f"{100 * x:.0f}"
 
@@ -93,6 +98,14 @@ def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtim
     console.print(safe_text(
         f"Power plan for {suite.name}: two-sided test at α = {alpha:g}, {target_power:.0%} power, prompts as "
         "clusters, as in the report's interval."))
+    # The same words as `brie-bench validate`: entries and the distinct texts they hold, said once.
+    n_entries = sum(len(s.prompts) for s in suite.sections)
+    n_texts = len({prompt_cluster(p.text) for s in suite.sections for p in s.prompts})
+    reused = n_texts != n_entries
+    console.print(safe_text(
+        f"Suite: {_plural(len(suite.sections), 'section')}, {_plural(n_entries, 'prompt')}"
+        + (f" ({n_texts} distinct texts); below, a prompt is a distinct text, and each entry that asks it "
+           "again adds comparisons to it." if reused else ".")))
     for line in skipped:
         console.print(safe_text(f"pilot {pilot.run_id if pilot else ''}: not used, judge {line}.", style="yellow"))
     if pilot is not None and not measured:
@@ -125,7 +138,8 @@ def print_power_plan(console: Console, suite: Suite, plan: Plan, runtime: Runtim
                 + ("" if comp.identified else " (split assumed: every pilot prompt was judged once)")))
         delta = power.mde(comp, alpha, target_power, sizes=lay.sizes)
         console.print(safe_text(
-            f"{who}layout: {n} prompts, {m} comparisons ({m / n:.1f} per prompt); minimum detectable effect "
+            f"{who}layout: {n} {'distinct prompt texts' if reused else 'prompts'}, {m} comparisons "
+            f"({m / n:.1f} per prompt); minimum detectable effect "
             + (f"±{_pts(delta)} points: a true win rate of {_pts(0.5 + delta)}% or more (or {_pts(0.5 - delta)}% "
                "or less) would be detected " f"{target_power:.0%} of the time."
                if math.isfinite(delta) and delta < 0.5 else "none: too few prompts for this test.")))

@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from brie_bench.report.charts import ci_chart, pct, signed
 from brie_bench.report.items import comparison_items
+from brie_bench.report.majority import majority_note
 from brie_bench.report.rows import RunData
 
 #: Comparisons per page in the browsable list (the reader can change it; also `#per=N` in the URL).
@@ -62,7 +63,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("brie_bench.report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, signed=signed, p=fmt_p, num=fmt_num, ci=fmt_ci, pretty_json=pretty_json)
-    env.globals.update(ci_chart=ci_chart)
+    env.globals.update(ci_chart=ci_chart, majority_note=majority_note)
     from brie_bench.report import power_text
 
     env.globals.update(power_text=power_text)
@@ -77,7 +78,7 @@ def _charts(report: dict[str, Any]) -> dict[str, Any]:
         return f"{e['judge']} · {e['candidate']}" if multi_candidate else e["judge"]
 
     headline = [{"label": who(j), "interval": j["ci95"]} for j in report["judges"]]
-    for ag in report["agreement"]:
+    for ag in (ag for ag in report["agreement"] if majority_note(ag) is None):  # 3+ voters (majority.py)
         label = "majority vote" + (f" · {ag['candidate']}" if multi_candidate else "")
         headline.append({"label": label, "interval": ag["majority_vote"]["ci95"]})
     sections = [{"label": f"{s['section']} · {who(e)}", "interval": e["ci95"]}

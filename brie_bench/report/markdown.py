@@ -1,4 +1,4 @@
-"""Markdown for a model card: per-judge and per-domain tables, an agreement line, and the model-index block.
+"""Markdown for a model card: per-judge and per-section tables, an agreement line, and the model-index block.
 
 Cells are escaped (pipes, newlines, angle brackets) because names come from
 suite files and a model card renders HTML. Untrusted intervals say so in the
@@ -12,6 +12,7 @@ from typing import Any
 
 from brie_bench.modelcard import model_index, model_index_yaml
 from brie_bench.report.charts import pct
+from brie_bench.report.majority import majority_note
 from brie_bench.textsafe import printable
 
 #: `model_index` is re-exported: the card metadata is built in brie_bench.modelcard through huggingface_hub.
@@ -110,7 +111,7 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
         rows.append([j["judge"], j["model"] or "–"] + ([j["candidate"]] if multi else []) +
                     [j["wins"], j["losses"], j["ties"], j["invalid"], ci_text(j["ci95"]),
                      pct(j["strict_win_rate"]), j["n_prompts"]])
-    for ag in report["agreement"]:
+    for ag in (ag for ag in report["agreement"] if majority_note(ag) is None):  # 3+ voters: see majority.py
         mv = ag["majority_vote"]
         voters = ", ".join(mv.get("judges") or ag["judges"])
         if mv.get("left_out"):
@@ -125,8 +126,8 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
                 who = cell(j["judge"]) + (f", {cell(j['candidate'])}" if multi else "")
                 out += [f"**{name}** ({who}): {cell(j[key]['sentence'])}", ""]
     out += _power_lines(report, multi)
-    out += ["### Per domain", ""]
-    header = ["Domain", "Judge"] + (["Candidate"] if multi else []) + ["W / L / T / invalid", "Win rate (95% CI)",
+    out += ["### Per section", ""]
+    header = ["Section", "Judge"] + (["Candidate"] if multi else []) + ["W / L / T / invalid", "Win rate (95% CI)",
                                                                        "Prompts"]
     rows = [[s["section"], e["judge"]] + ([e["candidate"]] if multi else []) +
             [f"{e['wins']} / {e['losses']} / {e['ties']} / {e['invalid']}", ci_text(e["ci95"]), e["n_prompts"]]
@@ -138,7 +139,8 @@ def render_markdown(report: dict[str, Any], *, model_index: bool = False, model_
             f"{pct(ag['percent_all'])} of {ag['n_complete']} comparisons; Fleiss' κ = {_fmt(ag['fleiss_kappa'])}, "
             f"Krippendorff's α = {_fmt(ag['krippendorff_alpha'])}, Gwet's AC1 = {_fmt(ag['gwet_ac1'])}. "
             "Kappa can be low while judges mostly agree, when one verdict dominates (the kappa paradox); "
-            "AC1 and percent agreement are not affected." + "".join(
+            "AC1 and percent agreement are not affected."
+            + (f" {cell(note[0].upper() + note[1:])}." if (note := majority_note(ag)) else "") + "".join(
                 f" {cell(family)} is one judge here, a family of {cell(', '.join(models))}."
                 for family, models in (ag.get("families") or {}).items()))
         out.append("")

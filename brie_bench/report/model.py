@@ -967,7 +967,15 @@ def _build_report(data: RunData, build: _Build | None = None) -> dict[str, Any]:
     build = build if build is not None else _Build(data)
     run = data.run
     judge_meta = {j["name"]: j for j in _judge_info(data)}
-    by_judge = {key: build.rows(idx) for key, idx in build.by_judge.items()}
+    # One judge order everywhere (headline, sections, agreement, bias): candidates as first seen, judges by
+    # name, as the run's stored suite lists them (sorted), whichever verdicts a section happens to lack.
+    cand_rank = {c: i for i, c in enumerate(dict.fromkeys(c for c, _ in build.by_judge))}
+    judge_rank = {name: i for i, name in enumerate(sorted({j for _, j in build.by_judge} | set(judge_meta)))}
+
+    def in_order(candidate: str, judge: str) -> tuple[int, int]:
+        return cand_rank.get(candidate, len(cand_rank)), judge_rank.get(judge, len(judge_rank))
+
+    by_judge = {key: build.rows(idx) for key, idx in sorted(build.by_judge.items(), key=lambda kv: in_order(*kv[0]))}
     judges = [judge_entry(rows, judge_meta.get(j, {}), legacy=data.legacy, build=build, units=build.units[(c, j)])
               for (c, j), rows in by_judge.items()]
     from brie_bench.report.controls import add_human_calibrated  # PPI++ where people judged
@@ -990,11 +998,12 @@ def _build_report(data: RunData, build: _Build | None = None) -> dict[str, Any]:
             entries.append({"judge": j, "candidate": rows[0].item.candidate, "baseline": rows[0].item.baseline,
                             "model": rows[0].judge_model, **outcome_figures(u.outcomes, u.clusters)})
             _withhold_uninformative(entries[-1], no_info)
+        entries.sort(key=lambda e: in_order(e["candidate"], e["judge"]))
         sections.append({"section": name, "n_prompts": len({r.item.prompt_id for r in sec_rows}),
                          "n_judgments": len(sec_rows), "judges": entries})
     agreement = []
     for _, rows in group_by(data.rows, "item.candidate").items():
-        names = list(dict.fromkeys(r.judge for r in rows))
+        names = sorted(dict.fromkeys(r.judge for r in rows), key=lambda j: judge_rank.get(j, len(judge_rank)))
         if len(names) >= 2:
             agreement.append(agreement_entry(rows, names, legacy=data.legacy, build=build))
             _majority_of_informative(agreement[-1], rows, no_info, legacy=data.legacy, build=build)

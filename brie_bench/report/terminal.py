@@ -11,6 +11,7 @@ from brie_bench.termtable import Notes, legend, new_table, print_table
 from brie_bench.textsafe import safe_text
 
 from brie_bench.report.charts import pct
+from brie_bench.report.majority import majority_note
 
 
 def _ci(ci: dict[str, Any], notes: Notes) -> Text:
@@ -52,7 +53,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             table.add_row(_who(indent + j["judge"], j["model"]), str(j["wins"]), str(j["losses"]), str(j["ties"]),
                           str(j["invalid"]), pct(j["ci95"]["estimate"]), _ci(j["ci95"], notes),
                           pct(j["strict_win_rate"]), str(j["n_prompts"]))
-        for ag in (ag for ag in report["agreement"] if ag["candidate"] == candidate):
+        for ag in (ag for ag in report["agreement"] if ag["candidate"] == candidate and majority_note(ag) is None):
             mv = ag["majority_vote"]
             table.add_row(safe_text(indent + "majority vote", style="italic"), str(mv["wins"]), str(mv["losses"]),
                           str(mv["ties"]), str(mv["invalid"]), pct(mv["ci95"]["estimate"]), _ci(mv["ci95"], notes),
@@ -111,7 +112,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         console.print(safe_text(
             f"agreement ({ag['candidate']}): all judges agree on {pct(ag['percent_all'])} of {ag['n_complete']}; "
             f"Fleiss κ {_num(ag['fleiss_kappa'])}, Krippendorff α {_num(ag['krippendorff_alpha'])}, "
-            f"Gwet AC1 {_num(ag['gwet_ac1'])}"))
+            f"Gwet AC1 {_num(ag['gwet_ac1'])}" + (f"; {note}" if (note := majority_note(ag)) else "")))
         for family, models in (ag.get("families") or {}).items():
             console.print(safe_text(f"  {family} is one judge here, a family of: {', '.join(models)}"))
         for h in ag.get("human_llm") or []:

@@ -9,20 +9,29 @@ what counts as loopback must not depend on how it is spelled: ``127.1``,
 ``0x7f.0.0.1``, ``2130706433``, ``localhost``, ``[::1]`` and
 ``0:0:0:0:0:0:0:1`` all are (`is_loopback`), and so is any address the socket
 really bound to in 127.0.0.0/8 or ::1.
+
+Stopping: Ctrl-C, SIGTERM and SIGHUP stop the server gracefully (`_Server`), and
+`serve` then raises `Interrupted` for that signal, so the command can say what
+the person stored and how to resume, and exit 130, 143 or 129 like `run`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import secrets
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import uvicorn
 
+from brie_bench.signals import STOP_SIGNALS, Interrupted
 from brie_bench.textsafe import printable
 from brie_bench.web.app import Guard, create_app
 from brie_bench.web.session import JudgingSession
@@ -72,9 +81,44 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped by every stop signal, which it remembers instead of re-raising.
+
+    uvicorn re-raises the signal it caught once it has shut down, through whatever
+    handler was there before: when SIGINT is ignored (a job started in the background)
+    the process ended with exit 0 and not a word. Here `serve` raises `Interrupted`
+    itself, after the shutdown, so the outcome does not depend on inherited handlers.
+    """
+
+    stop_signal: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._stop) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            self.should_exit = True
+        else:
+            self.force_exit = True  # a second signal: stop waiting for open connections
+
+
 def serve(session: JudgingSession, *, host: str = LOOPBACK, port: int = 8765, idle_exit_s: float = 0.0,
           say: Callable[[str], None] = print) -> None:
-    """Serve until Ctrl-C (or `idle_exit_s` seconds without a request, when above 0)."""
+    """Serve until Ctrl-C (or `idle_exit_s` seconds without a request, when above 0).
+
+    Returns after an idle stop; raises `Interrupted` (after a graceful shutdown) when
+    a stop signal ended it.
+    """
     sock = bind(host, port)
     bound, port = sock.getsockname()[:2]
     # The URL names the address really bound (127.1 is printed as 127.0.0.1), except a `localhost` spelled so.
@@ -90,11 +134,15 @@ def serve(session: JudgingSession, *, host: str = LOOPBACK, port: int = 8765, id
     say(f"http://{url_host}:{port}/?token={token}")
     progress = session.progress()
     # The run id, suite name and person's name come from the database and the command line: shown, not obeyed.
+    draw = session.sample
+    sampled = "" if draw is None else (
+        f" (a random sample of {len(draw.prompts)} of {draw.available} prompts)" if draw.n < draw.available
+        else f" (all {draw.available} prompts: --sample {draw.n} asks for at least as many as the run has)")
     say(printable(f"judging run {session.run_id} ({session.suite_name}) as {session.name}: {progress.judged} of "
-                  f"{progress.total} comparisons judged. Open the URL above; Ctrl-C stops "
+                  f"{progress.total} comparisons judged{sampled}. Open the URL above; Ctrl-C stops "
                   "(every verdict is stored at once)."))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     async def idle_watch(guard: Guard) -> None:
         while not server.should_exit:
@@ -113,3 +161,5 @@ def serve(session: JudgingSession, *, host: str = LOOPBACK, port: int = 8765, id
             sock.close()
 
     asyncio.run(main())
+    if server.stop_signal is not None:
+        raise Interrupted(server.stop_signal)

@@ -11,10 +11,18 @@ export and the agreement statistics treat them like any other judge's.
 
 Resuming needs no state of its own: the next comparison is the first of the
 person's (seeded, shuffled) list that has no stored verdict.
+
+With ``--sample N`` the person sees only the comparisons of N distinct prompts,
+drawn uniformly at random, because the human-calibrated (PPI++) win rate
+(`brie_bench.stats.ppi`) is unbiased only when the prompts people labelled are a
+random subset. The draw is seeded by (run seed, name, N), so a reload or a new
+server start shows the same prompts, and it is stored in the run's metadata
+(`SAMPLES_KEY`) so a report can tell which prompts were sampled.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -32,12 +40,15 @@ from brie_bench.plugins.human_judge import HumanJudge, HumanJudgeOptions
 from brie_bench.records import BlindedPair, JudgeResult, LabelVerdict
 from brie_bench.store import Store
 from brie_bench.suite import Prompt, Settings
+from brie_bench.textsafe import normalise_prompt
 
 #: What a person can answer, and how it is stored (skip: invalid with reason "skipped", as at the terminal).
 CHOICES: dict[str, LabelVerdict] = {"A": "A", "B": "B", "tie": "tie", "skip": "invalid"}
 #: The longest time a person may look at one comparison and still have it stored as their latency: past a
 #: day the number says the tab was left open, not how long judging took (the verdict is kept, latency unknown).
 MAX_LATENCY_S = 86_400.0
+#: Where the run's metadata keeps each person's `--sample` draw: {name: SampleDraw as a dict}.
+SAMPLES_KEY = "human_samples"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,44 @@ class Progress:
     @property
     def done(self) -> bool:
         return self.judged >= self.total
+
+
+@dataclass(frozen=True)
+class SampleDraw:
+    """Which prompts a person was shown under ``--sample N``: what the report needs to know.
+
+    `prompts` are normalised prompt texts (`normalise_prompt`, the report's clusters),
+    sorted; `seed` is the `random.Random` seed (a hash); `available` is how many distinct prompts the run had to draw from.
+    """
+
+    n: int
+    seed: str
+    available: int
+    prompts: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"n": self.n, "seed": self.seed, "available": self.available, "prompts": list(self.prompts)}
+
+
+def check_sample(n: int | None) -> None:
+    """`--sample` must ask for at least one prompt (checked before anything is opened)."""
+    if n is not None and n < 1:
+        raise InputError(f"must be at least 1 (got {n}): the number of prompts to show", field="--sample")
+
+
+def draw_sample(units: list[JudgmentUnit], n: int, *, run_seed: int, name: str) -> SampleDraw:
+    """N distinct prompts of `units`, uniformly at random, seeded by (run seed, name, N).
+
+    Every prompt is equally likely whatever its number of comparisons, so the labelled
+    prompts are the simple random sample PPI assumes. Asking for more prompts than the
+    run has gives all of them (`available` says how many there were).
+    """
+    check_sample(n)
+    prompts = sorted({normalise_prompt(u.prompt.text) for u in units})
+    seed = stable_hash([run_seed, "web-sample", name, n])
+    rng = random.Random(seed)
+    chosen = prompts if n >= len(prompts) else rng.sample(prompts, n)
+    return SampleDraw(n, seed, len(prompts), tuple(sorted(chosen)))
 
 
 def human_judge(name: str) -> HumanJudge:
@@ -69,7 +118,8 @@ class JudgingSession:
     server loses nothing.
     """
 
-    def __init__(self, db: str, run_id: str | None, name: str) -> None:
+    def __init__(self, db: str, run_id: str | None, name: str, *, sample: int | None = None) -> None:
+        check_sample(sample)
         self.db = db
         self.name = name
         self._local = threading.local()
@@ -85,6 +135,13 @@ class JudgingSession:
         if not self.units:
             raise InputError(f"run {run.id} has no comparison with both answers stored; run the suite first",
                              path=db)
+        #: The person's ``--sample`` draw (None: every comparison of the run).
+        self.sample: SampleDraw | None = None
+        if sample is not None:
+            self.sample = draw_sample(self.units, sample, run_seed=self.run_seed, name=name)
+            chosen = set(self.sample.prompts)
+            self.units = [u for u in self.units if normalise_prompt(u.prompt.text) in chosen]
+            self._store_sample(store, self.sample)
         self.by_key = {u.key: u for u in self.units}
 
     # -- the store, one connection per thread ------------------------------------------------
@@ -157,6 +214,34 @@ class JudgingSession:
         rng = random.Random(stable_hash([self.run_seed, self.name]))
         rng.shuffle(units)
         return units
+
+    def _store_sample(self, store: Store, draw: SampleDraw) -> None:
+        """Keep the draw in the run's metadata under `SAMPLES_KEY`, written only when it changed.
+
+        Read and written in one `BEGIN IMMEDIATE` transaction, so two people starting
+        at once cannot overwrite each other's entry. A person who starts again with
+        another N replaces their entry: it names the prompts of the latest draw.
+        """
+        record = draw.as_json()
+
+        def stored() -> dict[str, Any]:
+            row = store.conn.execute("SELECT metadata FROM runs WHERE id=?", (self.run_id,)).fetchone()
+            metadata: dict[str, Any] = json.loads(row["metadata"])
+            return metadata
+
+        if (stored().get(SAMPLES_KEY) or {}).get(self.name) == record:
+            return  # a reload or a resumed session: nothing to write
+        with store.conn:
+            store.conn.execute("BEGIN IMMEDIATE")
+            metadata = stored()
+            samples = metadata.get(SAMPLES_KEY)
+            metadata[SAMPLES_KEY] = {**(samples if isinstance(samples, dict) else {}), self.name: record}
+            store.conn.execute("UPDATE runs SET metadata=? WHERE id=?",
+                               (json.dumps(metadata, ensure_ascii=False, sort_keys=True), self.run_id))
+
+    def sampled_prompts(self) -> int:
+        """How many distinct prompts this person is shown (all of the run's without ``--sample``)."""
+        return len({normalise_prompt(u.prompt.text) for u in self.units})
 
     # -- judging -----------------------------------------------------------------------------
     def judged_keys(self) -> set[str]:

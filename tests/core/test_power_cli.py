@@ -136,3 +136,17 @@ def test_run_against_run_reports_the_minimum_detectable_difference(smoke_run, tm
     html = _invoke("--db", str(db), "report", run_id, other, "--html", str(page))
     assert html.exit_code == 0, html.output
     assert "could only detect differences of about ±" in page.read_text()
+
+
+def test_power_plan_and_validate_count_prompt_entries_and_texts_alike(tmp_path: Path) -> None:
+    """Issue 26: 42 prompt entries hold 25 distinct texts; both commands say so in the same words."""
+    expected = "10 sections, 42 prompts (25 distinct texts)"
+    validate = CliRunner().invoke(cli, ["validate", str(MULTI)], env={"COLUMNS": "200"})
+    assert validate.exit_code == 0, validate.output
+    assert expected in " ".join(validate.output.split())
+    plan = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.db"), "run", str(MULTI), "--dry-run", "--power"],
+                              env={"COLUMNS": "200"})
+    assert plan.exit_code == 0, plan.output
+    flat = " ".join(plan.output.split())
+    assert f"Suite: {expected}; below, a prompt is a distinct text" in flat
+    assert "layout: 25 distinct prompt texts, 42 comparisons (1.7 per prompt)" in flat

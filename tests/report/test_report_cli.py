@@ -60,7 +60,7 @@ def test_report_without_flags_prints_tables_for_the_latest_run(two_runs):
     assert result.exit_code == 0, result.output
     assert latest in result.output
     flat = " ".join(result.output.split())
-    assert "marker" in flat and "fixed" in flat and "majority vote" in flat
+    assert "marker" in flat and "fixed" in flat and "no majority-vote row: 1 judge with information" in flat
     assert "cannot be trusted: only 3 prompts" in flat  # the brainstorm section
     assert "warning: fixed (brie):" in flat  # the label-following judge is flagged
 
