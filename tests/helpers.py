@@ -6,6 +6,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +133,54 @@ def run_backend(backend: Any, fn: Any) -> Any:
             await backend.aclose()
 
     return asyncio.run(main())
+
+
+@contextmanager
+def judging_app_served(session: Any, token: str, *, extra_hosts: tuple[str, ...] = (),
+                       keep_logging: bool = False) -> Iterator[int]:
+    """The browser judging app for `session` on a free loopback port, in a thread; yields the port.
+
+    The server is stopped and joined on exit. `extra_hosts` are further Host names it accepts
+    (besides 127.0.0.1); `keep_logging` leaves logging alone (uvicorn's `log_config=None`) so a
+    test's own handler on uvicorn.error keeps seeing server errors.
+    """
+    import threading
+    import time
+
+    import uvicorn
+
+    from brie_bench.web.app import create_app
+    from brie_bench.web.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    hosts = {f"{h}:{port}" for h in ("127.0.0.1", *extra_hosts)}
+    app = create_app(session, token=token, allowed_hosts=hosts)
+    extra: dict[str, Any] = {"log_config": None} if keep_logging else {}
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **extra))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def form_request(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
+    """(status, text) of one request to 127.0.0.1:`port`, a POST body sent as a form."""
+    import http.client
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    data = urlencode(body).encode() if body is not None else None
+    conn.request(method, path, body=data,
+                 headers={"Content-Type": "application/x-www-form-urlencoded"} if data else {})
+    resp = conn.getresponse()
+    text = resp.read().decode("utf-8", "replace")
+    conn.close()
+    return resp.status, text

@@ -23,12 +23,11 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-import uvicorn
 
-from brie_bench.web.app import BUSY_TIMEOUT_S, create_app, latency
-from brie_bench.web.server import bind, is_loopback
+from brie_bench.web.app import BUSY_TIMEOUT_S, latency
+from brie_bench.web.server import is_loopback
 from brie_bench.web.session import MAX_LATENCY_S, JudgingSession
-from helpers import rows, run_suite, scripted_suite, write_yaml
+from helpers import judging_app_served, rows, run_suite, scripted_suite, write_yaml
 
 
 @pytest.fixture
@@ -67,24 +66,12 @@ def server_errors() -> Iterator[list[logging.LogRecord]]:
 @contextmanager
 def served(db: Path, name: str = "alice") -> Iterator[tuple[int, str, JudgingSession]]:
     session = JudgingSession(str(db), None, name)
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
     token = "test-token-" + "x" * 20
-    app = create_app(session, token=token, allowed_hosts={f"127.0.0.1:{port}"})
-    # log_config=None: uvicorn leaves logging alone, so `server_errors` keeps its handler on uvicorn.error.
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
     try:
-        yield port, token, session
+        # keep_logging: uvicorn leaves logging alone, so `server_errors` keeps its handler on uvicorn.error.
+        with judging_app_served(session, token, keep_logging=True) as port:
+            yield port, token, session
     finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
         session.close()
 
 

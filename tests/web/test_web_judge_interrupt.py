@@ -6,18 +6,17 @@ sent the signal, as a person's terminal would.
 
 from __future__ import annotations
 
-import http.client
 import re
 import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import rows, run_suite, scripted_suite, write_yaml
+from helpers import form_request, rows, run_suite, scripted_suite, write_yaml
 
 
 @pytest.fixture
@@ -30,15 +29,7 @@ def run_db(tmp_path: Path) -> Path:
     return db
 
 
-def request(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    data = urlencode(body).encode() if body is not None else None
-    conn.request(method, path, body=data,
-                 headers={"Content-Type": "application/x-www-form-urlencoded"} if data else {})
-    resp = conn.getresponse()
-    text = resp.read().decode("utf-8", "replace")
-    conn.close()
-    return resp.status, text
+request = form_request
 
 
 def start(db: Path, *extra: str) -> tuple[subprocess.Popen[str], int, str]:

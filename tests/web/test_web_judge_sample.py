@@ -9,26 +9,19 @@ exceeds the run's prompts, and that N < 1 is one line and exit 2.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 
 from brie_bench.textsafe import normalise_prompt
-from brie_bench.web.app import create_app
-from brie_bench.web.server import bind
 from brie_bench.web.session import SAMPLES_KEY, JudgingSession
-from helpers import rows, run_suite, scripted_suite, write_yaml
+from helpers import form_request, judging_app_served, rows, run_suite, scripted_suite, write_yaml
 
 #: Ten distinct prompt texts: "What is time?" appears in two sections (and once with other case and spaces),
 #: so it is one prompt with several comparisons; the brainstorm section is judged in both orders.
@@ -58,33 +51,12 @@ def stored_samples(db: Path) -> dict:
 
 @contextmanager
 def served(session: JudgingSession) -> Iterator[tuple[int, str]]:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
     token = "sample-token-" + "x" * 20
-    app = create_app(session, token=token, allowed_hosts={f"127.0.0.1:{port}"})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with judging_app_served(session, token) as port:
         yield port, token
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
 
 
-def request(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    data = urlencode(body).encode() if body is not None else None
-    conn.request(method, path, body=data,
-                 headers={"Content-Type": "application/x-www-form-urlencoded"} if data else {})
-    resp = conn.getresponse()
-    text = resp.read().decode("utf-8", "replace")
-    conn.close()
-    return resp.status, text
+request = form_request
 
 
 def fields(html: str) -> dict[str, str]:

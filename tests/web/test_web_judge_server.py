@@ -13,15 +13,12 @@ import re
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-import uvicorn
 
 from brie_bench.errors import StopRun
 from brie_bench.plan import build_plan
@@ -31,10 +28,8 @@ from brie_bench.report import build_report
 from brie_bench.runtime import build_runtime
 from brie_bench.store import Store
 from brie_bench.suite import load_suite
-from brie_bench.web.app import create_app
-from brie_bench.web.server import bind
 from brie_bench.web.session import JudgingSession
-from helpers import FIXTURE_PLUGINS, rows, run_suite, scripted_suite, write_yaml
+from helpers import FIXTURE_PLUGINS, judging_app_served, rows, run_suite, scripted_suite, write_yaml
 
 HOSTILE = ("<script>document.title='pwned'</script></textarea><img src=x onerror=alert(1)> {{ 7*7 }} "
            "{% raw %}x{% endraw %} \u202eevil\u202c")
@@ -63,22 +58,9 @@ def candidate_label(session: JudgingSession, key: str) -> str:
 @contextmanager
 def served(session: JudgingSession) -> Iterator[tuple[str, int, str]]:
     """The judging app on a free loopback port in a thread; stopped (and joined) on exit."""
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
     token = "test-token-" + "x" * 20
-    app = create_app(session, token=token, allowed_hosts={f"127.0.0.1:{port}", f"localhost:{port}"})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with judging_app_served(session, token, extra_hosts=("localhost",)) as port:
         yield "127.0.0.1", port, token
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
 
 
 def request(port: int, method: str, path: str, *, body: dict | None = None,
