@@ -209,7 +209,9 @@ def plural(n: int, word: str) -> str:
 
 @cli.command()
 @click.argument("suite_path", metavar="SUITE", type=click.Path(dir_okay=False))
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Run seed (default: the suite's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Run seed (default: the suite's): it draws the blinding and seeds the judges' sampling; "
+                   "answers keep the suite's sampling seeds, so stored answers are reused.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=None, help="Cap on concurrent calls per backend.")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Only the first N prompts of each section.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and what is already stored; call nothing.")
@@ -359,6 +361,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "gate": ("brie_bench.gate", "gate_command",
              "Pass or fail RUN (default: the latest) on what its intervals show: exit 0 passed, 1 failed, "
              "3 cannot decide."),
+    "view": ("brie_bench.viewer.cli", "view_command",
+             "Browse every run in the database in the browser: runs list, reports, run against run, comparisons."),
 }
 
 

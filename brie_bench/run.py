@@ -305,8 +305,8 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
     (`brie_bench.planning`); it implies `dry_run`.
     """
     console = console or Console()
-    runtime = build_runtime(suite, registry)
     run_seed = suite.spec.seed if seed is None else seed
+    runtime = build_runtime(suite, registry, seed=run_seed)  # judges sample with the run's seed too
     plan = build_plan(suite.limited(limit), runtime.contenders, runtime.judges, run_seed)
     fingerprint = suite.fingerprint()
     if dry_run or power_plan is not None:

@@ -96,7 +96,8 @@ def _limits(cls: type, override: Limits | None) -> Limits:
     return base.model_copy(update=override.model_dump(exclude_unset=True))
 
 
-def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = None) -> Runtime:
+def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = None,
+                  seed: int | None = None) -> Runtime:
     check_plugins(suite, registry)
     spec = suite.spec
     base_dir = str(Path(suite.path).resolve().parent)
@@ -133,7 +134,7 @@ def build_runtime(suite: Suite, registry: Registry, *, cache_dir: str | None = N
             limits[name] = limits[name].model_copy(update={"max_concurrency": 1})
         try:
             judges[name] = judge_cls(judge_cls.Options.model_validate(j.options), backend,
-                                     JudgeContext(name=name, seed=spec.seed, base_dir=base_dir))
+                                     JudgeContext(name=name, seed=spec.seed if seed is None else seed, base_dir=base_dir))
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -157,3 +157,19 @@ def test_plugin_can_add_a_cli_command(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "hello from a plugin" in result.stdout
+
+
+def test_run_seed_reaches_the_judges(tmp_path) -> None:
+    """`--seed` seeds the judges' sampling as well as the blinding; without it they keep the suite's seed."""
+    from brie_bench.plugin_manager import load_plugins
+    from brie_bench.runtime import build_runtime
+    from brie_bench.suite import load_suite
+    from helpers import FIXTURE_PLUGINS, scripted_suite, write_yaml
+
+    suite = load_suite(write_yaml(tmp_path / "s.yaml", scripted_suite()))
+    registry = load_plugins(FIXTURE_PLUGINS)
+    default = build_runtime(suite, registry)
+    seeded = build_runtime(suite, registry, seed=suite.spec.seed + 41)
+    for name in suite.spec.judges:
+        assert default.judges[name].context.seed == suite.spec.seed
+        assert seeded.judges[name].context.seed == suite.spec.seed + 41
