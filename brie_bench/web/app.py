@@ -45,11 +45,11 @@ from urllib.parse import parse_qs, urlencode
 import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brie_bench.textsafe import printable
+from brie_bench.web.guard import COMMON_HEADERS, Guard, csp, forbidden, plain  # noqa: F401 (COMMON_HEADERS: re-exported)
 from brie_bench.web.session import CHOICES, MAX_LATENCY_S, JudgingSession
 
 T = TypeVar("T")
@@ -66,22 +66,6 @@ NOTICES = {
     "skip": "Skipped (stored as no verdict).", "undone": "Took back your last verdict: judge it again.",
     "nothing": "Nothing to undo.", "again": "That comparison was already judged (another tab?); here is the next.",
 }
-#: `same-origin` referrers: the token-bearing URL never leaves the page, while the browser still sends
-#: the real Origin on our own form posts (under `no-referrer` Chromium sends `Origin: null`).
-COMMON_HEADERS = {
-    "x-content-type-options": "nosniff", "referrer-policy": "same-origin", "x-frame-options": "DENY",
-    "cache-control": "no-store", "cross-origin-opener-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=()",
-}
-
-
-def csp(nonce: str | None) -> str:
-    """Nothing is allowed but the page's own nonce'd inline style and script, and posting to itself."""
-    own = f" 'nonce-{nonce}'" if nonce else " 'none'"
-    return (f"default-src 'none'; script-src{own}; style-src{own}; img-src 'none'; connect-src 'none'; "
-            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-
-
 def shown(value: Any) -> str:
     """Untrusted text as the page shows it: line ends normalised, control and bidi characters made visible."""
     return printable(str(value).replace("\r\n", "\n").replace("\r", "\n"))
@@ -94,16 +78,6 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined)
     env.filters["shown"] = shown
     return env
-
-
-def forbidden(text: str) -> Response:
-    return plain(403, text)
-
-
-def plain(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
-    """A one-line text answer (errors): never a traceback, never markup."""
-    return PlainTextResponse(text + "\n", status_code=status,
-                             headers={**COMMON_HEADERS, "content-security-policy": csp(None), **(headers or {})})
 
 
 def latency(shown_at: str | None, now: float) -> float | None:
@@ -157,39 +131,6 @@ class StoreWorker:
         """Close the thread's connection, then the thread."""
         self._pool.submit(self.session.close).result()
         self._pool.shutdown(wait=True)
-
-
-class Guard:
-    """ASGI middleware: the token (and, on loopback, the Host) on every request; safe headers on every answer."""
-
-    def __init__(self, app: ASGIApp, token: str, hosts: set[str] | None) -> None:
-        self.app, self.token = app, token
-        self.hosts = None if hosts is None else {h.lower() for h in hosts}  # host names have no case
-        self.last_request = time.monotonic()  # for the server's idle stop
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.last_request = time.monotonic()
-        request = Request(scope)
-        if self.hosts is not None and request.headers.get("host", "").lower() not in self.hosts:
-            await forbidden("forbidden: unexpected Host header")(scope, receive, send)
-            return
-        if not hmac.compare_digest(request.query_params.get("token", "").encode(), self.token.encode()):
-            await forbidden("forbidden: open the URL that `brie-bench judge` printed (it carries the token)")(
-                scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                headers += [(k.encode(), v.encode()) for k, v in COMMON_HEADERS.items() if k.encode() not in present]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(session: JudgingSession, *, token: str, allowed_hosts: set[str] | None) -> Guard:

@@ -33,7 +33,8 @@ import uvicorn
 
 from brie_bench.signals import STOP_SIGNALS, Interrupted
 from brie_bench.textsafe import printable
-from brie_bench.web.app import Guard, create_app
+from brie_bench.web.app import create_app
+from brie_bench.web.guard import Guard
 from brie_bench.web.session import JudgingSession
 
 LOOPBACK = "127.0.0.1"
@@ -119,17 +120,8 @@ def serve(session: JudgingSession, *, host: str = LOOPBACK, port: int = 8765, id
     Returns after an idle stop; raises `Interrupted` (after a graceful shutdown) when
     a stop signal ended it.
     """
-    sock = bind(host, port)
-    bound, port = sock.getsockname()[:2]
-    # The URL names the address really bound (127.1 is printed as 127.0.0.1), except a `localhost` spelled so.
-    shown = _unbracket(host) if _unbracket(host).lower().rstrip(".") == "localhost" else bound
-    url_host = f"[{shown}]" if ":" in shown else shown
+    sock, url_host, port, hosts = listen(host, port)
     token = secrets.token_urlsafe(24)
-    spelled = _unbracket(host)
-    spelled = f"[{spelled}]" if ":" in spelled else spelled
-    loopback = is_loopback(host) or is_loopback(bound)
-    hosts = {f"{url_host}:{port}", f"{spelled}:{port}", f"localhost:{port}", f"127.0.0.1:{port}",
-             f"[::1]:{port}"} if loopback else None
     app = create_app(session, token=token, allowed_hosts=hosts)
     say(f"http://{url_host}:{port}/?token={token}")
     progress = session.progress()
@@ -141,6 +133,35 @@ def serve(session: JudgingSession, *, host: str = LOOPBACK, port: int = 8765, id
     say(printable(f"judging run {session.run_id} ({session.suite_name}) as {session.name}: {progress.judged} of "
                   f"{progress.total} comparisons judged{sampled}. Open the URL above; Ctrl-C stops "
                   "(every verdict is stored at once)."))
+    run_app(app, sock, idle_exit_s=idle_exit_s, say=say)
+
+
+def listen(host: str, port: int) -> tuple[socket.socket, str, int, set[str] | None]:
+    """Bind `host`:`port`; returns the socket, the host as the URL names it, the port, and the Host values to accept.
+
+    The URL names the address really bound (127.1 is printed as 127.0.0.1), except a
+    `localhost` spelled so. On loopback the accepted Host values are every spelling
+    of this server a browser may send; elsewhere None (any).
+    """
+    sock = bind(host, port)
+    bound, port = sock.getsockname()[:2]
+    shown = _unbracket(host) if _unbracket(host).lower().rstrip(".") == "localhost" else bound
+    url_host = f"[{shown}]" if ":" in shown else shown
+    spelled = _unbracket(host)
+    spelled = f"[{spelled}]" if ":" in spelled else spelled
+    loopback = is_loopback(host) or is_loopback(bound)
+    hosts = {f"{url_host}:{port}", f"{spelled}:{port}", f"localhost:{port}", f"127.0.0.1:{port}",
+             f"[::1]:{port}"} if loopback else None
+    return sock, url_host, port, hosts
+
+
+def run_app(app: Guard, sock: socket.socket, *, idle_exit_s: float = 0.0,
+            say: Callable[[str], None] = print) -> None:
+    """Serve `app` on the bound `sock` until a stop signal (or `idle_exit_s` without a request, when above 0).
+
+    Returns after an idle stop; raises `Interrupted` (after a graceful shutdown) when a
+    stop signal ended it. Shared by the judging page and the viewer.
+    """
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", server_header=False)
     server = _Server(config)
 
