@@ -192,15 +192,21 @@ def main() -> None:
                         help="skip the side-by-side timing of the previous code (--previous)")
     parser.add_argument("--previous", default="HEAD",
                         help="the git revision timed side by side (checked out in a temporary worktree)")
-    parser.add_argument("--db", type=Path, help="reuse this store (built by an earlier run) instead of building one")
+    parser.add_argument("--db", type=Path, help="reuse this store (built by an earlier run, name its --run); "
+                        "a path that does not exist yet is where the store is built and kept")
     parser.add_argument("--run", help="the run id in --db")
     args = parser.parse_args()
     target_s = 1.0 if args.judgments <= 10_000 else 3.0
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "scale.db"
         t0 = time.perf_counter()
-        run_id = args.run if args.db else build(db, args.judgments)
+        reuse = args.db is not None and args.db.exists()
+        if reuse and not args.run:
+            parser.error(f"--db {args.db} exists: name its run with --run")
+        run_id = args.run if reuse else build(db, args.judgments)
         built = time.perf_counter() - t0
+        if args.db is not None and not reuse:  # kept: profile or time it again with --db/--run
+            print(f"built the store at {db} (run {run_id}); reuse it with --db {db} --run {run_id}")
         with Store(db, readonly=True) as store:
             n = store.count_judgments(run_id)
         load_before = load_average()

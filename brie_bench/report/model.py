@@ -126,20 +126,21 @@ class _Columns:
     @classmethod
     def of(cls, rows: Sequence[JRow], rank: dict[str, int] | None = None) -> _Columns:
         n = len(rows)
-        index: dict[ItemKey, int] = {}
-        item = np.fromiter((index.setdefault(r.item, len(index)) for r in rows), dtype=np.intp, count=n)
-        keys = list(index)
+        items = list(map(_ITEM, rows))
+        keys = list(dict.fromkeys(items))
+        index = dict(zip(keys, range(len(keys))))
+        item = np.fromiter(map(index.__getitem__, items), dtype=np.intp, count=n)
         names = [k.cluster for k in keys]
         if rank is None:
             own = {name: i for i, name in enumerate(sorted(set(names)))}
-            per_key = np.fromiter((own[c] for c in names), dtype=np.int64, count=len(names))
+            per_key = np.fromiter(map(own.__getitem__, names), dtype=np.int64, count=len(names))
         else:
-            per_key = np.fromiter((rank[c] for c in names), dtype=np.int64, count=len(names))
+            per_key = np.fromiter(map(rank.__getitem__, names), dtype=np.int64, count=len(names))
         return cls(rows, keys, item, per_key[item] if n else np.zeros(0, dtype=np.int64),
-                   np.fromiter((r.order_index for r in rows), dtype=np.int64, count=n),
-                   np.fromiter((r.outcome for r in rows), dtype=float, count=n),
-                   np.fromiter((r.ft_is_a for r in rows), dtype=bool, count=n),
-                   np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n), rank is None)
+                   np.fromiter(map(_ORDER, rows), dtype=np.int64, count=n),
+                   _outcomes(rows),
+                   _ft_is_a(rows),
+                   _a_first(rows), rank is None)
 
     def take(self, idx: np.ndarray) -> _Columns:
         """The columns of rows[idx] (in that order), sharing this set's comparison and prompt numbering."""
@@ -172,8 +173,35 @@ def _groups(codes: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def _codes(values: Iterable[Any], n: int) -> np.ndarray:
-    index: dict[Any, int] = {}
-    return np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=n)
+    """Each value's number in first-seen order: two C-level passes (distinct values, then a lookup each)."""
+    found = list(values)
+    index = dict(zip(dict.fromkeys(found), range(n)))
+    return np.fromiter(map(index.__getitem__, found), dtype=np.int64, count=n)
+
+
+#: Per-row column readers, C-level (`operator.attrgetter`): a 100,000-judgment report reads each column
+#: of every row several times, and a generator expression per read was a large share of its time.
+_ITEM = operator.attrgetter("item")
+_ORDER = operator.attrgetter("order_index")
+_OUTCOME = operator.attrgetter("outcome")
+_FT_IS_A = operator.attrgetter("ft_is_a")
+_FIRST_LABEL = operator.attrgetter("first_label")
+_CLUSTER = operator.attrgetter("item.cluster")
+_CANDIDATE = operator.attrgetter("item.candidate")
+_JUDGE = operator.attrgetter("judge")
+_P_FT = operator.attrgetter("p_ft")
+
+
+def _outcomes(rows: Sequence[JRow]) -> np.ndarray:
+    return np.fromiter(map(_OUTCOME, rows), dtype=float, count=len(rows))
+
+
+def _ft_is_a(rows: Sequence[JRow]) -> np.ndarray:
+    return np.fromiter(map(_FT_IS_A, rows), dtype=bool, count=len(rows))
+
+
+def _a_first(rows: Sequence[JRow]) -> np.ndarray:
+    return np.fromiter(map("A".__eq__, map(_FIRST_LABEL, rows)), dtype=bool, count=len(rows))
 
 
 class _Build:
@@ -189,12 +217,12 @@ class _Build:
     """
 
     def __init__(self, data: RunData) -> None:
-        self.rank = {name: i for i, name in enumerate(sorted({r.item.cluster for r in data.rows}))}
+        self.rank = {name: i for i, name in enumerate(sorted(set(map(_CLUSTER, data.rows))))}
         self.draws = stats.Draws(len(self.rank), N_BOOT, BOOT_SEED)
         self.cols = _Columns.of(data.rows, self.rank)
         n = len(data.rows)
-        self.candidate = _codes((r.item.candidate for r in data.rows), n)
-        self.judge = _codes((r.judge for r in data.rows), n)
+        self.candidate = _codes(map(_CANDIDATE, data.rows), n)
+        self.judge = _codes(map(_JUDGE, data.rows), n)
         self.by_judge = {self._key(idx): idx for idx in _groups([self.candidate, self.judge])}
         self.units = {key: _units_of_cols(self.cols.take(idx)) for key, idx in self.by_judge.items()}
         #: Each answer text's markdown counts, shared by the judges' style-controlled fits (all read the same answers).
@@ -264,7 +292,7 @@ def _clusters(keys: Iterable[ItemKey], rank: dict[str, int] | None = None) -> np
     names = [k.cluster for k in keys]
     if rank:
         try:
-            return np.fromiter((rank[n] for n in names), dtype=np.int64, count=len(names))
+            return np.fromiter(map(rank.__getitem__, names), dtype=np.int64, count=len(names))
         except KeyError:  # a key from outside the run being reported
             pass
     return np.asarray(names, dtype=object)
@@ -303,10 +331,9 @@ def power_of(ci: dict[str, Any], units: Units, no_information: str | None = None
 
 def information_of(rows: Sequence[JRow], units: Units) -> stats_bias.Information:
     """`stats.bias.judge_information` for one judge's rows: does its verdict follow position or label?"""
-    n = len(rows)
-    outcomes = np.fromiter((r.outcome for r in rows), dtype=float, count=n)
-    cand_a = np.fromiter((r.ft_is_a for r in rows), dtype=bool, count=n)
-    a_first = np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n)
+    outcomes = _outcomes(rows)
+    cand_a = _ft_is_a(rows)
+    a_first = _a_first(rows)
     pairs = np.asarray([[a, b] for _, a, b in units.pairs], dtype=float).reshape(-1, 2)
     return stats_bias.judge_information(outcomes, cand_a == a_first, cand_a, pairs)
 
@@ -347,7 +374,7 @@ def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = Fa
         "judge": first.judge, "model": first.judge_model or meta.get("model"),
         "judge_type": first.judge_type, "baseline": first.item.baseline, "candidate": first.item.candidate,
         "n_judgments": len(rows),
-        "invalid_judgments": int(sum(1 for r in rows if math.isnan(r.outcome))),
+        "invalid_judgments": int(np.count_nonzero(np.isnan(_outcomes(rows)))),
     }
     entry.update(outcome_figures(units.outcomes, units.clusters))
     info = information_of(rows, units)
@@ -364,10 +391,10 @@ def judge_entry(rows: Sequence[JRow], meta: dict[str, Any], *, legacy: bool = Fa
     entry["style_controlled"] = style_entry(rows, units, level=LEVEL, n_boot=N_BOOT, seed=BOOT_SEED,
                                             draws=build.draws if build is not None else None, withhold=info.reason,
                                             counts=build.style_counts if build is not None else None)
-    p = np.asarray([r.p_ft for r in rows], dtype=float)
+    p = np.fromiter(map(_P_FT, rows), dtype=float, count=len(rows))
     if np.isfinite(p).any():
         entry["logprob_preference"] = interval_dict(stats.logprob_preference(
-            p, _clusters((r.item for r in rows), rank), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
+            p, _clusters(map(_ITEM, rows), rank), n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
             min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS, draws=build.draws if build is not None else None))
     else:
         entry["logprob_preference"] = None
@@ -389,11 +416,11 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False,
     was judged in both print orders (two rows, one comparison under the MT-Bench rule).
     A legacy re-judgment in the same print order is a row and a comparison of its own.
     """
-    outs = np.fromiter((r.outcome for r in rows), dtype=float, count=len(rows))
-    clusters = _clusters((r.item for r in rows), rank)
+    outs = _outcomes(rows)
+    clusters = _clusters(map(_ITEM, rows), rank)
     figures = outcome_figures(outs, clusters)
     c = stats.counts(outs)
-    pairs = {(k.section, k.prompt_id, k.sample_index) for k in {id(r.item): r.item for r in rows}.values()}
+    pairs = {(k.section, k.prompt_id, k.sample_index) for k in dict.fromkeys(map(_ITEM, rows))}
     return {**{k: figures[k] for k in ("wins", "losses", "ties", "invalid", "n", "n_valid", "n_prompts",
                                         "win_rate", "strict_win_rate", "ci95", "strict_ci95")},
             "strict_wilson95": wilson_dict(stats.wilson_ci(c.wins, c.n_valid, LEVEL)),
@@ -406,13 +433,13 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False,
 def bias_entry(rows: Sequence[JRow], *, legacy: bool, units: Units | None = None) -> dict[str, Any]:
     """Label, position, order-consistency and length diagnostics for one judge and candidate."""
     first = rows[0]
-    out_rows = np.fromiter((r.outcome for r in rows), dtype=float, count=len(rows))
-    ft_is_a = np.fromiter((r.ft_is_a for r in rows), dtype=bool, count=len(rows))
+    out_rows = _outcomes(rows)
+    ft_is_a = _ft_is_a(rows)
     winning_a, fa = stats.label_winners(out_rows, ft_is_a)
     lb = stats.label_bias(winning_a, fa, level=LEVEL)
     # Position: did the answer shown first win? (= label A in Brie Bench runs, not in legacy ones.)
     decisive_rows = (out_rows == stats.WIN) | (out_rows == stats.LOSS)
-    a_first = np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=len(rows))
+    a_first = _a_first(rows)
     first_won = int(np.count_nonzero(decisive_rows & ((out_rows == stats.WIN) == (ft_is_a == a_first))))
     n_decisive = int(np.count_nonzero(decisive_rows))
     pos_ci = stats.wilson_ci(first_won, n_decisive, LEVEL)
@@ -469,19 +496,20 @@ def _order_figures(rows: Sequence[JRow], units: Units, pair_outcomes: np.ndarray
     only where such replicates exist). A merely noisy judge flips too, evenly both ways.
     """
     cols = _Columns.of(rows)
-    last0: dict[int, int] = {}
-    for i in np.flatnonzero(cols.order == 0).tolist():
-        last0[int(cols.item[i])] = i
-    index = {k: i for i, k in enumerate(cols.keys)}
-    at = [last0.get(index[key], -1) for key, _, _ in units.pairs]
-    cand_first = np.asarray([bool(cols.ft_is_a[i] == cols.a_first[i]) if i >= 0 else True for i in at], dtype=bool)
+    zero = np.flatnonzero(cols.order == 0)
+    last0 = np.full(len(cols.keys), -1, dtype=np.intp)
+    np.maximum.at(last0, cols.item[zero], zero)  # each comparison's last row in order 0
+    index = dict(zip(cols.keys, range(len(cols.keys))))
+    at = last0[np.fromiter((index[key] for key, _, _ in units.pairs), dtype=np.intp, count=len(units.pairs))]
+    cand_first = np.ones(len(at), dtype=bool)
+    shown = at >= 0
+    cand_first[shown] = cols.ft_is_a[at[shown]] == cols.a_first[at[shown]]
     direction = stats_bias.flip_direction(pair_outcomes, cand_first)
     # Same-order replicates: consecutive valid judgments of one answer pair by one model, shown the same way
     # (a legacy re-judgment is an item of its own, so the pair is keyed without its replicate number).
     valid = np.flatnonzero(~np.isnan(cols.outcome))
-    pair_code = _codes((_answer_pair(k) for k in cols.keys), len(cols.keys))
-    member_code = _codes((getattr(cols.rows[i], "member", None) or cols.rows[i].judge for i in valid.tolist()),
-                         len(valid))
+    pair_code = _codes(map(_ANSWER_PAIR, cols.keys), len(cols.keys))
+    member_code = _codes((r.member or r.judge for r in map(cols.rows.__getitem__, valid.tolist())), len(valid))
     slot = np.stack([pair_code[cols.item[valid]], member_code, cols.ft_is_a[valid].astype(np.int64),
                      cols.a_first[valid].astype(np.int64)]) if valid.size else np.zeros((4, 0), dtype=np.int64)
     # Consecutive (in stored order) valid judgments of one slot: sort stably by slot, compare neighbours.
@@ -504,6 +532,10 @@ def _order_figures(rows: Sequence[JRow], units: Units, pair_outcomes: np.ndarray
     }
 
 
+#: `_answer_pair`, C-level: a 100,000-judgment report asks it of every comparison of every judge.
+_ANSWER_PAIR = operator.attrgetter("section", "prompt_id", "sample_index", "baseline", "candidate")
+
+
 def _answer_pair(k: ItemKey) -> tuple[str, str, int, str, str]:
     """The answer pair a comparison compares, without its replicate number."""
     return (k.section, k.prompt_id, k.sample_index, k.baseline, k.candidate)
@@ -520,17 +552,29 @@ def _length_confounded(lenb: stats.LengthBias, outcomes: np.ndarray) -> bool:
     return bool(n_valid >= 10 and math.isfinite(share) and (share >= 0.9 or share <= 0.1))
 
 
+def _score_columns(scores: Sequence[dict[str, float]], names: list[str]) -> np.ndarray:
+    """(criteria, rows): each criterion's score per row, NaN where a row lacks it.
+
+    One C-level `itemgetter` per row when every row has every criterion (the usual case),
+    instead of one pass over the rows per criterion; the values are the same floats.
+    """
+    n = len(scores)
+    try:
+        return np.array(list(map(operator.itemgetter(*names), scores)), dtype=float).reshape(n, len(names)).T.copy()
+    except KeyError:  # a row without some criterion: NaN there
+        return np.stack([np.fromiter(map(operator.methodcaller("get", c, NAN), scores), dtype=float, count=n)
+                         for c in names]).reshape(len(names), n)
+
+
 def criteria_entries(rows: Sequence[JRow], build: _Build | None = None) -> list[dict[str, Any]]:
     """Per-criterion mean 1–5 scores and the paired (candidate − baseline) difference."""
     ft_scores, base_scores = [r.scores_ft for r in rows], [r.scores_base for r in rows]
     names = sorted(set().union(*ft_scores) & set().union(*base_scores))
     if not names:
         return []
-    n = len(rows)
-    ft = {c: np.fromiter(map(operator.methodcaller("get", c, NAN), ft_scores), dtype=float, count=n) for c in names}
-    base = {c: np.fromiter(map(operator.methodcaller("get", c, NAN), base_scores), dtype=float, count=n)
-            for c in names}
-    diffs = stats.criterion_differences(ft, base, _clusters((r.item for r in rows), build.rank if build else None),
+    ft = dict(zip(names, _score_columns(ft_scores, names)))
+    base = dict(zip(names, _score_columns(base_scores, names)))
+    diffs = stats.criterion_differences(ft, base, _clusters(map(_ITEM, rows), build.rank if build else None),
                                         n_boot=N_BOOT, level=LEVEL, seed=BOOT_SEED,
                                         min_boot_clusters=stats.BOOTSTRAP_MIN_CLUSTERS,
                                         draws=build.draws if build else None)
@@ -694,7 +738,7 @@ def ranking_entries(data: RunData, build: _Build | None = None) -> list[dict[str
     everywhere in the report); invalid ones are left out; ties count half.
     The baseline is the anchor (strength 0); intervals resample whole prompts.
     """
-    candidates = list(dict.fromkeys(r.item.candidate for r in data.rows))
+    candidates = list(dict.fromkeys(map(_CANDIDATE, data.rows)))
     if len(candidates) < 2:
         return []
     baseline = data.rows[0].item.baseline
@@ -772,9 +816,10 @@ def _contenders(data: RunData) -> list[dict[str, Any]]:
     meta = data.run.metadata
     baseline = meta.get("baseline") or data.snapshot.get("baseline")
     names = dict.fromkeys(list((meta.get("contenders") or {}).keys()))
-    for r in data.rows:
-        names.setdefault(r.item.baseline, None)
-        names.setdefault(r.item.candidate, None)
+    for baseline_name, candidate in dict.fromkeys(map(operator.attrgetter("item.baseline", "item.candidate"),
+                                                      data.rows)):
+        names.setdefault(baseline_name, None)
+        names.setdefault(candidate, None)
     out = []
     for name in names:
         info = (meta.get("contenders") or {}).get(name) or {}
@@ -789,13 +834,15 @@ def _contenders(data: RunData) -> list[dict[str, Any]]:
 def _judge_info(data: RunData) -> list[dict[str, Any]]:
     meta = data.run.metadata.get("judges") or {}
     names = dict.fromkeys(list(meta.keys()))
+    firsts: dict[str, JRow] = {}
     for r in data.rows:
-        names.setdefault(r.judge, None)
+        firsts.setdefault(r.judge, r)
+    names.update(dict.fromkeys(firsts))
     out = []
     for name in names:
         info = meta.get(name) or {}
         backend = info.get("backend")
-        first = next((r for r in data.rows if r.judge == name), None)
+        first = firsts.get(name)
         out.append({"name": name, "type": info.get("judge") or (first.judge_type if first else None),
                     "model": info.get("model") or (first.judge_model if first else None),
                     "backend": backend.get("backend") if isinstance(backend, dict) else backend,
@@ -899,7 +946,7 @@ def failure_entries(data: RunData) -> list[dict[str, Any]]:
     """
     from brie_bench.summary import failures
 
-    done = {r.unit_key for r in data.rows} | {g["gen_key"] for g in data.generations}
+    done = set(map(operator.attrgetter("unit_key"), data.rows)) | {g["gen_key"] for g in data.generations}
     return [f.as_dict() for _, f in sorted(failures(data.errors, done).items())]
 
 
@@ -938,7 +985,10 @@ def verdict_like_entries(data: RunData) -> list[dict[str, Any]]:
 
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, str]] = set()
-    for r in data.rows:
+    # Each distinct answer is scanned once, first: most runs have none, and then no row need be looked at.
+    texts = {*map(operator.attrgetter("text_ft"), data.rows), *map(operator.attrgetter("text_base"), data.rows)}
+    flagged = [t for t in texts if scan(t) is not None]
+    for r in data.rows if flagged else ():
         # Most answers hold no verdict-like text: look at the (cached) scans before the bookkeeping.
         if (scan(r.text_ft) is None and scan(r.text_base) is None) or (r.item, r.judge) in seen:
             continue
@@ -985,7 +1035,7 @@ def _build_report(data: RunData, build: _Build | None = None) -> dict[str, Any]:
     no_info = {(e["candidate"], e["judge"]): e["information"]["statement"] for e in judges
                if e["information"]["statement"]}
     sections = []
-    section_code = _codes((r.item.section for r in data.rows), len(data.rows))
+    section_code = _codes(map(operator.attrgetter("item.section"), data.rows), len(data.rows))
     by_section = {data.rows[int(idx[0])].item.section: idx for idx in _groups([section_code])}
     for name in data.section_order():
         sec_idx = by_section.get(name, np.zeros(0, dtype=np.intp))
@@ -1003,13 +1053,13 @@ def _build_report(data: RunData, build: _Build | None = None) -> dict[str, Any]:
                          "n_judgments": len(sec_rows), "judges": entries})
     agreement = []
     for _, rows in group_by(data.rows, "item.candidate").items():
-        names = sorted(dict.fromkeys(r.judge for r in rows), key=lambda j: judge_rank.get(j, len(judge_rank)))
+        names = sorted(dict.fromkeys(map(_JUDGE, rows)), key=lambda j: judge_rank.get(j, len(judge_rank)))
         if len(names) >= 2:
             agreement.append(agreement_entry(rows, names, legacy=data.legacy, build=build))
             _majority_of_informative(agreement[-1], rows, no_info, legacy=data.legacy, build=build)
     bias = [bias_entry(rows, legacy=data.legacy, units=build.units[key]) for key, rows in by_judge.items()]
     criteria = [c for rows in by_judge.values() for c in criteria_entries(rows, build)]
-    prompts = {r.item.cluster for r in data.rows}
+    prompts = set(map(_CLUSTER, data.rows))
     fails = failure_entries(data)
     report: dict[str, Any] = {
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "brie_bench_version": __version__,

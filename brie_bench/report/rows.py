@@ -213,6 +213,9 @@ def _apply_families(rows: list[JRow], families: dict[str, list[str]], legacy: bo
 def _scores(scores: Any, label: str) -> dict[str, float]:
     if not isinstance(scores, dict) or not isinstance(scores.get(label), dict):
         return {}
+    found = scores[label]
+    if set(map(type, found.values())) <= {float}:  # the usual case (parsed with parse_int=float): as it is
+        return found  # type: ignore[no-any-return]
     out: dict[str, float] = {}
     for k, v in scores[label].items():
         try:
@@ -237,6 +240,8 @@ _STAT_COLUMNS = ("unit_key", "section", "prompt_id", "sample_index", "judge", "j
                  "verdict", "winner", "p_a", "scores", "invalid_reason", "input_tokens", "output_tokens",
                  "latency_s")
 _TEXT_COLUMNS = ("raw", "reasoning")
+#: Where `scores` sits in a stored tuple (after the rowid).
+_SCORES_AT = 1 + _STAT_COLUMNS.index("scores")
 assert set(_STAT_COLUMNS) | set(_TEXT_COLUMNS) | {"run_id", "created_at"} == set(JUDGMENT_COLUMNS), \
     "report.rows reads every judgment column but run_id and created_at"
 
@@ -266,13 +271,35 @@ class _RowCoder:
             found = self.items[ident] = ItemKey(*ident)
         return found
 
+    def parse_scores(self, texts: Iterable[str | None]) -> None:
+        """Parse every distinct stored scores text in one `json.loads` call (`score_pair` then finds them).
+
+        A 100,000-judgment run has about as many distinct texts; one call per text cost
+        more in the json module's Python wrapper than in its parser. The store writes each
+        text with `json.dumps` of an object, so the texts joined by commas form one array of
+        as many values; when they do not (a hand-edited store), each is parsed alone.
+        """
+        todo = [t for t in dict.fromkeys(texts) if t and t not in self.scores]
+        if not todo:
+            return
+        parsed: Any = None
+        if all(t[:1] == "{" and t[-1:] == "}" for t in todo):
+            try:
+                parsed = json.loads("[" + ",".join(todo) + "]", parse_int=float)
+            except ValueError:
+                parsed = None
+        if not isinstance(parsed, list) or len(parsed) != len(todo):
+            return  # `score_pair` parses each alone, raising where a text is not JSON
+        for text, value in zip(todo, parsed):
+            self.scores[text] = (_scores(value, "A"), _scores(value, "B"))
+
     def score_pair(self, raw: str | None) -> tuple[dict[str, float], dict[str, float]]:
         """(scores of label A, scores of label B), from the stored JSON text."""
         if not raw:
             return {}, {}
         found = self.scores.get(raw)
         if found is None:
-            parsed = json.loads(raw)
+            parsed = json.loads(raw, parse_int=float)
             found = self.scores[raw] = (_scores(parsed, "A"), _scores(parsed, "B"))
         return found
 
@@ -321,7 +348,9 @@ def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> 
                       answers)
     cursor.execute(f"SELECT rowid, {', '.join(columns)} FROM judgments WHERE run_id=? "
                    "ORDER BY section, prompt_id, sample_index, judge, order_index", (run.id,))
-    rows = [row for row in map(coder.code, cursor) if row is not None]
+    stored = cursor.fetchall()
+    coder.parse_scores(r[_SCORES_AT] for r in stored)
+    rows = [row for row in map(coder.code, stored) if row is not None]
     families = judge_families(run.metadata, snapshot)
     if families:
         _apply_families(rows, families, bool(run.metadata.get("legacy")))
