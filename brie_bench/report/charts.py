@@ -22,6 +22,11 @@ def signed(x: float | None) -> str:
     return "–" if x is None else f"{x:+.2f}"
 
 
+def points(x: float | None) -> str:
+    """A difference of two rates in percentage points: +0.125 -> '+12.5 pts'; None -> '–'."""
+    return "–" if x is None else f"{100 * x:+.1f} pts"
+
+
 def ci_chart(rows: Sequence[dict[str, Any]], *, lo: float = 0.0, hi: float = 1.0, ref: float | None = 0.5,
              ticks: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), fmt: Callable[[float | None], str] = pct,
              width: int = 860, label_width: int = 210, row_height: int = 28) -> dict[str, Any]:

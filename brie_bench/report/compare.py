@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from brie_bench import __version__, stats
-from brie_bench.report.charts import ci_chart, pct
+from brie_bench.report.charts import ci_chart, pct, points
 from brie_bench.report.markdown import cell, ci_text
 from brie_bench.report.figures import interval_dict
 from brie_bench.report.model import (INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL,
@@ -188,9 +188,8 @@ def print_comparison(console: Console, comparison: dict[str, Any]) -> None:
         console.print(safe_text(f"warning: {w['text']}", style="yellow"), soft_wrap=True)
 
 
-def signed_pct(x: float | None) -> str:
-    """+0.125 -> '+12.5 pts'."""
-    return "–" if x is None else f"{100 * x:+.1f} pts"
+#: A difference of two win rates, in percentage points: the one unit of every run-vs-run figure.
+signed_pct = points
 
 
 def render_comparison_markdown(comparison: dict[str, Any]) -> str:

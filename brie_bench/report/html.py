@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from brie_bench.report.charts import ci_chart, pct, signed
+from brie_bench.report.charts import ci_chart, pct, points, signed
 from brie_bench.report.items import comparison_items
 from brie_bench.report.majority import majority_note
 from brie_bench.report.rows import RunData
@@ -44,10 +44,11 @@ def fmt_num(x: float | None, digits: int = 2) -> str:
 
 
 def fmt_ci(ci: dict[str, Any] | None, fmt: str = "pct") -> str:
-    """'62.5% [48.0%, 75.1%]', or the estimate with 'cannot be trusted'."""
+    """'62.5% [48.0%, 75.1%]' (`fmt` "pct"), '+4.0 pts [...]' ("points", a difference of rates), '+0.42 [...]'
+    ("signed", a score difference); or the estimate with 'cannot be trusted'."""
     if not ci:
         return "–"
-    f = pct if fmt == "pct" else signed
+    f = {"pct": pct, "points": points}.get(fmt, signed)
     if ci.get("low") is None or ci.get("high") is None:
         return f"{f(ci.get('estimate'))} (no interval)"
     return f"{f(ci.get('estimate'))} [{f(ci['low'])}, {f(ci['high'])}]"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sqlite3
 from pathlib import Path
 
@@ -171,3 +172,10 @@ def test_run_against_run_difference_and_flipped_prompts(two_runs):
     assert table.exit_code == 0 and "A − B" in table.output and "flipped (fixed)" in table.output
     md = _invoke(db, "report", a, b, "--markdown")
     assert md.exit_code == 0 and md.stdout.count("| all |") == 2
+    # HTML: one unit for the difference, in the chart and the table alike (percentage points).
+    out = Path(db).parent / "ab.html"
+    page = _invoke(db, "report", a, b, "--html", str(out))
+    assert page.exit_code == 0, page.output
+    html = out.read_text(encoding="utf-8")
+    table_part = html.split("<h2>Per judge and section</h2>", 1)[1].split("</table>", 1)[0]
+    assert " pts [" in table_part and not re.search(r"[+-]\d\.\d\d \[", table_part)
