@@ -43,6 +43,7 @@ __all__ = [
     "MIN_VARIANCE", "VarianceComponents", "critical_value", "critical_values", "decompose", "default_components",
     "degenerate_reason", "design_factor",
     "variance_of_mean", "mde", "mde_for_se", "prompts_needed", "recommended_samples", "paired_mdd",
+    "paired_degenerate_reason",
     "detectable_sentence", "difference_sentence", "samples_sentence", "report_entry",
 ]
 
@@ -445,7 +446,27 @@ def paired_mdd(a: Mapping[Any, tuple[float, int]], b: Mapping[Any, tuple[float, 
     ya, yb = sa.sum() / na.sum(), sb.sum() / nb.sum()
     u = (sa - na * ya) / na.sum() - (sb - nb * yb) / nb.sum()
     se = math.sqrt(float(np.sum(u * u)) * k / (k - 1.0))
+    if paired_degenerate_reason(se, k):
+        return _NAN, se, k
     return mde_for_se(se, alpha, power, k), se, k
+
+
+def paired_degenerate_reason(se: float, k: int) -> str | None:
+    """Why two runs' pairing gives no detectable difference, or None.
+
+    se² · k is about the variance of the per-prompt difference between the runs. Below
+    `MIN_VARIANCE`, two runs that agree prompt by prompt (the same deterministic judge on
+    the same answers, say) would "detect" differences of ±0 points: the variance measured is
+    the runs' agreement, not the precision of a new comparison. As for one run
+    (`degenerate_reason`), no figure is given then.
+    """
+    if k < 2 or not math.isfinite(se):
+        return None
+    if se * se * k < MIN_VARIANCE:
+        return ("the two runs' results barely differ prompt by prompt (variance of the per-prompt difference "
+                f"{se * se * k:.3f}, below {MIN_VARIANCE:g}), so their pairing shows no precision to read a "
+                "detectable difference from")
+    return None
 
 
 # --------------------------------------------------------------------------- plain words
@@ -475,8 +496,10 @@ def detectable_sentence(effect: float, significant: bool | None, power: float = 
 
 
 def difference_sentence(mdd: float, estimate: float | None, significant: bool | None,
-                        power: float = POWER) -> str:
+                        power: float = POWER, reason: str | None = None) -> str:
     """Run against run: the observed difference next to the smallest one the pairing could detect."""
+    if reason:
+        return f"No detectable-difference figure: {reason}."
     if not math.isfinite(mdd):
         return "No detectable-difference figure: the runs share fewer than two prompts."
     observed = "" if estimate is None or not math.isfinite(estimate) else f"{100 * estimate:+.0f} points, "

@@ -16,9 +16,7 @@ import math
 from typing import Any
 
 import numpy as np
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from brie_bench import __version__, stats
@@ -28,6 +26,7 @@ from brie_bench.report.figures import interval_dict
 from brie_bench.report.model import (INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL,
                                      ORDERS_EXPLANATION, outcome_figures, units_of)
 from brie_bench.report.rows import JRow, RunData, group_by
+from brie_bench.termtable import Notes, legend, new_table, print_table
 from brie_bench.textsafe import safe_text
 
 SCHEMA_ID = "brie-bench-comparison"
@@ -99,9 +98,10 @@ def _mdd(pa: dict[tuple[str, str], tuple[float, int]], pb: dict[tuple[str, str],
     low, high = diff.get("low"), diff.get("high")
     significant = None if not diff.get("trusted") else bool(low is not None and high is not None
                                                               and (low > 0 or high < 0))
+    reason = power.paired_degenerate_reason(se, k)
     return {"mdd": mdd if math.isfinite(mdd) else None, "se": se if math.isfinite(se) else None,
-            "n_prompts": k, "alpha": power.ALPHA, "power": power.POWER,
-            "statement": power.difference_sentence(mdd, diff.get("estimate"), significant)}
+            "n_prompts": k, "alpha": power.ALPHA, "power": power.POWER, "mdd_reason": reason,
+            "statement": power.difference_sentence(mdd, diff.get("estimate"), significant, reason=reason)}
 
 
 def _key(rows: list[JRow], single: bool) -> Any:
@@ -155,37 +155,58 @@ def build_comparison(a: RunData, b: RunData) -> dict[str, Any]:
 # --------------------------------------------------------------------------- rendering
 
 
-def _ci(ci: dict[str, Any], fmt: Any = pct) -> Text:
+def _span(ci: dict[str, Any], notes: Notes, *, difference: bool = False) -> Text:
+    """A win rate as "62% 48–75" or a difference as "+4 [-10,+18]" (points), with a note mark when untrusted.
+
+    Short forms, as the single-run report's table uses, so that two runs side by side read
+    at 80 columns; the legend under the table says the units.
+    """
+    est, low, high = ci.get("estimate"), ci.get("low"), ci.get("high")
+    if difference:
+        text = "–" if est is None else f"{100 * est:+.0f}"
+        if low is not None and high is not None:
+            text += f" [{100 * low:+.0f},{100 * high:+.0f}]"
+    else:
+        text = "–" if est is None else f"{100 * est:.0f}%"
+        if low is not None and high is not None:
+            text += f" {100 * low:.0f}–{100 * high:.0f}"
     if not ci.get("trusted"):
-        return Text(f"{fmt(ci.get('estimate'))} {ci.get('note')}", style="red")
-    return Text(f"{fmt(ci['estimate'])} [{fmt(ci['low'])}, {fmt(ci['high'])}]")
+        return safe_text(text + notes.mark(ci.get("note")), style="red")
+    return safe_text(text)
 
 
 def print_comparison(console: Console, comparison: dict[str, Any]) -> None:
-    """Rich tables: per judge and per section, A, B, A − B and flipped prompts."""
+    """Run A against run B in the single-run report's layout: one table, sections as row groups, a legend.
+
+    Columns are short (A, B, A−B, n, flip) with their meaning in the legend and long notes
+    once under the table, so judge and section names are never cut at 80 columns.
+    """
     a, b = comparison["run_a"]["id"], comparison["run_b"]["id"]
-    for title, blocks in (("per judge", [(None, comparison["judges"])]),
-                          ("per section", [(s["section"], s["judges"]) for s in comparison["sections"]])):
-        table = Table(title=safe_text(f"A = {a} vs B = {b}, {title}"), box=box.SIMPLE_HEAD,
-                      caption="difference: paired interval over shared prompts")
-        for col in ("section", "judge", "A win rate [95% CI]", "B win rate [95% CI]", "A − B [95% CI]", "shared",
-                    "flipped"):
-            table.add_column(col, overflow="fold")
-        for section, entries in blocks:
-            for e in entries:
-                table.add_row(safe_text(section or "all"), safe_text(e["judge"]), _ci(e["a"]["ci95"]), _ci(e["b"]["ci95"]),
-                              _ci(e["difference"], signed_pct), str(e["n_shared_prompts"]), str(len(e["flipped"])))
-        console.print(table)
+    notes = Notes()
+    table = new_table(f"Run A {a} against run B {b}")
+    for col in ("section / judge", "A", "B", "A−B", "n", "flip"):
+        table.add_column(col, justify="left" if col == "section / judge" else "right")
+    for section, entries in [("all", comparison["judges"])] + [(x["section"], x["judges"])
+                                                               for x in comparison["sections"]]:
+        table.add_row(safe_text(section, style="bold"), *[""] * 5)
+        for e in entries:
+            table.add_row(safe_text("  " + e["judge"]), _span(e["a"]["ci95"], notes), _span(e["b"]["ci95"], notes),
+                          _span(e["difference"], notes, difference=True), str(e["n_shared_prompts"]),
+                          str(len(e["flipped"])))
+    print_table(console, table)
+    legend(console, [("A, B", "win rate and its 95% interval in each run"),
+                     ("A−B", "difference in points, paired interval over shared prompts"),
+                     ("n", "shared prompts"), ("flip", "prompts won in one run and lost in the other")])
+    notes.print(console, style="red")
     for e in comparison["judges"]:
         for f in e["flipped"]:
             console.print(safe_text(f"flipped ({e['judge']}): [{f['section']}] {f['prompt'][:100]} — "
-                               f"A {pct(f['win_rate_a'])}, B {pct(f['win_rate_b'])}"), soft_wrap=True)
+                               f"A {pct(f['win_rate_a'])}, B {pct(f['win_rate_b'])}"))
     for e in comparison["judges"]:
         if e.get("minimum_detectable_difference"):
-            console.print(safe_text(f"A − B ({e['judge']}): {e['minimum_detectable_difference']['statement']}"),
-                          soft_wrap=True)
+            console.print(safe_text(f"A − B ({e['judge']}): {e['minimum_detectable_difference']['statement']}"))
     for w in comparison["warnings"]:
-        console.print(safe_text(f"warning: {w['text']}", style="yellow"), soft_wrap=True)
+        console.print(safe_text(f"warning: {w['text']}", style="yellow"))
 
 
 #: A difference of two win rates, in percentage points: the one unit of every run-vs-run figure.

@@ -220,3 +220,22 @@ def test_pack_breaks_only_between_items() -> None:
         assert all(cell_len(line) <= width or line.strip() in items for line in lines)
         assert not any(line.rstrip().endswith("·") or line.lstrip().startswith("·") for line in lines)
     assert pack(["a", "", "b"], 80) == ["a · b"]
+
+
+def test_run_against_run_reads_at_80_columns(scripted_db: Path, tmp_path: Path, captured: list[Table]) -> None:
+    """`report RUN_A RUN_B`: the single-run report's layout, no name cut, no header split across lines."""
+    suite = scripted_suite(judges=JUDGES, sections=SECTIONS)
+    suite["name"] = "multi-domain evaluation of the contemplative adapter"
+    suite["contenders"]["brie-contemplative-r16"] = suite["contenders"].pop("brie")
+    suite["seed"] = 11  # another blinding draw: the two runs differ
+    code, output = invoke("--db", str(scripted_db), "run", str(write_yaml(tmp_path / "again.yaml", suite)), "--new")
+    assert code == 0, output
+    captured.clear()
+    run_ids = re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b", invoke("--db", str(scripted_db), "runs")[1])
+    assert len(set(run_ids)) == 2
+    captured.clear()
+    code, output = invoke("--db", str(scripted_db), "report", *sorted(set(run_ids)))
+    assert code == 0, output
+    assert "claude-sonnet-4-5-20250929" in output and "reproducibility" in output
+    assert "A−B difference in points" in " ".join(output.split())
+    assert_reads_well(captured, output)

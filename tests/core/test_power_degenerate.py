@@ -58,3 +58,18 @@ def test_flip_ties_make_the_mde_larger_and_vanish_without_pairs() -> None:
     assert dg == pytest.approx(d)
     assert math.isfinite(power.prompts_needed(0.1, with_pairs))
     assert power.prompts_needed(0.1, with_pairs) >= power.prompts_needed(0.1, without)
+
+
+def test_two_runs_that_agree_prompt_by_prompt_get_no_detectable_difference() -> None:
+    """The paired design's MDD from runs whose per-prompt difference never varies would read "±0 points"."""
+    from brie_bench import power as P
+
+    same = {f"p{i}": (float(i % 2), 1) for i in range(12)}
+    mdd, se, k = P.paired_mdd(same, dict(same))
+    assert math.isnan(mdd) and se == 0.0 and k == 12
+    reason = P.paired_degenerate_reason(se, k)
+    assert reason and "barely differ prompt by prompt" in reason
+    assert P.difference_sentence(mdd, 0.0, None, reason=reason).startswith("No detectable-difference figure")
+    varied = {f"p{i}": (float(i % 3 == 0), 1) for i in range(12)}
+    mdd, se, k = P.paired_mdd(same, varied)
+    assert math.isfinite(mdd) and mdd > 0 and P.paired_degenerate_reason(se, k) is None
