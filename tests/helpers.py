@@ -136,28 +136,26 @@ def run_backend(backend: Any, fn: Any) -> Any:
 
 
 @contextmanager
-def judging_app_served(session: Any, token: str, *, extra_hosts: tuple[str, ...] = (),
-                       keep_logging: bool = False) -> Iterator[int]:
-    """The browser judging app for `session` on a free loopback port, in a thread; yields the port.
+def app_served(make_app: Any, *, extra_hosts: tuple[str, ...] = (), keep_logging: bool = False,
+               lifespan: str = "on") -> Iterator[int]:
+    """A Starlette app on a free loopback port, in a thread; yields the port (stopped and joined on exit).
 
-    The server is stopped and joined on exit. `extra_hosts` are further Host names it accepts
-    (besides 127.0.0.1); `keep_logging` leaves logging alone (uvicorn's `log_config=None`) so a
-    test's own handler on uvicorn.error keeps seeing server errors.
+    `make_app(allowed_hosts)` builds the app once the port is known; `extra_hosts` are further
+    Host names it accepts besides 127.0.0.1. `keep_logging` leaves logging alone (uvicorn's
+    `log_config=None`) so a test's own handler on uvicorn.error keeps seeing server errors.
     """
     import threading
     import time
 
     import uvicorn
 
-    from brie_bench.web.app import create_app
     from brie_bench.web.server import bind
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    hosts = {f"{h}:{port}" for h in ("127.0.0.1", *extra_hosts)}
-    app = create_app(session, token=token, allowed_hosts=hosts)
+    app = make_app({f"{h}:{port}" for h in ("127.0.0.1", *extra_hosts)})
     extra: dict[str, Any] = {"log_config": None} if keep_logging else {}
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **extra))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan, **extra))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -169,6 +167,53 @@ def judging_app_served(session: Any, token: str, *, extra_hosts: tuple[str, ...]
         server.should_exit = True
         thread.join(20)
         sock.close()
+
+
+@contextmanager
+def judging_app_served(session: Any, token: str, *, extra_hosts: tuple[str, ...] = (),
+                       keep_logging: bool = False) -> Iterator[int]:
+    """The browser judging app for `session` (`app_served`); yields the port."""
+    from brie_bench.web.app import create_app
+
+    with app_served(lambda hosts: create_app(session, token=token, allowed_hosts=hosts),
+                    extra_hosts=extra_hosts, keep_logging=keep_logging) as port:
+        yield port
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (or another Chrome on PATH) for the Playwright tests, which never download a browser."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+CHROMIUM_MISSING = "Chromium not found (apt-get install chromium); .ci/run installs it"
+
+
+def human_calibrated_example() -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
+    """Judge entries and collapsed comparisons for `add_human_calibrated`: an LLM judge on 120 prompts
+    that agrees with people 85% of the time, and one person ("ann") on 40 of them."""
+    import numpy as np
+
+    from brie_bench.report.model import Units
+    from brie_bench.report.rows import ItemKey
+
+    rng = np.random.default_rng(4)
+    k = 120
+    keys = [ItemKey("s", f"p{i}", 0, "base", "ft", prompt_key=f"prompt {i}") for i in range(k)]
+    truth = np.where(rng.random(k) < 0.6, 1.0, 0.0)
+    llm = np.where(rng.random(k) < 0.85, truth, 1.0 - truth)
+    seen = rng.choice(k, 40, replace=False)
+    clusters = np.arange(k)
+    units = {("ft", "gpt"): Units(keys, llm, clusters, np.ones(k), np.ones(k), []),
+             ("ft", "ann"): Units([keys[i] for i in seen], truth[seen], clusters[seen], np.ones(40), np.ones(40), [])}
+    entries = [{"judge": "gpt", "candidate": "ft", "judge_type": "llm", "information": {"statement": None}},
+               {"judge": "ann", "candidate": "ft", "judge_type": "human", "information": {"statement": None}}]
+    return entries, units
 
 
 def form_request(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, str]:

@@ -39,13 +39,11 @@ def view_command(ctx: click.Context, port: int, host: str, idle_exit: float, db_
     Store(db, readonly=True).close()  # a damaged or foreign file is refused here, in one line
     try:
         from brie_bench.viewer.app import create_viewer_app
-        from brie_bench.web.server import is_loopback, listen, run_app
+        from brie_bench.web.server import listen, network_warning, run_app
     except ModuleNotFoundError as exc:
         raise InputError(f"the viewer needs {exc.name}: pip install 'brie-bench[web]'") from None
-    if not is_loopback(host):
-        err_console().print(safe_text(f"warning: listening on {host}: anyone who can reach it and has the URL's "
-                                      "token can read every run; stay on 127.0.0.1 unless you need the network"),
-                            soft_wrap=True)
+    if (warning := network_warning(host, "read every run")):
+        err_console().print(safe_text(warning), soft_wrap=True)
     try:
         sock, url_host, port, hosts = listen(host, port)
     except OSError as exc:

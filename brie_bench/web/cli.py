@@ -48,14 +48,12 @@ def judge_command(ctx: click.Context, run_id: str | None, web: bool, name: str, 
     if not Path(db).exists():
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     try:
-        from brie_bench.web.server import is_loopback, serve
+        from brie_bench.web.server import network_warning, serve
         from brie_bench.web.session import JudgingSession
     except ModuleNotFoundError as exc:
         raise InputError(f"the judging page needs {exc.name}: pip install 'brie-bench[web]'") from None
-    if not is_loopback(host):
-        err_console().print(safe_text(f"warning: listening on {host}: anyone who can reach it and has the URL's "
-                                      "token can judge as you; stay on 127.0.0.1 unless you need the network"),
-                            soft_wrap=True)
+    if (warning := network_warning(host, "judge as you")):
+        err_console().print(safe_text(warning), soft_wrap=True)
     session = JudgingSession(db, run_id, name, sample=sample)
     judged_before = session.progress().judged
     try:

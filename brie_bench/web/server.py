@@ -47,6 +47,14 @@ def _unbracket(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+def network_warning(host: str, exposure: str) -> str | None:
+    """The one-line warning when `host` is not loopback: who can reach the page and what they could do."""
+    if is_loopback(host):
+        return None
+    return (f"warning: listening on {host}: anyone who can reach it and has the URL's token can {exposure}; "
+            "stay on 127.0.0.1 unless you need the network")
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` names this machine only, however it is spelled.
 

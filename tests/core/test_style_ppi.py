@@ -10,10 +10,9 @@ import statsmodels.api as sm
 
 from brie_bench import stats
 from brie_bench.report.controls import add_human_calibrated
-from brie_bench.report.model import Units
-from brie_bench.report.rows import ItemKey
 from brie_bench.stats.ppi import ppi_lambda, ppi_mean_ci
 from brie_bench.stats.style import StyleCounts, logistic_fit, strip_code_blocks, style_differences
+from helpers import human_calibrated_example
 
 ANSWER = """# Plan
 Intro with **bold** and __strong__ words, and a snake_case_name that is not bold.
@@ -148,24 +147,16 @@ def test_human_calibrated_aggregates_to_prompts_first() -> None:
 
 
 def test_report_block_per_llm_judge_with_human_only_beside_it() -> None:
-    rng = np.random.default_rng(4)
-    k = 120
-    keys = [ItemKey("s", f"p{i}", 0, "base", "ft", prompt_key=f"prompt {i}") for i in range(k)]
-    truth = np.where(rng.random(k) < 0.6, 1.0, 0.0)
-    llm = np.where(rng.random(k) < 0.85, truth, 1.0 - truth)
-    seen = rng.choice(k, 40, replace=False)
-    clusters = np.arange(k)
-    units = {("ft", "gpt"): Units(keys, llm, clusters, np.ones(k), np.ones(k), []),
-             ("ft", "ann"): Units([keys[i] for i in seen], truth[seen], clusters[seen], np.ones(40), np.ones(40), [])}
-    entries = [{"judge": "gpt", "candidate": "ft", "judge_type": "llm", "information": {"statement": None}},
-               {"judge": "ann", "candidate": "ft", "judge_type": "human", "information": {"statement": None}}]
+    entries, units = human_calibrated_example()
+    people = units[("ft", "ann")].outcomes  # the truth on the 40 prompts people judged
+    k = len(units[("ft", "gpt")].keys)
     add_human_calibrated(entries, units, level=0.95)
     block = entries[0]["human_calibrated"]
     assert "human_calibrated" not in entries[1]
     assert block["n_human_verdicts"] == 40 and block["n_labelled_prompts"] == 40 and block["n_judged_prompts"] == k
     assert block["low"] <= block["estimate"] <= block["high"]
     assert block["narrower_by"] > 0  # the judge agrees 85% of the time: PPI is narrower than people alone
-    assert block["human_only"]["estimate"] == pytest.approx(float(truth[seen].mean()))
+    assert block["human_only"]["estimate"] == pytest.approx(float(people.mean()))
     assert "40 human verdicts" in block["sentence"] and "people alone" in block["sentence"]
 
 

@@ -11,32 +11,21 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 from markupsafe import escape
 from rich.console import Console
 
 from brie_bench.report.controls import add_human_calibrated
 from brie_bench.report.html import render_html
 from brie_bench.report.markdown import render_markdown
-from brie_bench.report.model import Units, build_report_from_data
-from brie_bench.report.rows import ItemKey, load_run
+from brie_bench.report.model import build_report_from_data
+from brie_bench.report.rows import load_run
 from brie_bench.report.terminal import print_report
 from brie_bench.store import Store
-from helpers import run_suite, scripted_suite, write_yaml
+from helpers import human_calibrated_example, run_suite, scripted_suite, write_yaml
 
 
 def _human_block() -> dict:
-    rng = np.random.default_rng(4)
-    k = 120
-    keys = [ItemKey("s", f"p{i}", 0, "base", "ft", prompt_key=f"prompt {i}") for i in range(k)]
-    truth = np.where(rng.random(k) < 0.6, 1.0, 0.0)
-    llm = np.where(rng.random(k) < 0.85, truth, 1.0 - truth)
-    seen = rng.choice(k, 40, replace=False)
-    clusters = np.arange(k)
-    units = {("ft", "gpt"): Units(keys, llm, clusters, np.ones(k), np.ones(k), []),
-             ("ft", "ann"): Units([keys[i] for i in seen], truth[seen], clusters[seen], np.ones(40), np.ones(40), [])}
-    entries = [{"judge": "gpt", "candidate": "ft", "judge_type": "llm", "information": {"statement": None}},
-               {"judge": "ann", "candidate": "ft", "judge_type": "human", "information": {"statement": None}}]
+    entries, units = human_calibrated_example()
     add_human_calibrated(entries, units, level=0.95)
     return entries[0]["human_calibrated"]
 

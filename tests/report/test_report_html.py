@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_smoke_cli
+from helpers import CHROMIUM_MISSING, chromium_path, run_smoke_cli
 
 REPO = Path(__file__).parents[2]
 
@@ -29,17 +28,9 @@ PROMPT_PAYLOAD = "</script><script>document.documentElement.setAttribute('data-p
 RAW_PAYLOAD = "{% raw %}{{ config }}{% endraw %}<svg onload=\"document.documentElement.setAttribute('data-pwned','4')\">"
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-CHROMIUM = _chromium()
+CHROMIUM = chromium_path()
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium not found (apt-get install chromium); .ci/run installs it")
+    CHROMIUM is None, reason=CHROMIUM_MISSING)
 
 
 def dump_dom(page: Path, fragment: str, profile: Path) -> str:

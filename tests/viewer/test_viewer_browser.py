@@ -10,26 +10,19 @@ Chromium is installed; nothing is downloaded.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from helpers import CHROMIUM_MISSING, chromium_path
+
 from test_viewer_server import TOKEN, three_runs, viewer  # noqa: F401 (fixtures)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-CHROMIUM = _chromium()
+CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="Chromium not found (apt-get install chromium); .ci/run installs it")
+                                reason=CHROMIUM_MISSING)
 
 
 def test_runs_list_run_page_and_browser_fit_a_phone(viewer: int,  # noqa: F811

@@ -12,20 +12,16 @@ import http.client
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 
 from brie_bench.store import Store
 from brie_bench.viewer.app import create_viewer_app
 from brie_bench.viewer.data import BrowseFilter, browse, pairs, read_filter
-from brie_bench.web.server import bind
-from helpers import run_suite, scripted_suite, write_yaml
+from helpers import app_served, run_suite, scripted_suite, write_yaml
 
 TOKEN = "viewer-token-" + "y" * 20
 
@@ -55,21 +51,9 @@ def three_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
 def viewer(three_runs: tuple[Path, list[str]]) -> Iterator[int]:
     """The viewer app on a free loopback port, in a thread; yields the port."""
     db, _ = three_runs
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_viewer_app(str(db), token=TOKEN, allowed_hosts={f"127.0.0.1:{port}", f"localhost:{port}"})
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
+    with app_served(lambda hosts: create_viewer_app(str(db), token=TOKEN, allowed_hosts=hosts),
+                    extra_hosts=("localhost",), lifespan="off") as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
 
 
 def get(port: int, path: str, *, token: str | None = TOKEN, headers: dict[str, str] | None = None,

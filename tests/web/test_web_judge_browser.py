@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from playwright.sync_api import Page, sync_playwright
 from brie_bench.report import build_report
 from brie_bench.store import Store
 from brie_bench.web.app import shown
-from helpers import run_smoke_cli
+from helpers import CHROMIUM_MISSING, chromium_path, run_smoke_cli
 
 REPO = Path(__file__).parents[2]
 #: Markup, a textarea breakout, template syntax and a bidi override: all must stay text.
@@ -42,17 +41,9 @@ PAYLOAD = ("<script>document.title='pwned';document.documentElement.setAttribute
 MEGABYTE = "\n" + "All work and no play. " * 47_700  # about 1 MB
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-CHROMIUM = _chromium()
+CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="Chromium not found (apt-get install chromium); .ci/run installs it")
+                                reason=CHROMIUM_MISSING)
 
 
 @pytest.fixture(scope="module")
