@@ -79,7 +79,6 @@ from brie_bench.stats.bias import (
 # Private helpers that tests check against independent references; new code imports them
 # from their own module.
 from brie_bench.stats.bias import _logit_fit as _logit_fit
-from brie_bench.stats.draws import _exact_in_float32 as _exact_in_float32
 from brie_bench.stats.draws import Draws, cluster_resamples
 from brie_bench.stats.intervals import (
     BOOTSTRAP_MIN_CLUSTERS,
