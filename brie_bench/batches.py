@@ -22,7 +22,7 @@ from brie_bench.api import BatchBackend
 from brie_bench.batch_poll import BatchPoll
 from brie_bench.errors import CallError, ErrorKind
 from brie_bench.judging_port import JudgingPort
-from brie_bench.outcome import Done, Failed
+from brie_bench.call_result import Done, Failed
 from brie_bench.plan import JudgmentUnit
 
 
@@ -79,13 +79,13 @@ async def judge_in_batches(engine: JudgingPort, judge_name: str, units: list[Jud
             items.append((u.key, request))
     await engine.judge_directly(direct, texts)
     if items:
-        outcome = await engine.call(judge_name, "batch_submit", [k for k, _ in items],
+        called = await engine.call(judge_name, "batch_submit", [k for k, _ in items],
                                     lambda: backend.submit_batch(items), check=outputs.batch_id)
-        if isinstance(outcome, Failed):
+        if isinstance(called, Failed):
             for key, _ in items:
                 engine.count_failed(by_key[key])
-        elif isinstance(outcome, Done):
-            batch_id = outcome.result
+        elif isinstance(called, Done):
+            batch_id = called.result
             # Stored before the first poll: from here on a crash resumes by polling, never resubmitting.
             engine.store.save_batch(engine.run_id, judge_name, batch_id, [k for k, _ in items])
             open_batches.append((batch_id, [k for k, _ in items]))
@@ -93,15 +93,15 @@ async def judge_in_batches(engine: JudgingPort, judge_name: str, units: list[Jud
     poll_s = engine.runtime.batch[judge_name]
     while open_batches:
         for batch_id, keys in list(open_batches):
-            outcome = await engine.call(judge_name, "batch_poll", [batch_id],
+            called = await engine.call(judge_name, "batch_poll", [batch_id],
                                         lambda b=batch_id: backend.poll_batch(b), check=check_poll)
-            if not isinstance(outcome, Done):  # polling failed for good this time: leave the batch open for a rerun
+            if not isinstance(called, Done):  # polling failed for good this time: leave the batch open for a rerun
                 open_batches.remove((batch_id, keys))
                 for key in keys:
                     if key in by_key and key not in done:
                         engine.count_failed(by_key[key])
                 continue
-            poll = outcome.result
+            poll = called.result
             for custom_id, result in poll.results.items():
                 unit = by_key.get(custom_id)
                 if unit is None or custom_id in done:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from brie_bench.records import BlindedPair, Label, LabelVerdict
 
 TIE = "tie"
-Outcome = str | None  # winning contender name, "tie", or None for invalid
+Winner = str | None  # winning contender name, "tie", or None for invalid (after unblinding)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def blind(prompt: str, texts: Mapping[str, str], assignment: Assignment, *,
                        criteria=tuple(criteria), system_prompt=system_prompt)
 
 
-def unblind(verdict: LabelVerdict, assignment: Assignment) -> Outcome:
+def unblind(verdict: LabelVerdict, assignment: Assignment) -> Winner:
     """Map a label verdict to the winning contender, "tie", or None (invalid)."""
     if verdict == "A":
         return assignment.a
@@ -93,8 +93,8 @@ def unblind(verdict: LabelVerdict, assignment: Assignment) -> Outcome:
 Consistency = Literal["consistent", "inconsistent", "incomplete"]
 
 
-def consistent(first: Outcome, second: Outcome) -> Consistency:
-    """Compare the unblinded outcomes of one pair judged in both orders."""
+def consistent(first: Winner, second: Winner) -> Consistency:
+    """Compare the unblinded winners of one pair judged in both orders."""
     if first is None or second is None:
         return "incomplete"
     return "consistent" if first == second else "inconsistent"

@@ -32,7 +32,7 @@ from brie_bench.blinding import blind, unblind
 from brie_bench.errors import CallError, ErrorKind, StopRun, TransientError
 from brie_bench.leases import Leases
 from brie_bench.limits import RateLimiter, RetryPolicy, estimate_tokens
-from brie_bench.outcome import Done, Failed, Outcome, Skipped
+from brie_bench.call_result import Done, Failed, CallResult, Skipped
 from brie_bench.plan import GenerationUnit, JudgmentUnit, Plan
 from brie_bench.records import BlindedPair, JudgeResult
 from brie_bench.rows import GenerationRow, JudgmentRow
@@ -185,7 +185,7 @@ class Engine:
     # -- retry loop --------------------------------------------------------------------
     async def _call(self, name: str, unit_kind: str, unit_keys: Sequence[str], tokens: int,
                     fn: Callable[[], Awaitable[Any]], *, check: Callable[[Any], Any] | None = None,
-                    claim: Callable[[], str] | None = None) -> Outcome:
+                    claim: Callable[[], str] | None = None) -> CallResult:
         """Call `fn` under `name`'s limits with retries: `Done(result, latency)`, or `Failed(kind)` at the end.
 
         `check` validates and normalises the result (`brie_bench.outputs`); a `CallError` it
@@ -296,12 +296,12 @@ class Engine:
             return results
 
         while True:
-            outcome = await self._call(contender, "generation", [u.key for u in units], tokens,
+            called = await self._call(contender, "generation", [u.key for u in units], tokens,
                                        lambda: backend.generate_batch(requests), check=check,
                                        claim=lambda: self._lease().claim(lease_keys, all_stored))
-            if not isinstance(outcome, Skipped):
+            if not isinstance(called, Skipped):
                 break
-            status = outcome.status
+            status = called.status
             if status == "held":
                 status = await self._until_free(lease_keys, all_stored)
                 if status == "free":
@@ -314,11 +314,11 @@ class Engine:
         for i, unit in enumerate(units):
             if unit.key in stored:
                 continue  # regenerated only to keep the batch as planned; the stored answer stays
-            if isinstance(outcome, Failed):
+            if isinstance(called, Failed):
                 failed_now.append(unit.key)
                 self.reporter.advance("generation", False)
                 continue
-            results, latency = outcome.result, outcome.latency
+            results, latency = called.result, called.latency
             try:
                 result, notes = self._check_generation(results[i], f"result {i + 1} of {len(units)}"
                                                        if len(units) > 1 else "the backend's result")
@@ -451,12 +451,12 @@ class Engine:
         lease_keys = [self._judgment_lease(unit)]
         stored = self._judgment_stored(unit)
         while True:
-            outcome = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair),
+            called = await self._call(unit.judge, "judgment", [unit.key], tokens, lambda: judge.judge(pair),
                                        check=self._check_judgment,
                                        claim=lambda: self._lease().claim(lease_keys, stored))
-            if not isinstance(outcome, Skipped):
+            if not isinstance(called, Skipped):
                 break
-            status = outcome.status
+            status = called.status
             if status == "held" and held is not None:
                 held.append(unit)
                 return
@@ -466,10 +466,10 @@ class Engine:
                     continue
             self.reporter.advance("judging", status == "stored")
             return
-        if isinstance(outcome, Failed):
+        if isinstance(called, Failed):
             self._count_failed_judgment(unit)
             return
-        self._save_judgment(unit, outcome.result, outcome.latency, checked=True)  # `_call` ran _check_judgment
+        self._save_judgment(unit, called.result, called.latency, checked=True)  # `_call` ran _check_judgment
 
     async def _judge_direct(self, units: Sequence[JudgmentUnit], texts: dict[str, str]) -> None:
         """Judge `units` with a fixed pool of workers: one per concurrency slot of each judge.
@@ -547,7 +547,7 @@ class Engine:
         await run_all(self._judge_one(u, texts) for u in units)
 
     async def call(self, name: str, unit_kind: str, unit_keys: Sequence[str], fn: Callable[[], Awaitable[Any]], *,
-                   check: Callable[[Any], Any]) -> Outcome:
+                   check: Callable[[Any], Any]) -> CallResult:
         return await self._call(name, unit_kind, unit_keys, 0, fn, check=check)
 
     def check_answer(self, value: Any) -> tuple[Any, list[str]]:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from brie_bench.errors import ErrorKind
-from brie_bench.outcome import Outcome
+from brie_bench.call_result import CallResult
 from brie_bench.plan import JudgmentUnit
 from brie_bench.records import BlindedPair
 from brie_bench.runtime import Runtime
@@ -56,7 +56,7 @@ class JudgingPort(Protocol):
         ...
 
     async def call(self, name: str, unit_kind: str, unit_keys: Sequence[str], fn: Callable[[], Awaitable[Any]], *,
-                   check: Callable[[Any], Any]) -> Outcome:
+                   check: Callable[[Any], Any]) -> CallResult:
         """Call `fn` under `name`'s limits and retries; every failed attempt is logged against `unit_keys`."""
         ...
 

@@ -20,7 +20,7 @@ from brie_bench.api import Limits
 from brie_bench.engine import Engine, EngineStats
 from brie_bench.errors import CallError, ErrorKind, PermanentError, TransientError
 from brie_bench.limits import RateLimiter, RetryPolicy
-from brie_bench.outcome import Done, Failed, Skipped
+from brie_bench.call_result import Done, Failed, Skipped
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store import EXPECTED_COLUMNS, Store
 

@@ -1,7 +1,7 @@
 """What one call through the engine's retry loop (`Engine._call`) came to: done, failed or skipped.
 
 A module of its own so that `brie_bench.batches`, which borrows the engine's retry
-loop, can match on the outcome without importing the engine (which imports it).
+loop, can match on the call result without importing the engine (which imports it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from brie_bench.errors import ErrorKind
 
-__all__ = ["Done", "Failed", "Skipped", "Outcome"]
+__all__ = ["Done", "Failed", "Skipped", "CallResult"]
 
 
 @dataclass(frozen=True)
@@ -37,4 +37,4 @@ class Skipped:
 
 
 #: What `Engine._call` returns: exactly one of the three, never a bare None or tuple.
-Outcome = Done | Failed | Skipped
+CallResult = Done | Failed | Skipped
