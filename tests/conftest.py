@@ -47,3 +47,21 @@ def server(request: pytest.FixtureRequest):
 
     with LoopbackProvider(api_key=getattr(request.module, "KEY", None), max_lifetime_s=60) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL server for the session (brie_bench.testing.pg_server), or a skip."""
+    from brie_bench.testing.pg_server import LocalPostgres, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with LocalPostgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a fresh, empty PostgreSQL database on the session's server."""
+    return postgres_server.new_database()
