@@ -1,6 +1,6 @@
 """The verdict: the rules that turn a built report into one to three plain sentences per candidate.
 
-A report holds every figure a careful reader needs, but a team that fine-tunes in a
+A report (`brie_bench.report.schema.Report`) holds every figure a careful reader needs, but a team that fine-tunes in a
 loop needs a sentence it can paste into a pull request. This module is the one place
 where figures become words, so that the terminal, HTML, Markdown, JSON (`verdict`),
 the model card and `brie-bench gate` all conclude the same thing from the same rules.
@@ -33,7 +33,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from brie_bench.report.schema import (BiasDiagnostics, CandidateVerdict, JudgeFigures, Report, Verdict,
+                                      VerdictCaveat, VerdictReading)
 
 #: Outcomes of one judge against one candidate.
 BETTER, WORSE, NULL, UNDECIDED = "better", "worse", "no-difference", "undecided"
@@ -79,9 +81,10 @@ class JudgeReading:
         """'93% [86–98%]' (the interval the reading came from)."""
         return figure(self.estimate, self.low, self.high)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"judge": self.judge, "reading": self.reading, "estimate": self.estimate, "low": self.low,
-                "high": self.high, "n_prompts": self.n_prompts, "reason": self.reason, "obstacle": self.obstacle}
+    def record(self) -> VerdictReading:
+        """As the report's `verdict.candidates[].judges[]` entry."""
+        return VerdictReading(judge=self.judge, reading=self.reading, estimate=self.estimate, low=self.low,
+                              high=self.high, n_prompts=self.n_prompts, reason=self.reason, obstacle=self.obstacle)
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,13 @@ class Conclusion:
     def text(self) -> str:
         return " ".join(self.sentences)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "baseline": self.baseline, "outcome": self.outcome,
-                "text": self.text, "sentences": list(self.sentences), "agree": self.agree,
-                "judges": [r.as_dict() for r in self.readings],
-                "caveat": None if self.caveat is None else {"kind": self.caveat.kind, "text": self.caveat.text}}
+    def record(self) -> CandidateVerdict:
+        """As the report's `verdict.candidates[]` entry."""
+        return CandidateVerdict(candidate=self.candidate, baseline=self.baseline, outcome=self.outcome,
+                                text=self.text, sentences=list(self.sentences), agree=self.agree,
+                                judges=[r.record() for r in self.readings],
+                                caveat=None if self.caveat is None else VerdictCaveat(kind=self.caveat.kind,
+                                                                                      text=self.caveat.text))
 
 
 # --------------------------------------------------------------------------- words and figures
@@ -145,76 +150,80 @@ def _prompts(n: int | None) -> str:
 # --------------------------------------------------------------------------- rule 1 and 2: each judge
 
 
-def _bias_of(report: dict[str, Any], judge: str, candidate: str) -> dict[str, Any]:
-    return next((b for b in report.get("bias") or [] if b["judge"] == judge and b["candidate"] == candidate), {})
+def _bias_of(report: Report, judge: str, candidate: str) -> BiasDiagnostics | None:
+    return next((b for b in report.bias if b.judge == judge and b.candidate == candidate), None)
 
 
-def lean(bias: dict[str, Any]) -> str | None:
+def lean(bias: BiasDiagnostics | None) -> str | None:
     """The label or position a judge's verdicts lean to, in words, when the lean is significant; else None.
 
     In Brie Bench runs label A is always shown first, so the two tests usually fire together.
     """
-    label, position = bias.get("label") or {}, bias.get("position") or {}
+    if bias is None:
+        return None
+    label, position = bias.label, bias.position
     parts, figures = [], []
-    if label.get("significant"):
-        share = (label.get("label_a_share") or {}).get("estimate")
+    if label.significant:
+        share = label.label_a_share.estimate
         side, won = ("A", share) if share is None or share >= 0.5 else ("B", 1 - share)
         parts.append("label")
-        p = label.get("fisher_p")
-        figures.append(f"label {side} won {percent(won)} of {label.get('n_decisive')} decisive verdicts"
+        p = label.fisher_p
+        figures.append(f"label {side} won {percent(won)} of {label.n_decisive} decisive verdicts"
                        + (f", Fisher p = {p:.2g}" if p is not None else ""))
-    if position.get("significant"):
-        share = (position.get("first_shown_share") or {}).get("estimate")
+    if position.significant:
+        share = position.first_shown_share.estimate
         side, won = ("first", share) if share is None or share >= 0.5 else ("second", 1 - share)
         parts.append("position")
-        p = position.get("p_value")
+        p = position.p_value
         if not figures:  # with label A always shown first, the label's figure already says it
-            figures.append(f"the answer shown {side} won {percent(won)} of {position.get('n_decisive')} decisive "
+            figures.append(f"the answer shown {side} won {percent(won)} of {position.n_decisive} decisive "
                            "verdicts" + (f", p = {p:.2g}" if p is not None else ""))
     if not parts:
         return None
     return f"its verdicts follow the {' and '.join(parts)} of the answers, not their content ({'; '.join(figures)})"
 
 
-def _reading(entry: dict[str, Any], bias: dict[str, Any]) -> JudgeReading:
-    ci = entry.get("ci95") or {}
-    base = {"judge": entry["judge"], "candidate": entry["candidate"], "baseline": entry["baseline"],
-            "estimate": ci.get("estimate"), "low": ci.get("low"), "high": ci.get("high"),
-            "n_prompts": entry.get("n_prompts")}
-    info = entry.get("information") or {}
-    if info.get("statement"):
-        statement = str(info["statement"]).removeprefix("this judge's ").split("; ")[0]
-        return JudgeReading(**base, reading=UNDECIDED, reason=f"its {statement}", obstacle="no-information")
-    if not entry.get("n_valid"):
-        return JudgeReading(**base, reading=UNDECIDED, reason="it gave no valid verdict", obstacle="no-verdict")
-    low, high = ci.get("low"), ci.get("high")
-    if not ci.get("trusted") or low is None or high is None:
-        note = str(ci.get("note") or "cannot be trusted")
+def _reading(entry: JudgeFigures, bias: BiasDiagnostics | None) -> JudgeReading:
+    ci = entry.ci95
+
+    def reading(kind: str, reason: str | None = None, obstacle: str | None = None) -> JudgeReading:
+        return JudgeReading(judge=entry.judge, candidate=entry.candidate, baseline=entry.baseline, reading=kind,
+                            estimate=ci.estimate, low=ci.low, high=ci.high, n_prompts=entry.n_prompts,
+                            reason=reason, obstacle=obstacle)
+
+    statement = entry.information.statement
+    if statement:
+        statement = statement.removeprefix("this judge's ").split("; ")[0]
+        return reading(UNDECIDED, reason=f"its {statement}", obstacle="no-information")
+    if not entry.n_valid:
+        return reading(UNDECIDED, reason="it gave no valid verdict", obstacle="no-verdict")
+    low, high = ci.low, ci.high
+    if not ci.trusted or low is None or high is None:
+        note = str(ci.note or "cannot be trusted")
         why = f"{note.replace(': ', ' (', 1)})" if ": " in note else note
-        return JudgeReading(**base, reading=UNDECIDED, reason=f"its win-rate interval {why}", obstacle="untrusted")
+        return reading(UNDECIDED, reason=f"its win-rate interval {why}", obstacle="untrusted")
     if low > 0.5:
-        return JudgeReading(**base, reading=BETTER)
+        return reading(BETTER)
     if high < 0.5:
-        return JudgeReading(**base, reading=WORSE)
+        return reading(WORSE)
     leaning = lean(bias)
     if leaning:  # rule 2: a judge pulled towards 50% by a label or position lean shows no difference by itself
-        return JudgeReading(**base, reading=UNDECIDED, obstacle="biased", reason=leaning)
-    return JudgeReading(**base, reading=NULL)
+        return reading(UNDECIDED, obstacle="biased", reason=leaning)
+    return reading(NULL)
 
 
-def judge_readings(report: dict[str, Any]) -> list[JudgeReading]:
+def judge_readings(report: Report) -> list[JudgeReading]:
     """Every (judge, candidate) reading of a report, judges whose every call failed included (undecided)."""
-    out = [_reading(e, _bias_of(report, e["judge"], e["candidate"])) for e in report.get("judges") or []]
-    pairs = list(dict.fromkeys((e["candidate"], e["baseline"]) for e in report.get("judges") or []))
+    out = [_reading(e, _bias_of(report, e.judge, e.candidate)) for e in report.judges]
+    pairs = list(dict.fromkeys((e.candidate, e.baseline) for e in report.judges))
     if not pairs:  # no verdict at all: the failed judges still say why
-        baseline = next((c["name"] for c in report.get("contenders") or [] if c.get("role") == "baseline"), None)
-        pairs = [(c["name"], baseline or "baseline") for c in report.get("contenders") or []
-                 if c.get("role") == "candidate"]
-    for fj in report.get("failed_judges") or []:
+        baseline = next((c.name for c in report.contenders if c.role == "baseline"), None)
+        pairs = [(c.name, baseline or "baseline") for c in report.contenders if c.role == "candidate"]
+    for fj in report.failed_judges:
         for candidate, baseline in pairs:
-            out.append(JudgeReading(judge=fj["judge"], candidate=candidate, baseline=baseline, reading=UNDECIDED,
-                                    obstacle="failed", reason=f"all {fj.get('failed_units')} of its calls failed "
-                                                          f"({fj.get('kind')}: {fj.get('message')})"))
+            out.append(JudgeReading(judge=fj.judge, candidate=candidate, baseline=baseline, reading=UNDECIDED,
+                                    obstacle="failed", reason=f"all {fj.failed_units} of its calls failed "
+                                                          f"({fj.kind}: {fj.message})"))
     return out
 
 
@@ -234,26 +243,28 @@ def _outcome(readings: Sequence[JudgeReading]) -> str:
     return NULL
 
 
-def _entry(report: dict[str, Any], judge: str, candidate: str) -> dict[str, Any]:
-    return next((e for e in report.get("judges") or [] if e["judge"] == judge and e["candidate"] == candidate), {})
+def _entry(report: Report, judge: str, candidate: str) -> JudgeFigures | None:
+    return next((e for e in report.judges if e.judge == judge and e.candidate == candidate), None)
 
 
-def _difference_caveats(report: dict[str, Any], outcome: str, readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
+def _difference_caveats(report: Report, outcome: str, readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
     """Caveats for a found difference, most important first: what could fake it, then what weakens it."""
-    run = report.get("run") or {}
+    run = report.run
     movers = [r for r in readings if r.reading in (BETTER, WORSE)]
-    if run.get("legacy"):
+    if run.legacy:
         yield Caveat("legacy-labels", "labels were not randomised in this imported run: a judge's preference for "
                                       "the label 'B' is credited to the fine-tune, and could make this result.")
     for r in movers:
-        length = _bias_of(report, r.judge, r.candidate).get("length") or {}
-        if length.get("flagged"):
-            lc = _entry(report, r.judge, r.candidate).get("length_controlled") or {}
-            at_equal = (f"; at equal length its win rate is {figure(lc.get('estimate'), lc.get('low'), lc.get('high'))}"
-                        if lc.get("estimate") is not None else "")
+        bias = _bias_of(report, r.judge, r.candidate)
+        if bias is not None and bias.length.flagged:
+            length = bias.length
+            entry = _entry(report, r.judge, r.candidate)
+            lc = entry.length_controlled if entry is not None else None
+            at_equal = (f"; at equal length its win rate is {figure(lc.estimate, lc.low, lc.high)}"
+                        if lc is not None and lc.estimate is not None else "")
             yield Caveat("length-bias", f"{r.judge} favours the longer answer (the candidate wins "
-                                        f"{percent((length.get('ft_longer') or {}).get('estimate'))} when longer, "
-                                        f"{percent((length.get('ft_shorter') or {}).get('estimate'))} when shorter), "
+                                        f"{percent(length.ft_longer.estimate)} when longer, "
+                                        f"{percent(length.ft_shorter.estimate)} when shorter), "
                                         f"so much of this may be answer length{at_equal}.")
     for r in readings:
         if r.obstacle == "no-information":
@@ -264,7 +275,7 @@ def _difference_caveats(report: dict[str, Any], outcome: str, readings: Sequence
             yield Caveat("bias", f"{r.judge}'s verdicts also {leaning.removeprefix('its verdicts ')}; with "
                                  "randomised labels this pulls towards 50% rather than making a difference, but read "
                                  "the bias section.")
-    n_prompts = run.get("n_prompts")
+    n_prompts = run.n_prompts
     if n_prompts is not None and n_prompts < FEW_PROMPTS:
         yield Caveat("few-prompts", f"only {_prompts(n_prompts)}: the interval is wide and another set of prompts "
                                     f"could well differ (at least {FEW_PROMPTS} are needed for a usable estimate).")
@@ -273,22 +284,22 @@ def _difference_caveats(report: dict[str, Any], outcome: str, readings: Sequence
             yield Caveat("left-out", f"{r.judge} cannot decide: {r.reason}.")
     for r in movers:
         e = _entry(report, r.judge, r.candidate)
-        if (e.get("invalid_rate") or 0) > INVALID_SHARE:
-            yield Caveat("invalid", f"{r.judge} gave no valid verdict on {e.get('invalid')} of {e.get('n')} "
+        if e is not None and (e.invalid_rate or 0) > INVALID_SHARE:
+            yield Caveat("invalid", f"{r.judge} gave no valid verdict on {e.invalid} of {e.n} "
                                     "comparisons; they are left out, not counted as ties.")
 
 
-def _null_caveats(report: dict[str, Any], readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
+def _null_caveats(report: Report, readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
     """Caveats for no detectable difference: first, how large a difference the run could have missed."""
     nulls = [r for r in readings if r.reading == NULL]
-    powers = [(_entry(report, r.judge, r.candidate).get("power") or {}) for r in nulls]
-    found = sorted((p for p in powers if p.get("mde") is not None), key=lambda p: float(p["mde"]))
+    entries = [e for e in (_entry(report, r.judge, r.candidate) for r in nulls) if e is not None]
+    found = sorted((e.power for e in entries if e.power.mde is not None), key=lambda p: float(p.mde or 0.0))
     if found:
         p = found[0]
-        mde = float(p["mde"])
-        if p.get("detectable_above") is not None and p.get("detectable_below") is not None:
+        mde = float(p.mde or 0.0)
+        if p.detectable_above is not None and p.detectable_below is not None:
             yield Caveat("underpowered", f"this run could only detect a true win rate above "
-                                         f"{percent(p['detectable_above'])} or below {percent(p['detectable_below'])} "
+                                         f"{percent(p.detectable_above)} or below {percent(p.detectable_below)} "
                                          f"(minimum detectable effect ±{100 * mde:.0f} points at 80% power): a "
                                          "smaller real difference could easily have been missed.")
         else:
@@ -302,7 +313,7 @@ def _null_caveats(report: dict[str, Any], readings: Sequence[JudgeReading]) -> I
             yield Caveat("left-out", f"{r.judge} cannot decide: {r.reason}.")
 
 
-def _no_conclusion_caveats(report: dict[str, Any], readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
+def _no_conclusion_caveats(report: Report, readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
     """What to do when no judge can decide."""
     obstacles = {r.obstacle for r in readings}
     if obstacles & {"no-information", "biased"}:
@@ -316,7 +327,7 @@ def _no_conclusion_caveats(report: dict[str, Any], readings: Sequence[JudgeReadi
         yield Caveat("advice", "Check the judges' errors (`brie-bench report` lists them) and rerun to retry.")
 
 
-def _caveat(report: dict[str, Any], outcome: str, readings: Sequence[JudgeReading]) -> Caveat | None:
+def _caveat(report: Report, outcome: str, readings: Sequence[JudgeReading]) -> Caveat | None:
     if outcome in (BETTER, WORSE, MIXED):
         found = _difference_caveats(report, outcome, readings)
     elif outcome == NULL:
@@ -384,7 +395,7 @@ def _sentences(c_cand: str, c_base: str, outcome: str, readings: Sequence[JudgeR
     return tuple(out)
 
 
-def conclude(report: dict[str, Any]) -> list[Conclusion]:
+def conclude(report: Report) -> list[Conclusion]:
     """One conclusion per candidate, in report order (rules 1-4 of the module docstring)."""
     readings = judge_readings(report)
     out = []
@@ -399,18 +410,16 @@ def conclude(report: dict[str, Any]) -> list[Conclusion]:
     return out
 
 
-def verdict_entry(report: dict[str, Any]) -> dict[str, Any]:
-    """The report's `verdict` object (docs/report-schema.md): the sentences for every candidate, and why."""
+def verdict_entry(report: Report) -> Verdict:
+    """The report's `verdict` object (docs/report-schema.md): the sentences for every candidate, and why.
+
+    Read from the rest of `report`; its own `verdict` field is not looked at (the
+    builder fills it with this result).
+    """
     conclusions = conclude(report)
     text = " ".join(c.text for c in conclusions) or "No conclusion: this run has no judgments yet."
-    return {"text": text, "candidates": [c.as_dict() for c in conclusions], "rules": RULES}
-
-
-def verdict_of(report: dict[str, Any]) -> dict[str, Any]:
-    """The report's verdict, computed when a report was built before the field existed (or by another version)."""
-    found = report.get("verdict")
-    return found if isinstance(found, dict) and "text" in found else verdict_entry(report)
+    return Verdict(text=text, candidates=[c.record() for c in conclusions], rules=RULES)
 
 
 __all__ = ["BETTER", "MIXED", "NO_CONCLUSION", "NULL", "RULES", "UNDECIDED", "WORSE", "Caveat", "Conclusion", "JudgeReading",
-           "conclude", "figure", "judge_readings", "verdict_entry", "verdict_of"]
+           "conclude", "figure", "judge_readings", "verdict_entry"]

@@ -27,7 +27,8 @@ from typing import Any
 import click
 
 from brie_bench.cli_options import common_options
-from brie_bench.conclusion import JudgeReading, judge_readings, percent, verdict_of
+from brie_bench.report.schema import Comparison, ComparisonRow, Report
+from brie_bench.conclusion import JudgeReading, judge_readings, percent
 from brie_bench.errors import InputError
 from brie_bench.textsafe import safe_text
 
@@ -165,23 +166,22 @@ def min_win_rate_check(reading: JudgeReading, threshold: float) -> Check:
                                     f"reach {percent(threshold)}")
 
 
-def not_worse_check(entry: dict[str, Any] | None, readings: Sequence[JudgeReading | None], margin: float,
+def not_worse_check(entry: ComparisonRow | None, readings: Sequence[JudgeReading | None], margin: float,
                     against: str) -> Check:
     """Non-inferiority: the lower bound of the paired difference A − B is at least −`margin`."""
     name = f"not worse than {against} by > {100 * margin:g} pts"
     if entry is None:
         return Check(name, UNDECIDED, "–", f"cannot decide: this judge did not judge this candidate in run {against}")
-    d = entry["difference"]
-    shown = f"A − B {_pts(d.get('estimate'))} [{_pts(d.get('low'))}, {_pts(d.get('high'))}], " \
-            f"{entry.get('n_shared_prompts')} shared prompts"
+    d = entry.difference
+    shown = f"A − B {_pts(d.estimate)} [{_pts(d.low)}, {_pts(d.high)}], {entry.n_shared_prompts} shared prompts"
     for which, r in zip(("A", "B"), readings):
         if r is not None and r.obstacle in NO_EVIDENCE_KINDS:
             return Check(name, UNDECIDED, shown, f"cannot decide: in run {which}, {r.reason}")
-    if not d.get("trusted") or d.get("low") is None:
-        return Check(name, UNDECIDED, shown, f"cannot decide: the difference {d.get('note') or 'cannot be trusted'}")
-    if d["low"] >= -margin:
-        return Check(name, PASS, shown, f"lower bound {_pts(d['low'])} ≥ {_pts(-margin)}")
-    return Check(name, FAIL, shown, f"lower bound {_pts(d['low'])} < {_pts(-margin)}: not shown to be within "
+    if not d.trusted or d.low is None:
+        return Check(name, UNDECIDED, shown, f"cannot decide: the difference {d.note or 'cannot be trusted'}")
+    if d.low >= -margin:
+        return Check(name, PASS, shown, f"lower bound {_pts(d.low)} ≥ {_pts(-margin)}")
+    return Check(name, FAIL, shown, f"lower bound {_pts(d.low)} < {_pts(-margin)}: not shown to be within "
                                     f"{100 * margin:g} points of run {against}")
 
 
@@ -211,19 +211,19 @@ def apply_rule(cases: Sequence[Case], judges: str, require_trusted: bool) -> tup
     return PASS, f"passed for {', '.join(passed)}{skipped}"
 
 
-def evaluate(report: dict[str, Any], rule: Rule, *, comparison: dict[str, Any] | None = None,
-             report_b: dict[str, Any] | None = None, against: str | None = None) -> GateResult:
+def evaluate(report: Report, rule: Rule, *, comparison: Comparison | None = None,
+             report_b: Report | None = None, against: str | None = None) -> GateResult:
     """Apply `rule` to a built report (and, for `--not-worse-than`, the comparison with run B)."""
     readings = judge_readings(report)
     known = list(dict.fromkeys(r.judge for r in readings))
     if rule.judges not in ("all", "majority") and rule.judges not in known:
-        raise InputError(f"no judge {rule.judges!r} in run {report['run']['id']} (its judges: "
+        raise InputError(f"no judge {rule.judges!r} in run {report.run.id} (its judges: "
                          f"{', '.join(known) or 'none'})", field="--judges")
     readings_b = {(r.judge, r.candidate): r for r in judge_readings(report_b)} if report_b else {}
     single = len({r.candidate for r in readings}) <= 1
-    diffs: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for e in (comparison or {}).get("judges") or []:
-        diffs[(e["judge"], None if single else e["a"]["candidate"])] = e
+    diffs: dict[tuple[str, str | None], ComparisonRow] = {}
+    for e in comparison.judges if comparison is not None else []:
+        diffs[(e.judge, None if single else e.a.candidate)] = e
     cases = []
     for r in readings:
         if rule.judges not in ("all", "majority") and r.judge != rule.judges:
@@ -242,8 +242,8 @@ def evaluate(report: dict[str, Any], rule: Rule, *, comparison: dict[str, Any] |
     for cand, base in dict.fromkeys((c.candidate, c.baseline) for c in cases):
         status, why = apply_rule([c for c in cases if c.candidate == cand], rule.judges, rule.require_trusted)
         results.append(CandidateResult(cand, base, status, why))
-    return GateResult(run_id=report["run"]["id"], suite=report["run"]["suite"], against=against, rule=rule,
-                      cases=tuple(cases), candidates=tuple(results), verdict=verdict_of(report)["text"])
+    return GateResult(run_id=report.run.id, suite=report.run.suite, against=against, rule=rule,
+                      cases=tuple(cases), candidates=tuple(results), verdict=report.verdict.text)
 
 
 # --------------------------------------------------------------------------- outputs

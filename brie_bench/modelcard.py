@@ -30,9 +30,10 @@ import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from brie_bench.report.majority import majority_note, voters
+from brie_bench.report.schema import Interval, Report
 
 if TYPE_CHECKING:  # huggingface_hub is imported lazily: `report` starts fast without it
     from huggingface_hub import EvalResult
@@ -62,40 +63,54 @@ def _percent(x: Any) -> float | None:
     return round(100 * float(x), 1) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def _interval_args(ci: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _interval_args(ci: Interval) -> tuple[str, dict[str, Any]]:
     """A suffix for the metric's name and the `args` block holding the interval (the library has no CI field)."""
-    low, high = _percent(ci.get("low")), _percent(ci.get("high"))
-    trusted = bool(ci.get("trusted")) and low is not None and high is not None
+    low, high = _percent(ci.low), _percent(ci.high)
+    trusted = bool(ci.trusted) and low is not None and high is not None
     args: dict[str, Any] = {"ci95_low": low, "ci95_high": high, "trusted": trusted}
     if trusted:
         return f", 95% CI {low}–{high}", args
-    note = ci.get("note") or "interval cannot be trusted"
+    note = ci.note or "interval cannot be trusted"
     args["note"] = str(note)
     return f", {note}", args
 
 
-def _results_for(entries: Iterable[dict[str, Any]], *, candidate: str, suite: str, run_id: str,
-                 section: str | None, label: str | None = None) -> list[EvalResult]:
+class _Rates(Protocol):
+    """What a card result reads of a judge, section or majority-vote entry."""
+
+    @property
+    def win_rate(self) -> float | None: ...
+
+    @property
+    def strict_win_rate(self) -> float | None: ...
+
+    @property
+    def ci95(self) -> Interval: ...
+
+    @property
+    def strict_ci95(self) -> Interval: ...
+
+
+def _results_for(entries: Iterable[tuple[str, str | None, _Rates, float | None]], *, suite: str, run_id: str,
+                 section: str | None) -> list[EvalResult]:
+    """Results of (who judged, baseline, rates, minimum detectable effect) entries of one candidate."""
     from huggingface_hub import EvalResult
 
     out: list[EvalResult] = []
-    for e in entries:
-        if e.get("candidate") != candidate:
-            continue
-        who = label or e.get("judge")
-        for key, title, ci_key in (("win_rate", "Win rate", "ci95"), ("strict_win_rate", "Strict win rate",
-                                                                      "strict_ci95")):
-            value = _percent(e.get(key))
+    for who, baseline, e, mde_value in entries:
+        for key, title, value_of, ci in (("win_rate", "Win rate", e.win_rate, e.ci95),
+                                         ("strict_win_rate", "Strict win rate", e.strict_win_rate, e.strict_ci95)):
+            value = _percent(value_of)
             if value is None:
                 continue
-            suffix, args = _interval_args(e.get(ci_key) or {})
+            suffix, args = _interval_args(ci)
             args["run"] = run_id
             out.append(EvalResult(
                 task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=DATASET_TYPE,
                 dataset_name=dataset_name(suite, section), dataset_config=section or "all",
                 metric_type=key, metric_value=value, verified=False, metric_args=args,
-                metric_name=f"{title} vs {e.get('baseline')} (judge: {who}{suffix})"))
-        mde = _percent((e.get("power") or {}).get("mde"))
+                metric_name=f"{title} vs {baseline} (judge: {who}{suffix})"))
+        mde = _percent(mde_value)
         if mde is not None and section is None:
             out.append(EvalResult(
                 task_type=TASK_TYPE, task_name=TASK_NAME, dataset_type=DATASET_TYPE,
@@ -105,26 +120,27 @@ def _results_for(entries: Iterable[dict[str, Any]], *, candidate: str, suite: st
     return out
 
 
-def candidates(report: dict[str, Any]) -> list[str]:
+def candidates(report: Report) -> list[str]:
     """The fine-tunes a report compares with the baseline, in report order."""
-    return list(dict.fromkeys(j["candidate"] for j in report["judges"]))
+    return list(dict.fromkeys(j.candidate for j in report.judges))
 
 
-def eval_results(report: dict[str, Any], candidate: str) -> list[EvalResult]:
+def eval_results(report: Report, candidate: str) -> list[EvalResult]:
     """One result per judge and metric (overall and per section), plus the consensus (majority vote)."""
-    run = report["run"]
-    common = {"candidate": candidate, "suite": run["suite"], "run_id": run["id"]}
-    results = _results_for(report["judges"], section=None, **common)
-    for ag in report.get("agreement", []):
+    run = report.run
+    common = {"suite": run.suite, "run_id": run.id}
+    results = _results_for([(j.judge, j.baseline, j, j.power.mde) for j in report.judges
+                            if j.candidate == candidate], section=None, **common)
+    for ag in report.agreement:
         # As in every report form: a vote needs three voting judges (`report.majority`); with two it
         # only restates their agreement, and a judge without information never votes.
-        if ag.get("candidate") == candidate and majority_note(ag) is None:
-            vote = {**ag["majority_vote"], "candidate": candidate, "baseline": ag.get("baseline")
-                    or next((j["baseline"] for j in report["judges"] if j["candidate"] == candidate), None)}
-            results += _results_for([vote], section=None, label="majority vote of " + ", ".join(voters(ag)),
-                                    **common)
-    for s in report.get("sections", []):
-        results += _results_for(s["judges"], section=s["section"], **common)
+        if ag.candidate == candidate and majority_note(ag) is None:
+            baseline = ag.baseline or next((j.baseline for j in report.judges if j.candidate == candidate), None)
+            results += _results_for([("majority vote of " + ", ".join(voters(ag)), baseline, ag.majority_vote,
+                                      None)], section=None, **common)
+    for s in report.sections:
+        results += _results_for([(e.judge, e.baseline, e, None) for e in s.judges if e.candidate == candidate],
+                                section=s.section, **common)
     return results
 
 
@@ -135,7 +151,7 @@ def _ours(result: EvalResult, suite: str) -> bool:
                                                     or name.startswith(dataset_name(suite) + ": "))
 
 
-def model_index(report: dict[str, Any], model_name: str | None = None) -> dict[str, Any]:
+def model_index(report: Report, model_name: str | None = None) -> dict[str, Any]:
     """The `model-index` structure, one model per candidate, as `huggingface_hub` serialises it."""
     from huggingface_hub import ModelCardData
 
@@ -149,7 +165,7 @@ def model_index(report: dict[str, Any], model_name: str | None = None) -> dict[s
     return {"model-index": models}
 
 
-def model_index_yaml(report: dict[str, Any], model_name: str | None = None) -> str:
+def model_index_yaml(report: Report, model_name: str | None = None) -> str:
     """`model_index` as YAML text, for pasting into a card's front matter."""
     import yaml
 
@@ -255,7 +271,7 @@ def _parse_card(text: str) -> Any:
                          if "model_index" in first or "model-index" in first else None) from None
 
 
-def updated_card(existing: str | None, report: dict[str, Any], section: str, *, model_name: str | None = None,
+def updated_card(existing: str | None, report: Report, section: str, *, model_name: str | None = None,
                  candidate: str | None = None) -> str:
     """The card text after merging this run: our old results for the suite replaced, the marked body replaced."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -270,7 +286,7 @@ def updated_card(existing: str | None, report: dict[str, Any], section: str, *, 
         card = ModelCard(_with_front_matter(NEW_CARD_TEMPLATE.format(name=model_name or cand, section="")))
     else:
         card = _parse_card(existing)
-    suite = report["run"]["suite"]
+    suite = report.run.suite
     data = cast(ModelCardData, card.data)  # ModelCard.data is always ModelCardData
     kept = [r for r in (data.eval_results or []) if not _ours(r, suite)]
     data.eval_results = kept + eval_results(report, cand) or None

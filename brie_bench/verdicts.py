@@ -625,6 +625,22 @@ def verdict_like_text(text: str | None) -> str | None:
     return None
 
 
+def verdict_like_texts(texts: Sequence[str]) -> list[str | None]:
+    """`verdict_like_text` of each of `texts`, with one look at all of them first.
+
+    A report scans every answer of a run; when they are all ASCII and none holds
+    "winner", "verdict" or "[[" (the usual case, and then `verdict_like_text` finds
+    nothing in any of them), that is one pass over the joined texts instead of one
+    call per answer. Otherwise each text is scanned alone.
+    """
+    joined = "\n".join(texts)
+    if joined.isascii():
+        lowered = joined.lower()
+        if "winner" not in lowered and "verdict" not in lowered and "[[" not in joined:
+            return [None] * len(texts)
+    return [verdict_like_text(t) for t in texts]
+
+
 def _reasoning(lines: list[str], skip: set[int]) -> str | None:
     """The judge's prose: every line that is not a verdict, a score or JSON, without a 'Reasoning:' tag."""
     kept = [line for i, line in enumerate(lines) if i not in skip]

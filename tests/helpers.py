@@ -194,12 +194,14 @@ def chromium_path() -> str | None:
 CHROMIUM_MISSING = "Chromium not found (apt-get install chromium); .ci/run installs it"
 
 
-def human_calibrated_example() -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
-    """Judge entries and collapsed comparisons for `add_human_calibrated`: an LLM judge on 120 prompts
+def human_calibrated_example() -> tuple[list[Any], dict[tuple[str, str], Any]]:
+    """Judge entries and collapsed comparisons for `human_calibrated_blocks`: an LLM judge on 120 prompts
     that agrees with people 85% of the time, and one person ("ann") on 40 of them."""
     import numpy as np
 
-    from brie_bench.report.model import Units
+    from types import SimpleNamespace
+
+    from brie_bench.report.model import Comparisons
     from brie_bench.report.rows import ItemKey
 
     rng = np.random.default_rng(4)
@@ -209,10 +211,12 @@ def human_calibrated_example() -> tuple[list[dict[str, Any]], dict[tuple[str, st
     llm = np.where(rng.random(k) < 0.85, truth, 1.0 - truth)
     seen = rng.choice(k, 40, replace=False)
     clusters = np.arange(k)
-    units = {("ft", "gpt"): Units(keys, llm, clusters, np.ones(k), np.ones(k), []),
-             ("ft", "ann"): Units([keys[i] for i in seen], truth[seen], clusters[seen], np.ones(40), np.ones(40), [])}
-    entries = [{"judge": "gpt", "candidate": "ft", "judge_type": "llm", "information": {"statement": None}},
-               {"judge": "ann", "candidate": "ft", "judge_type": "human", "information": {"statement": None}}]
+    units = {("ft", "gpt"): Comparisons(keys, llm, clusters, np.ones(k), np.ones(k), []),
+             ("ft", "ann"): Comparisons([keys[i] for i in seen], truth[seen], clusters[seen], np.ones(40), np.ones(40),
+                                        [])}
+    entries = [SimpleNamespace(judge="gpt", candidate="ft", judge_type="llm", information=SimpleNamespace(statement=None)),
+               SimpleNamespace(judge="ann", candidate="ft", judge_type="human",
+                               information=SimpleNamespace(statement=None))]
     return entries, units
 
 

@@ -1,13 +1,13 @@
-"""Reports over stored runs: one versioned report dict, rendered as HTML, Markdown, JSON or terminal tables.
+"""Reports over stored runs: one versioned, typed report (report.schema), rendered as HTML, Markdown, JSON or terminal tables.
 
 Public entry points (what the CLI and notebooks call):
 
-* `build_report(store, run_id=None)` -> report dict (schema: docs/report-schema.md)
-* `load_run(store, run_id=None)` -> `RunData`; `build_report_from_data(data)` -> report dict
+* `build_report(store, run_id=None)` -> `Report` (report.schema; docs/report-schema.md)
+* `load_run(store, run_id=None)` -> `RunData`; `build_report_from_data(data)` -> `Report`
 * `render_html(report, data)` / `write_html(report, data, path)`
 * `render_markdown(report, model_index=False, model_name=None)`, `model_index_yaml(report)`
 * `render_json(report)`, `to_jsonable(obj)`
-* `build_comparison(data_a, data_b)` -> run-vs-run dict
+* `build_comparison(data_a, data_b)` -> run-vs-run `Comparison`
 * `export_rows(store, run_id=None)`, `write_jsonl(rows, fh)`, `write_csv(rows, fh)`
 * `import_legacy(store, paths, ...)` -> `ImportResult`
 

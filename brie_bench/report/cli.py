@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from brie_bench.cli import err_console, out_console
 from brie_bench.cli_options import common_options
 from brie_bench.errors import InputError
 from brie_bench.textsafe import printable, safe_text
+
+if TYPE_CHECKING:
+    from brie_bench.report.schema import Report
 
 DEFAULT_REPORT_DIR = "reports"
 #: What a run id may hold before it becomes part of a file name (ids are made as 20260101-120000-ab12cd).
@@ -31,7 +34,9 @@ def _db(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None, *, 
     from brie_bench.cli import resolve_common
 
     db, _ = resolve_common(ctx, db_opt, plugins_dir_opt)
-    if must_exist and not Path(db).exists():
+    from brie_bench.store_api import target_missing
+
+    if must_exist and target_missing(db):
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     return db
 
@@ -171,7 +176,7 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
         print_report(out_console(), report)
 
 
-def _update_model_card(path: Path, report: dict[str, Any], section: str, model_name: str | None,
+def _update_model_card(path: Path, report: Report, section: str, model_name: str | None,
                        candidate: str | None, *, db: str, follow_symlinks: bool) -> None:
     """Merge the run into the card at `path` (see brie_bench.modelcard); rewrite it only if something changed.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,10 +23,12 @@ from rich.text import Text
 from brie_bench import __version__, stats
 from brie_bench.report.charts import ci_chart, pct, points
 from brie_bench.report.markdown import cell, ci_text
-from brie_bench.report.figures import interval_dict
+from brie_bench.report.figures import report_interval
 from brie_bench.report.model import (INTERVAL_EXPLANATION, LEGACY_WARNING, LEVEL,
-                                     ORDERS_EXPLANATION, outcome_figures, units_of)
+                                     ORDERS_EXPLANATION, comparisons_of, outcome_figures)
 from brie_bench.report.rows import JRow, RunData, group_by
+from brie_bench.report.schema import (ComparedRun, ComparedSide, Comparison, ComparisonMethod, ComparisonRow,
+                                      ComparisonSection, DetectableDifference, FlippedPrompt, Interval, ReportWarning)
 from brie_bench.termtable import Notes, legend, new_table, print_table
 from brie_bench.textsafe import safe_text
 
@@ -48,9 +51,9 @@ def _prompt_key(data: RunData) -> dict[tuple[str, str], tuple[str, str]]:
 
 def _per_prompt(rows: list[JRow], keymap: dict[tuple[str, str], tuple[str, str]]) -> dict[tuple[str, str], tuple[float, int]]:
     """Matched prompt -> (sum of valid outcomes, number of valid comparisons), orders combined."""
-    units = units_of(rows)
+    comparisons = comparisons_of(rows)
     out: dict[tuple[str, str], tuple[float, int]] = {}
-    for key, o in zip(units.keys, units.outcomes):
+    for key, o in zip(comparisons.keys, comparisons.outcomes):
         if math.isnan(o):
             continue
         k = keymap[(key.section, key.prompt_id)]
@@ -69,51 +72,53 @@ def paired_difference(a: dict[Any, tuple[float, int]], b: dict[Any, tuple[float,
     return stats.paired_rate_difference_ci((sums_a, sizes_a), (sums_b, sizes_b), level=LEVEL), shared
 
 
-def _side(rows: list[JRow]) -> dict[str, Any]:
-    units = units_of(rows)
-    return {"candidate": rows[0].item.candidate, "baseline": rows[0].item.baseline,
-            "model": rows[0].judge_model, **outcome_figures(units.outcomes, units.clusters)}
+def _side(rows: list[JRow]) -> ComparedSide:
+    comparisons = comparisons_of(rows)
+    figures = outcome_figures(comparisons.outcomes, comparisons.clusters)
+    return ComparedSide(candidate=rows[0].item.candidate, baseline=rows[0].item.baseline,
+                        model=rows[0].judge_model, **figures.fields())
 
 
 def _entry(rows_a: list[JRow], rows_b: list[JRow], keys_a: dict[tuple[str, str], tuple[str, str]],
-           keys_b: dict[tuple[str, str], tuple[str, str]], judge: str) -> dict[str, Any]:
+           keys_b: dict[tuple[str, str], tuple[str, str]], judge: str) -> ComparisonRow:
     pa, pb = _per_prompt(rows_a, keys_a), _per_prompt(rows_b, keys_b)
     diff, shared = paired_difference(pa, pb)
     flipped = []
     for p in shared:
         ma, mb = pa[p][0] / pa[p][1], pb[p][0] / pb[p][1]
         if (ma - 0.5) * (mb - 0.5) < 0:
-            flipped.append({"section": p[0], "prompt": p[1].removeprefix("id:"), "win_rate_a": ma, "win_rate_b": mb})
-    return {"judge": judge, "a": _side(rows_a), "b": _side(rows_b), "difference": interval_dict(diff),
-            "n_shared_prompts": len(shared), "flipped": flipped,
-            "minimum_detectable_difference": _mdd(pa, pb, interval_dict(diff))}
+            flipped.append(FlippedPrompt(section=p[0], prompt=p[1].removeprefix("id:"), win_rate_a=ma,
+                                         win_rate_b=mb))
+    difference = report_interval(diff)
+    return ComparisonRow(judge=judge, a=_side(rows_a), b=_side(rows_b), difference=difference,
+                         n_shared_prompts=len(shared), flipped=flipped,
+                         minimum_detectable_difference=_mdd(pa, pb, difference))
 
 
 def _mdd(pa: dict[tuple[str, str], tuple[float, int]], pb: dict[tuple[str, str], tuple[float, int]],
-         diff: dict[str, Any]) -> dict[str, Any]:
+         diff: Interval) -> DetectableDifference:
     """The paired design's minimum detectable difference (80% power, α = 0.05; brie_bench.power)."""
     from brie_bench import power
 
     mdd, se, k = power.paired_mdd(pa, pb)
-    low, high = diff.get("low"), diff.get("high")
-    significant = None if not diff.get("trusted") else bool(low is not None and high is not None
-                                                              and (low > 0 or high < 0))
+    low, high = diff.low, diff.high
+    significant = None if not diff.trusted else bool(low is not None and high is not None and (low > 0 or high < 0))
     reason = power.paired_degenerate_reason(se, k)
-    return {"mdd": mdd if math.isfinite(mdd) else None, "se": se if math.isfinite(se) else None,
-            "n_prompts": k, "alpha": power.ALPHA, "power": power.POWER, "mdd_reason": reason,
-            "statement": power.difference_sentence(mdd, diff.get("estimate"), significant, reason=reason)}
+    return DetectableDifference(mdd=mdd if math.isfinite(mdd) else None, se=se if math.isfinite(se) else None,
+                                n_prompts=k, alpha=power.ALPHA, power=power.POWER, mdd_reason=reason,
+                                statement=power.difference_sentence(mdd, diff.estimate, significant, reason=reason))
 
 
 def _key(rows: list[JRow], single: bool) -> Any:
     return rows[0].judge if single else (rows[0].judge, rows[0].item.candidate)
 
 
-def build_comparison(a: RunData, b: RunData) -> dict[str, Any]:
-    """The side-by-side dict for two runs: per judge and per section, A, B and A − B."""
+def build_comparison(a: RunData, b: RunData) -> Comparison:
+    """The side-by-side record of two runs: per judge and per section, A, B and A − B (`to_json_dict()`: --json)."""
     single = len({r.item.candidate for r in a.rows}) <= 1 and len({r.item.candidate for r in b.rows}) <= 1
     ka, kb = _prompt_key(a), _prompt_key(b)
 
-    def by_judge(rows: list[JRow]) -> dict[Any, list[JRow]]:
+    def by_judge(rows: Sequence[JRow]) -> dict[Any, list[JRow]]:
         return {_key(g, single): g for g in group_by(rows, "item.candidate", "judge").values()}
 
     ja, jb = by_judge(a.rows), by_judge(b.rows)
@@ -124,44 +129,46 @@ def build_comparison(a: RunData, b: RunData) -> dict[str, Any]:
         sb = by_judge([r for r in b.rows if r.item.section == name])
         entries = [_entry(sa[k], sb[k], ka, kb, sa[k][0].judge) for k in sa if k in sb]
         if entries:
-            sections.append({"section": name, "judges": entries})
+            sections.append(ComparisonSection(section=name, judges=entries))
     warnings = []
     only = sorted(str(k) for k in set(ja) ^ set(jb))
     if only:
-        warnings.append({"kind": "unmatched-judges", "text": f"judged in only one run, not compared: {', '.join(only)}"})
+        warnings.append(ReportWarning(kind="unmatched-judges",
+                                      text=f"judged in only one run, not compared: {', '.join(only)}"))
     for label, data in (("A", a), ("B", b)):
         if data.legacy:
-            warnings.append({"kind": "legacy-labels", "text": f"Run {label}: {LEGACY_WARNING}"})
+            warnings.append(ReportWarning(kind="legacy-labels", text=f"Run {label}: {LEGACY_WARNING}"))
     for e in judges:
-        if e["n_shared_prompts"] == 0:
-            warnings.append({"kind": "no-shared-prompts", "text": f"{e['judge']}: the runs share no prompt, so no "
-                             "difference can be computed."})
-        elif not e["difference"]["trusted"]:
-            warnings.append({"kind": "untrusted", "text": f"{e['judge']}: the difference {e['difference']['note']}."})
+        if e.n_shared_prompts == 0:
+            warnings.append(ReportWarning(kind="no-shared-prompts", text=f"{e.judge}: the runs share no prompt, so "
+                                          "no difference can be computed."))
+        elif not e.difference.trusted:
+            warnings.append(ReportWarning(kind="untrusted", text=f"{e.judge}: the difference {e.difference.note}."))
 
-    def run_info(d: RunData) -> dict[str, Any]:
-        return {"id": d.run.id, "suite": d.run.suite_name, "seed": d.run.seed, "status": d.run.status,
-                "legacy": d.legacy, "n_judgments": len(d.rows)}
+    def run_info(d: RunData) -> ComparedRun:
+        return ComparedRun(id=d.run.id, suite=d.run.suite_name, seed=d.run.seed, status=d.run.status,
+                           legacy=d.legacy, n_judgments=len(d.rows))
 
-    return {
-        "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "brie_bench_version": __version__,
-        "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "run_a": run_info(a), "run_b": run_info(b),
-        "method": {"interval": INTERVAL_EXPLANATION, "difference": DIFF_EXPLANATION, "orders": ORDERS_EXPLANATION},
-        "judges": judges, "sections": sections, "warnings": warnings,
-    }
+    return Comparison(
+        schema=SCHEMA_ID, schema_version=SCHEMA_VERSION, brie_bench_version=__version__,
+        generated_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        run_a=run_info(a), run_b=run_info(b),
+        method=ComparisonMethod(interval=INTERVAL_EXPLANATION, difference=DIFF_EXPLANATION,
+                                orders=ORDERS_EXPLANATION),
+        judges=judges, sections=sections, warnings=warnings,
+    )
 
 
 # --------------------------------------------------------------------------- rendering
 
 
-def _span(ci: dict[str, Any], notes: Notes, *, difference: bool = False) -> Text:
+def _span(ci: Interval, notes: Notes, *, difference: bool = False) -> Text:
     """A win rate as "62% 48–75" or a difference as "+4 [-10,+18]" (points), with a note mark when untrusted.
 
     Short forms, as the single-run report's table uses, so that two runs side by side read
     at 80 columns; the legend under the table says the units.
     """
-    est, low, high = ci.get("estimate"), ci.get("low"), ci.get("high")
+    est, low, high = ci.estimate, ci.low, ci.high
     if difference:
         text = "–" if est is None else f"{100 * est:+.0f}"
         if low is not None and high is not None:
@@ -170,80 +177,88 @@ def _span(ci: dict[str, Any], notes: Notes, *, difference: bool = False) -> Text
         text = "–" if est is None else f"{100 * est:.0f}%"
         if low is not None and high is not None:
             text += f" {100 * low:.0f}–{100 * high:.0f}"
-    if not ci.get("trusted"):
-        return safe_text(text + notes.mark(ci.get("note")), style="red")
+    if not ci.trusted:
+        return safe_text(text + notes.mark(ci.note), style="red")
     return safe_text(text)
 
 
-def print_comparison(console: Console, comparison: dict[str, Any]) -> None:
+def comparison_blocks(comparison: Comparison) -> list[tuple[str, list[ComparisonRow]]]:
+    """("all", every judge's row), then (section, its rows) per section: the order every form shows them in."""
+    return [("all", comparison.judges)] + [(x.section, x.judges) for x in comparison.sections]
+
+
+def print_comparison(console: Console, comparison: Comparison) -> None:
     """Run A against run B in the single-run report's layout: one table, sections as row groups, a legend.
 
     Columns are short (A, B, A−B, n, flip) with their meaning in the legend and long notes
     once under the table, so judge and section names are never cut at 80 columns.
     """
-    a, b = comparison["run_a"]["id"], comparison["run_b"]["id"]
+    a, b = comparison.run_a.id, comparison.run_b.id
     notes = Notes()
     table = new_table(f"Run A {a} against run B {b}")
     for col in ("section / judge", "A", "B", "A−B", "n", "flip"):
         table.add_column(col, justify="left" if col == "section / judge" else "right")
-    for section, entries in [("all", comparison["judges"])] + [(x["section"], x["judges"])
-                                                               for x in comparison["sections"]]:
+    for section, entries in comparison_blocks(comparison):
         table.add_row(safe_text(section, style="bold"), *[""] * 5)
         for e in entries:
-            table.add_row(safe_text("  " + e["judge"]), _span(e["a"]["ci95"], notes), _span(e["b"]["ci95"], notes),
-                          _span(e["difference"], notes, difference=True), str(e["n_shared_prompts"]),
-                          str(len(e["flipped"])))
+            table.add_row(safe_text("  " + e.judge), _span(e.a.ci95, notes), _span(e.b.ci95, notes),
+                          _span(e.difference, notes, difference=True), str(e.n_shared_prompts),
+                          str(len(e.flipped)))
     print_table(console, table)
     legend(console, [("A, B", "win rate and its 95% interval in each run"),
                      ("A−B", "difference in points, paired interval over shared prompts"),
                      ("n", "shared prompts"), ("flip", "prompts won in one run and lost in the other")])
     notes.print(console, style="red")
-    for e in comparison["judges"]:
-        for f in e["flipped"]:
-            console.print(safe_text(f"flipped ({e['judge']}): [{f['section']}] {f['prompt'][:100]} — "
-                               f"A {pct(f['win_rate_a'])}, B {pct(f['win_rate_b'])}"))
-    for e in comparison["judges"]:
-        if e.get("minimum_detectable_difference"):
-            console.print(safe_text(f"A − B ({e['judge']}): {e['minimum_detectable_difference']['statement']}"))
-    for w in comparison["warnings"]:
-        console.print(safe_text(f"warning: {w['text']}", style="yellow"))
+    for e in comparison.judges:
+        for f in e.flipped:
+            console.print(safe_text(f"flipped ({e.judge}): [{f.section}] {f.prompt[:100]} — "
+                               f"A {pct(f.win_rate_a)}, B {pct(f.win_rate_b)}"))
+    for e in comparison.judges:
+        console.print(safe_text(f"A − B ({e.judge}): {e.minimum_detectable_difference.statement}"))
+    for w in comparison.warnings:
+        console.print(safe_text(f"warning: {w.text}", style="yellow"))
 
 
 #: A difference of two win rates, in percentage points: the one unit of every run-vs-run figure.
 signed_pct = points
 
 
-def render_comparison_markdown(comparison: dict[str, Any]) -> str:
-    a, b = comparison["run_a"], comparison["run_b"]
-    out = [f"## Brie Bench: run {cell(a['id'])} (A) vs run {cell(b['id'])} (B)", "", comparison["method"]["difference"],
+def render_comparison_markdown(comparison: Comparison) -> str:
+    """Run A against run B as Markdown: one table (sections as rows), then what the pairing could detect."""
+    a, b = comparison.run_a, comparison.run_b
+    out = [f"## Brie Bench: run {cell(a.id)} (A) vs run {cell(b.id)} (B)", "", comparison.method.difference,
            "", "| Section | Judge | A win rate (95% CI) | B win rate (95% CI) | A − B (95% CI) | Shared prompts | Flipped |",
            "| --- | --- | --- | --- | --- | ---: | ---: |"]
-    for section, entries in [("all", comparison["judges"])] + [(s["section"], s["judges"])
-                                                               for s in comparison["sections"]]:
+    for section, entries in comparison_blocks(comparison):
         for e in entries:
-            d = e["difference"]
-            dtext = f"{signed_pct(d['estimate'])} ({d['note']})" if not d["trusted"] else \
-                f"{signed_pct(d['estimate'])} ({signed_pct(d['low'])} to {signed_pct(d['high'])})"
-            out.append(f"| {cell(section)} | {cell(e['judge'])} | {cell(ci_text(e['a']['ci95']))} | "
-                       f"{cell(ci_text(e['b']['ci95']))} | {cell(dtext)} | {e['n_shared_prompts']} | "
-                       f"{len(e['flipped'])} |")
+            d = e.difference
+            dtext = f"{signed_pct(d.estimate)} ({d.note})" if not d.trusted else \
+                f"{signed_pct(d.estimate)} ({signed_pct(d.low)} to {signed_pct(d.high)})"
+            out.append(f"| {cell(section)} | {cell(e.judge)} | {cell(ci_text(e.a.ci95))} | "
+                       f"{cell(ci_text(e.b.ci95))} | {cell(dtext)} | {e.n_shared_prompts} | "
+                       f"{len(e.flipped)} |")
     out.append("")
-    for e in comparison["judges"]:
-        if e.get("minimum_detectable_difference"):
-            out += [f"**A − B, {cell(e['judge'])}:** {cell(e['minimum_detectable_difference']['statement'])}", ""]
-    for w in comparison["warnings"]:
-        out += [f"> **Warning:** {cell(w['text'])}", ""]
+    for e in comparison.judges:
+        out += [f"**A − B, {cell(e.judge)}:** {cell(e.minimum_detectable_difference.statement)}", ""]
+    for w in comparison.warnings:
+        out += [f"> **Warning:** {cell(w.text)}", ""]
     return "\n".join(out) + "\n"
 
 
-def render_comparison_html(comparison: dict[str, Any]) -> str:
+def difference_chart(comparison: Comparison) -> dict[str, Any] | None:
+    """The A − B chart's layout (report.charts.ci_chart), one row per judge and section; None with no row."""
+    rows = [{"label": f"{s} · {e.judge}", "interval": e.difference} for s, entries in comparison_blocks(comparison)
+            for e in entries]
+    return ci_chart(rows, lo=-1.0, hi=1.0, ref=0.0, ticks=(-1, -0.5, 0, 0.5, 1), fmt=signed_pct) if rows else None
+
+
+def render_comparison_html(comparison: Comparison) -> str:
+    """Run A against run B as one self-contained HTML page (templates/compare.html.j2)."""
     from brie_bench.report.html import environment
 
-    blocks = [("all", comparison["judges"])] + [(x["section"], x["judges"]) for x in comparison["sections"]]
-    rows = [{"label": f"{s} · {e['judge']}", "interval": e["difference"]} for s, entries in blocks for e in entries]
-    chart = ci_chart(rows, lo=-1.0, hi=1.0, ref=0.0, ticks=(-1, -0.5, 0, 0.5, 1), fmt=signed_pct) if rows else None
-    return environment().get_template("compare.html.j2").render(c=comparison, diff_chart=chart, blocks=blocks)
+    return environment().get_template("compare.html.j2").render(c=comparison, diff_chart=difference_chart(comparison),
+                                                                blocks=comparison_blocks(comparison))
 
 
-__all__ = ["build_comparison", "paired_difference", "print_comparison", "render_comparison_markdown",
-           "render_comparison_html"]
+__all__ = ["build_comparison", "comparison_blocks", "difference_chart", "paired_difference", "print_comparison",
+           "render_comparison_markdown", "render_comparison_html"]

@@ -6,10 +6,14 @@ Shared by every table of the report (`report.model`) and by the figures built be
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from brie_bench import stats
+from brie_bench.report.schema import Interval
+
+I = TypeVar("I", bound=Interval)
 
 #: Below this many prompts a clustered interval is too rough to read, even where it exists.
 MIN_PROMPTS = 5
@@ -31,9 +35,9 @@ METHOD_NOTES = {
 }
 
 
-def interval_dict(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS,
-                  span: tuple[float, float] | None = None) -> dict[str, Any]:
-    """An `Interval` as report data, with the trust verdict the report prints next to it.
+def report_interval(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS,
+                    span: tuple[float, float] | None = None) -> Interval:
+    """An `Interval` as report record, with the trust verdict the report prints next to it.
 
     `span` is the range the statistic can take ((0, 1) for rates, the default; (-1, 1)
     for paired differences; (-4, 4) for score differences): an interval covering all
@@ -59,25 +63,26 @@ def interval_dict(ci: stats.Interval, *, min_prompts: int = MIN_PROMPTS,
         note = f"cannot be trusted: {reason}"
     else:
         note = None
-    return {
-        "estimate": estimate, "low": low, "high": high,
-        "level": ci.level, "method": ci.method, "method_note": METHOD_NOTES.get(ci.method), "n": ci.n,
-        "n_prompts": clusters, "reliable": ci.reliable and estimate is not None, "trusted": note is None,
-        "note": note,
-    }
+    return Interval(estimate=estimate, low=low, high=high, level=ci.level, method=ci.method,
+                    method_note=METHOD_NOTES.get(ci.method), n=ci.n, n_prompts=clusters,
+                    reliable=ci.reliable and estimate is not None, trusted=note is None, note=note)
 
 
-def wilson_dict(ci: stats.Interval) -> dict[str, Any]:
+def wilson_interval(ci: stats.Interval) -> Interval:
     """A Wilson interval (each row its own unit): trusted when it exists and is not degenerate."""
     reason = stats.degenerate_reason(ci)
     note = "cannot be trusted: no data" if not ci.reliable else (f"cannot be trusted: {reason}" if reason else None)
-    return {"estimate": finite(ci.estimate), "low": finite(ci.low), "high": finite(ci.high),
-            "level": ci.level, "method": ci.method, "method_note": None, "n": ci.n, "n_prompts": None,
-            "reliable": ci.reliable, "trusted": note is None, "note": note}
+    return Interval(estimate=finite(ci.estimate), low=finite(ci.low), high=finite(ci.high), level=ci.level,
+                    method=ci.method, method_note=None, n=ci.n, n_prompts=None, reliable=ci.reliable,
+                    trusted=note is None, note=note)
 
 
-def _withhold(ci: dict[str, Any] | None, reason: str) -> None:
-    """Blank an interval's figures in place: the judge gives no estimate, only the reason."""
-    if not ci:
-        return
-    ci.update(estimate=None, low=None, high=None, reliable=False, trusted=False, note=f"cannot be estimated: {reason}")
+def interval_fields(ci: Interval) -> dict[str, Any]:
+    """An interval's own fields, for a record that extends one (`LengthControlled(**interval_fields(ci), ...)`)."""
+    return {f.name: getattr(ci, f.name) for f in dataclasses.fields(Interval)}
+
+
+def withheld(ci: I, reason: str) -> I:
+    """The interval with its figures blanked: the judge gives no estimate, only the reason (a copy; records are frozen)."""
+    return dataclasses.replace(ci, estimate=None, low=None, high=None, reliable=False, trusted=False,
+                               note=f"cannot be estimated: {reason}")

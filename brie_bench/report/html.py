@@ -1,4 +1,4 @@
-"""Render a report dict (and the run's comparisons) as one self-contained HTML file.
+"""Render a report (and the run's comparisons) as one self-contained HTML file.
 
 Jinja templates ship as package data with autoescape ON, so every name and text
 from the store is escaped where the server renders it. The comparison list is
@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from brie_bench.report.charts import ci_chart, pct, points, signed
 from brie_bench.report.items import comparison_items
 from brie_bench.report.majority import majority_note
 from brie_bench.report.rows import RunData
+from brie_bench.report.schema import Interval, Report
 
 #: Comparisons per page in the browsable list (the reader can change it; also `#per=N` in the URL).
 PAGE_SIZE = 25
@@ -43,15 +45,20 @@ def fmt_num(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
-def fmt_ci(ci: dict[str, Any] | None, fmt: str = "pct") -> str:
+def fmt_ci(ci: Interval | Mapping[str, Any] | None, fmt: str = "pct") -> str:
     """'62.5% [48.0%, 75.1%]' (`fmt` "pct"), '+4.0 pts [...]' ("points", a difference of rates), '+0.42 [...]'
     ("signed", a score difference); or the estimate with 'cannot be trusted'."""
     if not ci:
         return "–"
     f = {"pct": pct, "points": points}.get(fmt, signed)
-    if ci.get("low") is None or ci.get("high") is None:
-        return f"{f(ci.get('estimate'))} (no interval)"
-    return f"{f(ci.get('estimate'))} [{f(ci['low'])}, {f(ci['high'])}]"
+    # The run-vs-run page still passes its intervals as data (report.compare); the single-run report, records.
+    if isinstance(ci, Mapping):
+        estimate, low, high = ci.get("estimate"), ci.get("low"), ci.get("high")
+    else:
+        estimate, low, high = ci.estimate, ci.low, ci.high
+    if low is None or high is None:
+        return f"{f(estimate)} (no interval)"
+    return f"{f(estimate)} [{f(low)}, {f(high)}]"
 
 
 def pretty_json(value: Any) -> str:
@@ -68,26 +75,34 @@ def environment() -> jinja2.Environment:
     from brie_bench.report import power_text
 
     env.globals.update(power_text=power_text)
+    from brie_bench.report import readings, svg  # the charts and their one-line readings (templates call them)
+
+    env.globals.update(svg=svg, readings=readings)
     return env
 
 
-def _charts(report: dict[str, Any]) -> dict[str, Any]:
-    """Chart layouts for the template (headline, sections, bias, criteria)."""
-    multi_candidate = len({j["candidate"] for j in report["judges"]}) > 1
+def _charts(report: Report) -> dict[str, Any]:
+    """Chart layouts for the template (headline, sections, bias, criteria).
 
-    def who(e: dict[str, Any]) -> str:
-        return f"{e['judge']} · {e['candidate']}" if multi_candidate else e["judge"]
+    `charts.ci_chart` reads each interval as data (its JSON form): the geometry knows nothing of the records.
+    """
+    multi_candidate = len({j.candidate for j in report.judges}) > 1
 
-    headline = [{"label": who(j), "interval": j["ci95"]} for j in report["judges"]]
-    for ag in (ag for ag in report["agreement"] if majority_note(ag) is None):  # 3+ voters (majority.py)
-        label = "majority vote" + (f" · {ag['candidate']}" if multi_candidate else "")
-        headline.append({"label": label, "interval": ag["majority_vote"]["ci95"]})
-    sections = [{"label": f"{s['section']} · {who(e)}", "interval": e["ci95"]}
-                for s in report["sections"] for e in s["judges"]]
-    label_bias = [{"label": who(b), "interval": b["label"]["label_a_share"]} for b in report["bias"]]
-    position = [{"label": who(b), "interval": b["position"]["first_shown_share"]} for b in report["bias"]]
-    lc = [{"label": who(j), "interval": j["length_controlled"]} for j in report["judges"]]
-    criteria = [{"label": f"{c['criterion']} · {who(c)}", "interval": c["difference"]} for c in report["criteria"]]
+    def who(judge: str, candidate: str) -> str:
+        return f"{judge} · {candidate}" if multi_candidate else judge
+
+    def row(label: str, ci: Interval) -> dict[str, Any]:
+        return {"label": label, "interval": ci.to_json_dict()}
+
+    headline = [row(who(j.judge, j.candidate), j.ci95) for j in report.judges]
+    for ag in (ag for ag in report.agreement if majority_note(ag) is None):  # 3+ voters (majority.py)
+        label = "majority vote" + (f" · {ag.candidate}" if multi_candidate else "")
+        headline.append(row(label, ag.majority_vote.ci95))
+    sections = [row(f"{s.section} · {who(e.judge, e.candidate)}", e.ci95) for s in report.sections for e in s.judges]
+    label_bias = [row(who(b.judge, b.candidate), b.label.label_a_share) for b in report.bias]
+    position = [row(who(b.judge, b.candidate), b.position.first_shown_share) for b in report.bias]
+    lc = [row(who(j.judge, j.candidate), j.length_controlled) for j in report.judges]
+    criteria = [row(f"{c.criterion} · {who(c.judge, c.candidate)}", c.difference) for c in report.criteria]
     return {
         "headline": ci_chart(headline) if headline else None,
         "sections": ci_chart(sections) if sections else None,
@@ -99,7 +114,7 @@ def _charts(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_html(report: dict[str, Any], data: RunData, *, page_size: int = PAGE_SIZE) -> str:
+def render_html(report: Report, data: RunData, *, page_size: int = PAGE_SIZE) -> str:
     """The full HTML document for one run.
 
     The page's only script is ours; its SHA-256 goes into a Content-Security-Policy
@@ -114,7 +129,7 @@ def render_html(report: dict[str, Any], data: RunData, *, page_size: int = PAGE_
         script=Markup(script), script_hash=script_hash)
 
 
-def write_html(report: dict[str, Any], data: RunData, path: str | Path, *, page_size: int = PAGE_SIZE,
+def write_html(report: Report, data: RunData, path: str | Path, *, page_size: int = PAGE_SIZE,
                db: str | Path | None = None, follow_symlinks: bool = False) -> Path:
     """Render and write the report atomically (`brie_bench.atomic`), creating the folder; returns the path written.
 

@@ -1,4 +1,4 @@
-"""The report as JSON: the same dict the HTML is drawn from, with a versioned schema (docs/report-schema.md)."""
+"""The report as JSON: `Report.to_json_dict()`, the same records the HTML is drawn from (docs/report-schema.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from brie_bench.report.schema import Record
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -27,6 +29,9 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def render_json(report: dict[str, Any]) -> str:
-    """Indented, strict JSON (no NaN), keys in the builder's order so related figures stay together."""
-    return json.dumps(to_jsonable(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+def render_json(report: Record) -> str:
+    """Indented, strict JSON (no NaN), keys in the records' field order so related figures stay together.
+
+    A `Report` (or the run-vs-run `Comparison`) is written through its `to_json_dict()`.
+    """
+    return json.dumps(to_jsonable(report.to_json_dict()), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -9,19 +9,18 @@ voting judges and say why on the agreement line otherwise; the JSON keeps the fi
 
 from __future__ import annotations
 
-from typing import Any
+from brie_bench.report.schema import Agreement
 
 #: The fewest voting judges for which a majority vote says more than the agreement does.
 MIN_VOTERS = 3
 
 
-def voters(ag: dict[str, Any]) -> list[str]:
-    """The judges that vote: those with information (`majority_vote.judges`), else all of the agreement's."""
-    mv = ag["majority_vote"]
-    return list(mv["judges"] if "judges" in mv else ag["judges"])
+def voters(ag: Agreement) -> list[str]:
+    """The judges that vote: those with information (`majority_vote.judges`)."""
+    return list(ag.majority_vote.judges)
 
 
-def majority_note(ag: dict[str, Any]) -> str | None:
+def majority_note(ag: Agreement) -> str | None:
     """None when the majority-vote row is shown; otherwise the sentence that says why it is not."""
     n = len(voters(ag))
     if n >= MIN_VOTERS:

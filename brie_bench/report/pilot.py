@@ -1,7 +1,7 @@
 """A stored pilot run's variance per judge, for `run SUITE --power --pilot RUN` (`brie_bench.planning`).
 
 It lives with the report because it reads a run exactly as the report does: the same
-collapse of both orders into one comparison (`units_of`) and the same rule for a judge
+collapse of both orders into one comparison (`comparisons_of`) and the same rule for a judge
 that carries no information (`information_of`). Planning receives the result as plain
 data (`planning.PilotVariance`) and never imports the report or the store.
 """
@@ -22,7 +22,7 @@ def pilot_variance(store: Store, pilot: str) -> PilotVariance:
     (`stats.bias.judge_information`: not explained by position or label). Planning from
     anything else would promise a precision, or a variance, the judge never showed.
     """
-    from brie_bench.report.model import information_of, units_of
+    from brie_bench.report.model import comparisons_of, information_of
     from brie_bench.report.rows import group_by, load_run
 
     try:
@@ -32,9 +32,9 @@ def pilot_variance(store: Store, pilot: str) -> PilotVariance:
     out: dict[str, power.VarianceComponents] = {}
     skipped: list[str] = []
     for (_cand, judge), rows in group_by(data.rows, "item.candidate", "judge").items():
-        units = units_of(rows)
-        comp = power.decompose(units.outcomes, units.clusters, [(a, b) for _, a, b in units.pairs])
-        reason = information_of(rows, units).reason or power.degenerate_reason(comp)
+        comparisons = comparisons_of(rows)
+        comp = power.decompose(comparisons.outcomes, comparisons.clusters, [(a, b) for _, a, b in comparisons.pairs])
+        reason = information_of(rows, comparisons).reason or power.degenerate_reason(comp)
         if reason:
             skipped.append(f"{judge}: {reason}")
         elif judge not in out:

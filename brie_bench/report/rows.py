@@ -1,7 +1,10 @@
 """Read one run's judgments from the store and code them from the fine-tune's side.
 
 Everything the report computes starts from these rows. Coding happens once,
-here, so every table and chart agrees on what a row means:
+here, so every table and chart agrees on what a row means. The statistics read
+the coded columns (`report.columns.RunColumns`, numpy arrays); `RunData.rows` is a
+`RowsView` over them that makes a row's `JRow` (`report.jrow`) only when it is read,
+from the same stored tuple and by the same rules (`_RowCoder.code`):
 
 * ``outcome``: 1.0 the candidate (fine-tune) won, 0.5 tie, 0.0 it lost, NaN
   invalid (the stored ``winner`` is NULL). Invalid is never a tie.
@@ -36,90 +39,28 @@ only the last such row.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from brie_bench.report.columns import (Coded, RowsView, RunColumns, codes, columns_from_rows, finish, first_seen,
+                                       outcomes_of, score_matrix, view_of)
+from brie_bench.report.jrow import NAN, ItemKey, JRow
 from brie_bench.rows import JUDGMENT_COLUMNS
 from brie_bench.stats.outcomes import outcome_of
 from brie_bench.store import RunRow, Store
 from brie_bench.textsafe import normalise_prompt
 
-NAN = float("nan")
+__all__ = ["NAN", "ItemKey", "JRow", "RowsView", "RunColumns", "RunData", "group_by", "judge_families", "load_run"]
+
 _REPLICATE = re.compile(r"-r(\d+)$")
-
-
-@dataclass(frozen=True)
-class ItemKey:
-    """One comparison between two answers, independent of the judge.
-
-    `prompt_key` (the normalised prompt text) is not part of equality: it only names
-    the cluster. `replicate` is: a legacy re-judgment is a unit of its own.
-    """
-
-    section: str
-    prompt_id: str
-    sample_index: int
-    baseline: str
-    candidate: str
-    replicate: int = 0
-    prompt_key: str = field(default="", compare=False)
-    #: The hash and the cluster name, computed once: every table groups rows by their ItemKey and
-    #: their prompt, 100,000s of times in a large run.
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
-    _cluster: str = field(default="", init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.section, self.prompt_id, self.sample_index, self.baseline,
-                                                self.candidate, self.replicate)))
-        object.__setattr__(self, "_cluster", self.prompt_key or f"{self.section}\x1f{self.prompt_id}")
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    @property
-    def cluster(self) -> str:
-        """The prompt this comparison belongs to: the unit the confidence interval resamples."""
-        return self._cluster
-
-
-@dataclass(slots=True)
-class JRow:
-    """One stored judgment, coded from the candidate's point of view."""
-
-    item: ItemKey
-    unit_key: str
-    judge: str
-    judge_type: str
-    judge_model: str | None
-    order_index: int
-    label_a: str
-    label_b: str
-    verdict: str
-    winner: str | None
-    outcome: float
-    ft_is_a: bool
-    first_label: str
-    p_ft: float
-    scores_ft: dict[str, float]
-    scores_base: dict[str, float]
-    text_ft: str
-    text_base: str
-    raw: str
-    reasoning: str | None
-    invalid_reason: str | None
-    input_tokens: int
-    output_tokens: int
-    latency_s: float | None
-    #: The stored judge and its model: equal to `judge` and `judge_model` unless a family groups judges.
-    member: str = ""
-    member_model: str | None = None
-    #: The judgment's place in the store's insertion order (its SQLite rowid): what "stored order" means.
-    seq: int = -1
 
 
 @dataclass
@@ -128,7 +69,8 @@ class RunData:
 
     run: RunRow
     snapshot: dict[str, Any]
-    rows: list[JRow]
+    #: A `RowsView` when loaded (`load_run`): each `JRow` is made when first read; `columns` holds the arrays.
+    rows: Sequence[JRow]
     generations: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -149,13 +91,19 @@ class RunData:
                 out[(section.get("name", ""), str(p.get("id")))] = p.get("text", "")
         return out
 
+    @property
+    def columns(self) -> RunColumns:
+        """The judgments as arrays (`report.columns`): the loader's, or `rows` coded now when built by hand."""
+        return view_of(self.rows).cols
+
     def section_order(self) -> list[str]:
         """Sections in suite order, then any that only appear in judgments."""
         names = [s.get("name", "") for s in self.snapshot.get("sections") or []]
         seen = dict.fromkeys(names)
-        for r in self.rows:
-            seen.setdefault(r.item.section, None)
-        return [n for n in seen if any(r.item.section == n for r in self.rows)] or names
+        judged = self.columns.sections
+        seen.update(dict.fromkeys(n for n in judged if n not in seen))
+        present = set(judged)
+        return [n for n in seen if n in present] or names
 
 
 def judge_families(metadata: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, list[str]]:
@@ -258,40 +206,40 @@ class _RowCoder:
         self.cluster_of: dict[tuple[str, str], str] = {}
         self.items: dict[tuple[Any, ...], ItemKey] = {}
         self.scores: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+        #: Each stored scores text parsed (`parse_values`), before `_scores` reads a side of it.
+        self.parsed: dict[str, Any] = {}
 
     def item(self, section: str, pid: str, sample_index: int, baseline: str, candidate: str,
-             unit_key: str) -> ItemKey:
+             replicate: int) -> ItemKey:
         cluster = self.cluster_of.get((section, pid))
         if cluster is None:
             text = self.prompt_text.get((section, pid))
             cluster = self.cluster_of[(section, pid)] = "text\x1f" + normalise_prompt(text) if text else ""
-        ident = (section, pid, sample_index, baseline, candidate, _replicate(unit_key) if self.legacy else 0, cluster)
+        ident = (section, pid, sample_index, baseline, candidate, replicate, cluster)
         found = self.items.get(ident)
         if found is None:
             found = self.items[ident] = ItemKey(*ident)
         return found
 
-    def parse_scores(self, texts: Iterable[str | None]) -> None:
-        """Parse every distinct stored scores text in one `json.loads` call (`score_pair` then finds them).
+    def parse_values(self, texts: list[str]) -> list[Any]:
+        """Every distinct, non-empty stored scores text `texts` parsed, in one `json.loads` call where possible.
 
         A 100,000-judgment run has about as many distinct texts; one call per text cost
         more in the json module's Python wrapper than in its parser. The store writes each
         text with `json.dumps` of an object, so the texts joined by commas form one array of
-        as many values; when they do not (a hand-edited store), each is parsed alone.
+        as many values; when they do not (a hand-edited store), each is parsed alone (and a
+        text that is not JSON raises, as it always did).
         """
-        todo = [t for t in dict.fromkeys(texts) if t and t not in self.scores]
-        if not todo:
-            return
         parsed: Any = None
-        if all(t[:1] == "{" and t[-1:] == "}" for t in todo):
+        if texts and all(t[:1] == "{" and t[-1:] == "}" for t in texts):
             try:
-                parsed = json.loads("[" + ",".join(todo) + "]", parse_int=float)
+                parsed = json.loads("[" + ",".join(texts) + "]", parse_int=float)
             except ValueError:
                 parsed = None
-        if not isinstance(parsed, list) or len(parsed) != len(todo):
-            return  # `score_pair` parses each alone, raising where a text is not JSON
-        for text, value in zip(todo, parsed):
-            self.scores[text] = (_scores(value, "A"), _scores(value, "B"))
+        if not isinstance(parsed, list) or len(parsed) != len(texts):
+            parsed = [json.loads(t, parse_int=float) for t in texts]
+        self.parsed.update(zip(texts, parsed))
+        return list(parsed)
 
     def score_pair(self, raw: str | None) -> tuple[dict[str, float], dict[str, float]]:
         """(scores of label A, scores of label B), from the stored JSON text."""
@@ -299,7 +247,7 @@ class _RowCoder:
             return {}, {}
         found = self.scores.get(raw)
         if found is None:
-            parsed = json.loads(raw, parse_int=float)
+            parsed = self.parsed[raw] if raw in self.parsed else json.loads(raw, parse_int=float)
             found = self.scores[raw] = (_scores(parsed, "A"), _scores(parsed, "B"))
         return found
 
@@ -317,7 +265,8 @@ class _RowCoder:
         scores_a, scores_b = self.score_pair(scores)
         raw, reasoning = texts if texts else ("", None)
         return JRow(
-            self.item(section, str(prompt_id), int(sample_index), baseline, candidate, unit_key),
+            self.item(section, str(prompt_id), int(sample_index), baseline, candidate,
+                      _replicate(unit_key) if self.legacy else 0),
             unit_key, judge, judge_type or "", judge_model, order_index, label_a, label_b, verdict, winner,
             outcome_of(winner, baseline, candidate), ft_is_a,
             ("A" if order_index == 0 else "B") if self.legacy else "A", p_ft,
@@ -327,39 +276,124 @@ class _RowCoder:
             judge, judge_model, int(seq))
 
 
+def _sides(values: list[Any], label: str) -> list[dict[str, float]]:
+    """`_scores(value, label)` of every parsed scores value; C-level when each is an object of float objects."""
+    try:
+        sides = list(map(operator.itemgetter(label), values))
+    except (TypeError, KeyError, IndexError):
+        sides = None
+    if sides is not None and set(map(type, values)) <= {dict} and set(map(type, sides)) <= {dict} \
+            and set(map(type, itertools.chain.from_iterable(map(dict.values, sides)))) <= {float}:
+        return sides
+    return [_scores(v, label) for v in values]
+
+
+def _columns(stored: list[tuple[Any, ...]], coder: _RowCoder) -> RunColumns:
+    """The stored judgment tuples (each answer of each row stored) as `RunColumns`; rows made lazily by `coder`."""
+    n = len(stored)
+    if not n:
+        return columns_from_rows([])
+    (seq, unit_key, section, prompt_id, sample_index, judge, judge_type, _model, baseline, candidate, order_index,
+     label_a, _label_b, gen_key_a, gen_key_b, _verdict, winner, p_a, scores, _invalid, input_tokens, output_tokens,
+     latency_s) = list(zip(*stored))[:23]
+    legacy = coder.legacy
+    replicate = list(map(_replicate, unit_key)) if legacy else [0] * n
+    pid = list(map(str, prompt_id))
+    sample = list(map(int, sample_index))
+    key_code, firsts = first_seen([codes(section)[0], codes(pid)[0], codes(sample)[0], codes(baseline)[0],
+                                   codes(candidate)[0], codes(replicate)[0]])
+    keys = [coder.item(section[f], pid[f], sample[f], baseline[f], candidate[f], replicate[f])
+            for f in firsts.tolist()]
+    ft_is_a = np.fromiter(map(operator.eq, label_a, candidate), dtype=bool, count=n)
+    order = np.fromiter(map(int, order_index), dtype=np.int64, count=n)
+    p = np.array(p_a, dtype=float)
+    finite = np.isfinite(p)
+    p_ft = np.where(finite, np.where(ft_is_a, p, 1.0 - np.where(finite, p, 0.0)), NAN)
+    gen_code, gens = codes([*gen_key_a, *gen_key_b])
+    answers = [coder.answers[g] for g in gens]
+    text_a, text_b = gen_code[:n].astype(np.intp), gen_code[n:].astype(np.intp)
+    # Scores: each distinct stored text parsed once, then a (texts, criteria) matrix per label.
+    score_code, distinct = codes(scores)
+    texts = [t for t in distinct if t]
+    parsed = coder.parse_values(texts)
+    names_a, values_a, has_a = score_matrix(_sides(parsed, "A"))
+    names_b, values_b, has_b = score_matrix(_sides(parsed, "B"))
+    criteria = list(dict.fromkeys([*names_a, *names_b]))
+    # Each distinct text's row among `texts`; an empty one's is len(texts), the NaN row `per_row` adds.
+    nonempty = np.fromiter(map(bool, distinct), dtype=bool, count=len(distinct))
+    text_row = np.where(nonempty, np.cumsum(nonempty) - 1, len(texts))
+    row_text = text_row[score_code]
+
+    def per_row(values: Any, names: list[str], fill: Any) -> Any:
+        wide = np.full((len(texts) + 1, len(criteria)), fill, dtype=values.dtype)
+        for j, name in enumerate(names):
+            wide[:len(texts), criteria.index(name)] = values[:, j]
+        return wide[row_text]
+
+    sa, sb = per_row(values_a, names_a, NAN), per_row(values_b, names_b, NAN)
+    ha, hb = per_row(has_a, names_a, False), per_row(has_b, names_b, False)
+    cand = ft_is_a[:, None]
+    return finish(Coded(
+        n=n, keys=keys, item=key_code.astype(np.intp), judge=judge,
+        judge_type=[t or "" for t in judge_type], member=judge, candidate=candidate,
+        section_of_key=[k.section for k in keys], order=order,
+        outcome=outcomes_of(winner, baseline, candidate), ft_is_a=ft_is_a,
+        a_first=order == 0 if legacy else np.ones(n, dtype=bool), p_ft=p_ft, answers=answers,
+        text_ft=np.where(ft_is_a, text_a, text_b), text_base=np.where(ft_is_a, text_b, text_a), criteria=criteria,
+        scores_ft=np.where(cand, sa, sb), scores_base=np.where(cand, sb, sa), has_ft=np.where(cand, ha, hb),
+        has_base=np.where(cand, hb, ha),
+        input_tokens=_counts(input_tokens), output_tokens=_counts(output_tokens),
+        latency=[x or 0.0 for x in latency_s], unit_keys=list(unit_key), seq=np.array(seq, dtype=np.int64)),
+        lambda i: coder.code(stored[i]) or _missing(i), [None] * n)
+
+
+def _counts(values: Sequence[int | None]) -> Any:
+    """A token-count column as int64, None as 0 (`int(x or 0)`, in one conversion)."""
+    as_float = np.array(values, dtype=float)
+    if not np.all(np.isnan(as_float) | (np.abs(as_float) < 2.0 ** 53)):
+        return np.fromiter((int(x or 0) for x in values), dtype=np.int64, count=len(values))
+    return np.nan_to_num(as_float, nan=0.0).astype(np.int64)
+
+
+def _missing(i: int) -> JRow:  # pragma: no cover - the loader keeps only rows whose answers are stored
+    raise LookupError(f"judgment row {i} compares an answer that is not stored")
+
+
 def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> RunData:
     """Everything the report needs about one run (the latest when run_id is None).
 
-    Judgments are read as plain tuples, column by column, in one query; each answer
-    text is read once per generation (a judgment only refers to it), not once per
-    judgment. With ``texts=False`` the judges' own answers (`raw`, `reasoning`) are
-    not read at all: the statistics and the JSON report never use them, only the
-    HTML list of comparisons does (``raw`` is then "" and ``reasoning`` None).
+    Judgments are read as plain tuples, column by column, in one query, and coded once
+    into arrays (`report.columns.RunColumns`); `rows` is a `RowsView` over them that makes
+    each `JRow` when it is first read. Each answer text is read once per generation (a
+    judgment only refers to it), not once per judgment. With ``texts=False`` the judges'
+    own answers (`raw`, `reasoning`) are not read at all: the statistics and the JSON
+    report never use them, only the HTML list of comparisons does (``raw`` is then ""
+    and ``reasoning`` None).
     """
     run = store.run(run_id)
     snapshot = store.suite_snapshot(run.id)
     columns = _STAT_COLUMNS + (_TEXT_COLUMNS if texts else ())
-    cursor = store.conn.cursor()
-    cursor.row_factory = None  # tuples: no per-row dict or sqlite3.Row
-    answers: dict[str, str] = dict(cursor.execute(
-        "SELECT key, text FROM generations WHERE key IN (SELECT gen_key_a FROM judgments WHERE run_id=? "
-        "UNION SELECT gen_key_b FROM judgments WHERE run_id=?)", (run.id, run.id)))
-    coder = _RowCoder(bool(run.metadata.get("legacy")), RunData(run=run, snapshot=snapshot, rows=[]).prompt_texts(),
-                      answers)
-    cursor.execute(f"SELECT rowid, {', '.join(columns)} FROM judgments WHERE run_id=? "
-                   "ORDER BY section, prompt_id, sample_index, judge, order_index", (run.id,))
-    stored = cursor.fetchall()
-    coder.parse_scores(r[_SCORES_AT] for r in stored)
-    rows = [row for row in map(coder.code, stored) if row is not None]
+    stored = store.judgment_tuples(run.id, columns)
+    a_at, b_at = 1 + _STAT_COLUMNS.index("gen_key_a"), 1 + _STAT_COLUMNS.index("gen_key_b")
+    # The answers the judgments name, read after them (a judgment is stored after its answers).
+    named = list(dict.fromkeys(itertools.chain(map(operator.itemgetter(a_at), stored),
+                                               map(operator.itemgetter(b_at), stored))))
+    answers = store.generation_texts(named)
+    legacy = bool(run.metadata.get("legacy"))
+    coder = _RowCoder(legacy, RunData(run=run, snapshot=snapshot, rows=[]).prompt_texts(), answers)
+    if len(answers) < len(named):
+        stored = [r for r in stored if r[a_at] in answers and r[b_at] in answers]  # as the old join skipped them
+    cols = _columns(stored, coder)
     families = judge_families(run.metadata, snapshot)
     if families:
-        _apply_families(rows, families, bool(run.metadata.get("legacy")))
+        rows = list(RowsView(cols))
+        _apply_families(rows, families, legacy)
+        cols = columns_from_rows(rows)
     generations = [dict(zip(("section", "prompt_id", "sample_index", "contender", "gen_key", "input_tokens",
-                             "output_tokens", "finish_reason", "model", "backend"), r)) for r in cursor.execute(
-        "SELECT rg.section, rg.prompt_id, rg.sample_index, rg.contender, rg.gen_key, g.input_tokens, "
-        "g.output_tokens, g.finish_reason, g.model, g.backend FROM run_generations rg "
-        "JOIN generations g ON g.key = rg.gen_key WHERE rg.run_id=?", (run.id,))]
-    return RunData(run=run, snapshot=snapshot, rows=rows, generations=generations, errors=store.errors(run.id))
+                             "output_tokens", "finish_reason", "model", "backend"), r))
+                   for r in store.run_generation_figures(run.id)]
+    return RunData(run=run, snapshot=snapshot, rows=RowsView(cols), generations=generations,
+                   errors=store.errors(run.id))
 
 
 def group_by(rows: Iterable[JRow], *keys: str) -> dict[tuple[Any, ...], list[JRow]]:

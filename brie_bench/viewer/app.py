@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -35,6 +34,7 @@ from starlette.routing import Route
 
 from brie_bench.errors import BrieBenchError
 from brie_bench.store import Store
+from brie_bench.store_api import database_errors
 from brie_bench.textsafe import printable
 from brie_bench.viewer.data import PAGE_SIZE, PICKS, SummaryCache, browse, filter_runs, pairs, read_filter
 from brie_bench.web.app import database_error, shown
@@ -128,16 +128,19 @@ def create_viewer_app(db: str, *, token: str, allowed_hosts: set[str] | None) ->
             return plain(400, "bad request: pick two runs (?a=RUN&b=RUN)")
 
         def show(store: Store) -> Response:
-            from brie_bench.report.charts import ci_chart
-            from brie_bench.report.compare import build_comparison, signed_pct
+            from brie_bench.report.compare import build_comparison, comparison_blocks, difference_chart, signed_pct
             from brie_bench.report.rows import load_run
 
             c = build_comparison(load_run(store, a, texts=False), load_run(store, b, texts=False))
-            blocks = [("all", c["judges"])] + [(s["section"], s["judges"]) for s in c["sections"]]
-            rows = [{"label": f"{s} · {e['judge']}", "interval": e["difference"]} for s, es in blocks for e in es]
-            chart = ci_chart(rows, lo=-1.0, hi=1.0, ref=0.0, ticks=(-1, -0.5, 0, 0.5, 1), fmt=signed_pct) \
-                if rows else None
-            return page("compare.html.j2", c=c, blocks=blocks, diff_chart=chart, pts=signed_pct)
+            return page("compare.html.j2", c=c, blocks=comparison_blocks(c), diff_chart=difference_chart(c),
+                        pts=signed_pct)
+        return with_store(show)
+
+    def history_page(request: Request) -> Response:
+        def show(store: Store) -> Response:
+            from brie_bench.viewer.history import history_context
+
+            return page("history.html.j2", **history_context(cache.summaries(store), request.query_params.get("suite", "")))
         return with_store(show)
 
     def comparisons_page(request: Request) -> Response:
@@ -162,6 +165,6 @@ def create_viewer_app(db: str, *, token: str, allowed_hosts: set[str] | None) ->
 
     routes = [Route("/", runs_list, methods=["GET"]), Route("/run/{run_id}", run_page, methods=["GET"]),
               Route("/run/{run_id}/comparisons", comparisons_page, methods=["GET"]),
-              Route("/compare", compare_page, methods=["GET"])]
-    app = Starlette(routes=routes, exception_handlers={sqlite3.Error: database_error})
+              Route("/compare", compare_page, methods=["GET"]), Route("/history", history_page, methods=["GET"])]
+    app = Starlette(routes=routes, exception_handlers={e: database_error for e in database_errors(db)})
     return Guard(app, token, allowed_hosts, refusal=REFUSAL)

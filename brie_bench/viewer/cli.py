@@ -26,13 +26,14 @@ def view_command(ctx: click.Context, port: int, host: str, idle_exit: float, db_
     Ctrl-C (or SIGTERM) stops it.
     """
     import secrets
-    from pathlib import Path
 
     from brie_bench.cli import err_console, resolve_common
     from brie_bench.textsafe import printable, safe_text
 
     db, _ = resolve_common(ctx, db_opt, plugins_dir_opt)
-    if not Path(db).exists():
+    from brie_bench.store_api import target_missing
+
+    if target_missing(db):
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     from brie_bench.store import Store
 

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from brie_bench.report.schema import Contender, Report
 from brie_bench.store import Store
 
 #: Comparisons per page in the browser.
@@ -52,30 +53,28 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def _contender_text(c: dict[str, Any]) -> str:
+def _contender_text(c: Contender) -> str:
     """'brie (candidate, adapter out/lora, trained from data.jsonl)': the name with what made it."""
-    bits = [str(c.get("role") or "")]
-    if c.get("adapter"):
-        bits.append(f"adapter {c['adapter']}")
-    prov = c.get("provenance")
+    bits = [str(c.role or "")]
+    if c.adapter:
+        bits.append(f"adapter {c.adapter}")
+    prov = c.provenance
     if isinstance(prov, dict):
         source = prov.get("base_model") or prov.get("dataset") or prov.get("config")
         bits.append(f"trained: {source}" if source else "training manifest stored")
-    return f"{c.get('name', '')} ({', '.join(b for b in bits if b)})"
+    return f"{c.name} ({', '.join(b for b in bits if b)})"
 
 
-def summarise(report: dict[str, Any]) -> RunSummary:
-    """The runs list's row for one report dict."""
-    run = report["run"]
-    heads = tuple(Headline(j["judge"], j["candidate"], _finite(j["ci95"].get("estimate")),
-                           _finite(j["ci95"].get("low")), _finite(j["ci95"].get("high")),
-                           bool(j["ci95"].get("trusted")), str(j["ci95"].get("note") or ""))
-                  for j in report["judges"])
-    verdict = report.get("verdict") or {}
-    return RunSummary(id=run["id"], suite=run["suite"], created=(run.get("created_at") or "")[:16].replace("T", " "),
-                      status=run["status"], contenders=tuple(_contender_text(c) for c in report["contenders"]),
-                      judges=tuple(dict.fromkeys(j["judge"] for j in report["judges"])),
-                      verdict=str(verdict.get("text") or ""), headline=heads)
+def summarise(report: Report) -> RunSummary:
+    """The runs list's row for one report."""
+    run = report.run
+    heads = tuple(Headline(j.judge, j.candidate, _finite(j.ci95.estimate), _finite(j.ci95.low), _finite(j.ci95.high),
+                           bool(j.ci95.trusted), str(j.ci95.note or ""))
+                  for j in report.judges)
+    return RunSummary(id=run.id, suite=run.suite, created=(run.created_at or "")[:16].replace("T", " "),
+                      status=run.status, contenders=tuple(_contender_text(c) for c in report.contenders),
+                      judges=tuple(dict.fromkeys(j.judge for j in report.judges)),
+                      verdict=str(report.verdict.text or ""), headline=heads)
 
 
 @dataclass

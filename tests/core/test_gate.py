@@ -1,4 +1,4 @@
-"""Issue 25, `brie-bench gate`: exit 0 passed, 1 failed, 3 cannot decide, 2 bad input; Markdown summary and JUnit.
+"""`brie-bench gate`: exit 0 passed, 1 failed, 3 cannot decide, 2 bad input; Markdown summary and JUnit.
 
 The runs are real: scripted suites run by the engine over the fixture plugins. The
 `marker` judge prefers the answer that carries its marker, so the contenders' markers

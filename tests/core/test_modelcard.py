@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from brie_bench.cli import cli
 from brie_bench.modelcard import (BEGIN_MARKER, END_MARKER, DATASET_TYPE, eval_results, model_index,
                                   training_card, updated_card)
 from brie_bench.report.model import build_report
+from brie_bench.report.schema import Report
 from brie_bench.store import Store
 from helpers import run_suite, two_judge_suite, write_yaml
 
@@ -57,7 +59,7 @@ def run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def report(run_db: Path) -> dict:
+def report(run_db: Path) -> Report:
     return build_report(Store(run_db, readonly=True))
 
 
@@ -65,29 +67,29 @@ def _ours(results: list[EvalResult]) -> list[EvalResult]:
     return [r for r in results if r.dataset_type == DATASET_TYPE]
 
 
-def test_eval_results_hold_every_judge_and_the_consensus(report: dict) -> None:
+def test_eval_results_hold_every_judge_and_the_consensus(report: Report) -> None:
     results = eval_results(report, "brie")
     overall = [r for r in results if r.dataset_config == "all" and r.metric_type == "win_rate"]
     by_judge = {r.metric_name.split("judge: ")[1].split(",")[0].rstrip(")"): r.metric_value for r in overall}
-    for j in report["judges"]:
-        if j["win_rate"] is None:  # a judge that carries no information gives no win rate, so no card entry
-            assert j["information"]["statement"] and j["judge"] not in by_judge
+    for j in report.judges:
+        if j.win_rate is None:  # a judge that carries no information gives no win rate, so no card entry
+            assert j.information.statement and j.judge not in by_judge
         else:
-            assert by_judge[j["judge"]] == round(100 * j["win_rate"], 1)
-    assert any(j["win_rate"] is not None for j in report["judges"])
+            assert by_judge[j.judge] == round(100 * j.win_rate, 1)
+    assert any(j.win_rate is not None for j in report.judges)
     # Two judges, one without information: no vote, as in every report form (report.majority).
     assert not any(name.startswith("majority vote") for name in by_judge)
     assert all(r.verified is False and r.task_type == "text-generation" for r in results)
-    assert all(r.dataset_name.startswith(f"Brie Bench {report['run']['suite']}") for r in results)
+    assert all(r.dataset_name.startswith(f"Brie Bench {report.run.suite}") for r in results)
     # The interval travels in metric_args (EvalResult has no field for it), and says whether it is trusted.
     for r in overall:
         assert {"ci95_low", "ci95_high", "trusted", "run"} <= set(r.metric_args)
-        assert r.metric_args["run"] == report["run"]["id"]
+        assert r.metric_args["run"] == report.run.id
     sections = {r.dataset_config for r in results}
     assert {"all", "philosophy", "brainstorm"} <= sections
 
 
-def test_model_index_parses_back_through_the_hub_loader(report: dict, tmp_path: Path) -> None:
+def test_model_index_parses_back_through_the_hub_loader(report: Report, tmp_path: Path) -> None:
     index = model_index(report, "me/brie")
     assert index["model-index"][0]["name"] == "me/brie"
     card = updated_card(None, report, "tables", model_name="me/brie")
@@ -100,7 +102,7 @@ def test_model_index_parses_back_through_the_hub_loader(report: dict, tmp_path: 
     assert got == want
 
 
-def test_update_in_place_keeps_the_users_card_and_is_idempotent(report: dict, run_db: Path, tmp_path: Path) -> None:
+def test_update_in_place_keeps_the_users_card_and_is_idempotent(report: Report, run_db: Path, tmp_path: Path) -> None:
     path = tmp_path / "README.md"
     path.write_text(USER_CARD, encoding="utf-8")
     runner = CliRunner()
@@ -125,10 +127,10 @@ def test_update_in_place_keeps_the_users_card_and_is_idempotent(report: dict, ru
     assert "model card up to date" in " ".join(second.output.split())
 
 
-def test_second_run_replaces_only_our_entries_and_our_section(report: dict) -> None:
+def test_second_run_replaces_only_our_entries_and_our_section(report: Report) -> None:
     card = updated_card(USER_CARD, report, "first tables")
-    changed = dict(report, judges=[dict(j, win_rate=0.25) if j["win_rate"] is not None else j
-                                   for j in report["judges"]])
+    changed = dataclasses.replace(report, judges=[dataclasses.replace(j, win_rate=0.25) if j.win_rate is not None
+                                                  else j for j in report.judges])
     again = updated_card(card, changed, "second tables")
     assert "first tables" not in again and again.count(BEGIN_MARKER) == 1 and "second tables" in again
     loaded = ModelCard(again)
@@ -136,12 +138,12 @@ def test_second_run_replaces_only_our_entries_and_our_section(report: dict) -> N
     assert len(ours) == len(eval_results(report, "brie"))  # replaced, not appended
     assert any(r.metric_value == 25.0 for r in ours)
     # A result for another suite is not ours to replace.
-    other = dict(report, run=dict(report["run"], suite="another-suite"))
+    other = dataclasses.replace(report, run=dataclasses.replace(report.run, suite="another-suite"))
     both = ModelCard(updated_card(again, other, "second tables"))
     assert len(_ours(both.data.eval_results)) == 2 * len(eval_results(report, "brie"))
 
 
-def test_half_a_marker_pair_is_refused(report: dict, run_db: Path, tmp_path: Path) -> None:
+def test_half_a_marker_pair_is_refused(report: Report, run_db: Path, tmp_path: Path) -> None:
     path = tmp_path / "README.md"
     path.write_text(f"# Card\n\n{BEGIN_MARKER}\nno end\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["--db", str(run_db), "report", "--model-card", str(path)])

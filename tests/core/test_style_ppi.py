@@ -1,4 +1,4 @@
-"""Issue 27: style features, the style-controlled fit (against statsmodels) and PPI++ (against ppi_py)."""
+"""Style features, the style-controlled fit (against statsmodels) and PPI++ (against ppi_py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import statsmodels.api as sm
 
 from brie_bench import stats
-from brie_bench.report.controls import add_human_calibrated
+from brie_bench.report.controls import human_calibrated_blocks
 from brie_bench.stats.ppi import ppi_lambda, ppi_mean_ci
 from brie_bench.stats.style import StyleCounts, logistic_fit, strip_code_blocks, style_differences
 from helpers import human_calibrated_example
@@ -150,14 +150,14 @@ def test_report_block_per_llm_judge_with_human_only_beside_it() -> None:
     entries, units = human_calibrated_example()
     people = units[("ft", "ann")].outcomes  # the truth on the 40 prompts people judged
     k = len(units[("ft", "gpt")].keys)
-    add_human_calibrated(entries, units, level=0.95)
-    block = entries[0]["human_calibrated"]
-    assert "human_calibrated" not in entries[1]
-    assert block["n_human_verdicts"] == 40 and block["n_labelled_prompts"] == 40 and block["n_judged_prompts"] == k
-    assert block["low"] <= block["estimate"] <= block["high"]
-    assert block["narrower_by"] > 0  # the judge agrees 85% of the time: PPI is narrower than people alone
-    assert block["human_only"]["estimate"] == pytest.approx(float(people.mean()))
-    assert "40 human verdicts" in block["sentence"] and "people alone" in block["sentence"]
+    blocks = human_calibrated_blocks(entries, units, level=0.95)
+    block = blocks[("ft", "gpt")]
+    assert ("ft", "ann") not in blocks
+    assert block.n_human_verdicts == 40 and block.n_labelled_prompts == 40 and block.n_judged_prompts == k
+    assert block.low <= block.estimate <= block.high
+    assert block.narrower_by > 0  # the judge agrees 85% of the time: PPI is narrower than people alone
+    assert block.human_only.estimate == pytest.approx(float(people.mean()))
+    assert "40 human verdicts" in block.sentence and "people alone" in block.sentence
 
 
 def test_one_step_bootstrap_tracks_the_weighted_refit_per_resample() -> None:

@@ -253,7 +253,7 @@ def test_human_verdicts_enter_the_reports_agreement_section(tmp_path: Path, scre
     human_judge.set_key_source(keys())
     assert run_suite(path, db) == 0
     with Store(db, readonly=True) as store:
-        report = build_report(store)
+        report = build_report(store).to_json_dict()
     (entry,) = report["agreement"]  # one candidate
     assert set(entry["judges"]) == {"alice", "marker"}
     (pair,) = entry["pairs"]

@@ -1,4 +1,4 @@
-"""Issue 23, model cards: only real marker lines count, CRLF survives, a hostile front matter is one line.
+"""Model cards: only real marker lines count, CRLF survives, a hostile front matter is one line.
 
 `updated_card` is the merge `report --model-card` runs; the CLI cases go through
 a real legacy import in a real SQLite file.
@@ -7,7 +7,6 @@ a real legacy import in a real SQLite file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +15,7 @@ from brie_bench.cli import cli
 from brie_bench.errors import InputError
 from brie_bench.modelcard import BEGIN_MARKER, END_MARKER, updated_card
 from brie_bench.report.model import build_report
+from brie_bench.report.schema import Report
 from brie_bench.store import Store
 
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy"
@@ -31,7 +31,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def report(db: Path) -> dict[str, Any]:
+def report(db: Path) -> Report:
     with Store(db, readonly=True) as store:
         return build_report(store)
 
@@ -40,7 +40,7 @@ def body(card: str) -> str:
     return card.split("\n---\n", 1)[1] if card.startswith("---\n") else card
 
 
-def test_markers_quoted_in_prose_are_not_taken_as_the_real_markers(report: dict[str, Any]) -> None:
+def test_markers_quoted_in_prose_are_not_taken_as_the_real_markers(report: Report) -> None:
     user = ("# Me\n\nThe results go between `<!-- brie-bench:begin -->` and `" + END_MARKER + "`, so please\n"
             "do not edit that part. Everything in this paragraph is mine.\n\n## Usage\n\nKeep this too.\n")
     out = updated_card(user, report, SECTION)
@@ -49,7 +49,7 @@ def test_markers_quoted_in_prose_are_not_taken_as_the_real_markers(report: dict[
     assert out.rstrip().endswith(END_MARKER)
 
 
-def test_markers_inside_a_code_fence_are_not_taken_as_the_real_markers(report: dict[str, Any]) -> None:
+def test_markers_inside_a_code_fence_are_not_taken_as_the_real_markers(report: Report) -> None:
     user = ("# Me\n\nHow the section looks:\n\n```markdown\n" + BEGIN_MARKER + "\n| numbers |\n" + END_MARKER
             + "\n```\n\nText after the example, which must survive.\n\n~~~~\n" + END_MARKER + "\n~~~~\n")
     out = updated_card(user, report, SECTION)
@@ -60,13 +60,13 @@ def test_markers_inside_a_code_fence_are_not_taken_as_the_real_markers(report: d
     assert body(again).startswith(user) and "70%" in again and "60%" not in again.replace(user, "")
 
 
-def test_real_marker_lines_are_still_replaced_in_place(report: dict[str, Any]) -> None:
+def test_real_marker_lines_are_still_replaced_in_place(report: Report) -> None:
     user = f"# Me\n\nBefore.\n\n  {BEGIN_MARKER}\nold numbers\n{END_MARKER}\n\nAfter.\n"
     out = updated_card(user, report, SECTION)
     assert "old numbers" not in out and "Before." in out and out.endswith(f"{END_MARKER}\n\nAfter.\n")
 
 
-def test_a_lone_real_marker_is_still_refused_but_a_quoted_one_is_not(report: dict[str, Any]) -> None:
+def test_a_lone_real_marker_is_still_refused_but_a_quoted_one_is_not(report: Report) -> None:
     with pytest.raises(InputError, match="one Brie Bench marker"):
         updated_card(f"# Me\n\n{END_MARKER}\n", report, SECTION)
     updated_card(f"# Me\n\nSee {END_MARKER} for details.\n", report, SECTION)

@@ -1,4 +1,4 @@
-"""Judge families and row-aligned agreement (issue 22, part 5).
+"""Judge families and row-aligned agreement.
 
 The fixture (tests/fixtures/legacy_families, written by its build.py) is one source of
 eight rows judged by three judge families, one file each, as the original 3B exports
@@ -257,7 +257,7 @@ def native_family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
     from brie_bench.store import Store
 
     with Store(db, readonly=True) as store:
-        return db, build_report(store)
+        return db, build_report(store).to_json_dict()
 
 
 def test_native_family_aligns_comparisons_member_by_member(native_family) -> None:

@@ -1,7 +1,7 @@
-"""Issue 25, the verdict: the rules of `brie_bench.conclusion` over a table of cases, and the smoke run's verdict.
+"""The verdict: the rules of `brie_bench.conclusion` over a table of cases, and the smoke run's verdict.
 
-The rules are a pure function of the report dict, so the table feeds them report
-entries with exactly the fields a built report has (docs/report-schema.md); the last
+The rules are a pure function of the report, so the table feeds them report records
+(`brie_bench.report.schema`, built by tests/report_records.py) with the figures each case needs; the last
 tests run the real smoke suite and check that every report form opens with its verdict.
 """
 
@@ -12,47 +12,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from brie_bench.conclusion import (BETTER, MIXED, NO_CONCLUSION, NULL, UNDECIDED, WORSE, conclude, judge_readings,
                                    verdict_entry)
+from brie_bench.report.schema import Report
 from helpers import run_smoke_cli
-
-
-def _ci(est: float | None, low: float | None, high: float | None, *, trusted: bool = True,
-        note: str | None = None) -> dict[str, Any]:
-    return {"estimate": est, "low": low, "high": high, "trusted": trusted, "note": note}
-
-
-def judge(name: str, est: float | None, low: float | None, high: float | None, *, cand: str = "brie",
-          n_prompts: int = 25, trusted: bool = True, note: str | None = None, information: str | None = None,
-          n_valid: int = 50, invalid: int = 0, mde: float | None = None) -> dict[str, Any]:
-    """A `judges[]` entry with the fields the rules read."""
-    return {"judge": name, "candidate": cand, "baseline": "base", "n": n_valid + invalid, "n_valid": n_valid,
-            "invalid": invalid, "invalid_rate": invalid / (n_valid + invalid) if n_valid + invalid else None,
-            "n_prompts": n_prompts, "ci95": _ci(est, low, high, trusted=trusted, note=note),
-            "information": {"statement": information, "informative": information is None},
-            "power": {"mde": mde, "detectable_above": None if mde is None else 0.5 + mde,
-                      "detectable_below": None if mde is None else 0.5 - mde},
-            "length_controlled": _ci(0.55, 0.45, 0.65)}
-
-
-def bias(name: str, *, cand: str = "brie", label: bool = False, length: bool = False) -> dict[str, Any]:
-    """A `bias[]` entry: a significant label (and position) lean, or a flagged length bias."""
-    return {"judge": name, "candidate": cand, "baseline": "base",
-            "label": {"significant": label, "label_a_share": _ci(0.89, 0.6, 0.98), "fisher_p": 0.01,
-                      "n_decisive": 40},
-            "position": {"significant": label, "first_shown_share": _ci(0.89, 0.6, 0.98), "p_value": 0.01,
-                         "n_decisive": 40},
-            "length": {"flagged": length, "ft_longer": _ci(0.95, 0.8, 1.0), "ft_shorter": _ci(0.3, 0.1, 0.5)}}
-
-
-def report(judges: list[dict[str, Any]], biases: list[dict[str, Any]] = (), *, n_prompts: int = 25,
-           legacy: bool = False, failed: list[dict[str, Any]] = ()) -> dict[str, Any]:
-    return {"run": {"id": "r", "suite": "s", "n_prompts": n_prompts, "legacy": legacy}, "judges": judges,
-            "bias": list(biases), "failed_judges": list(failed), "contenders": []}
+from report_records import bias, failed_judge, judge, report
 
 
 FOLLOWS = ("this judge's verdicts follow the position of the answers, not their content (the answer shown first "
@@ -93,8 +60,7 @@ CASES = [
      ["brie is better than base according to gpt4o (93% [86–98%]), 25 prompts.", "Of its 2 judges only gpt4o decides.",
       "Caveat: served cannot decide: it gave no valid verdict."]),
     ("a judge whose every call failed",
-     report([judge("gpt4o", 0.93, 0.86, 0.98)], failed=[{"judge": "gemini", "failed_units": 12, "kind": "auth",
-                                                        "message": "bad key"}]),
+     report([judge("gpt4o", 0.93, 0.86, 0.98)], failed=[failed_judge("gemini", 12, "auth", "bad key")]),
      BETTER, None, "left-out", ["Caveat: gemini cannot decide: all 12 of its calls failed (auth: bad key)."]),
     ("too few prompts to trust", report([judge("gpt4o", 1.0, 0.4, 1.0, n_prompts=3, trusted=False,
                                                note="cannot be trusted: only 3 prompts")], n_prompts=3),
@@ -120,7 +86,7 @@ CASES = [
 
 @pytest.mark.parametrize(("report_", "outcome", "agree", "caveat", "phrases"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
-def test_rules_table(report_: dict[str, Any], outcome: str, agree: bool | None, caveat: str | None,
+def test_rules_table(report_: Report, outcome: str, agree: bool | None, caveat: str | None,
                      phrases: list[str]) -> None:
     (c,) = conclude(report_)
     assert c.outcome == outcome, c.text
@@ -146,10 +112,10 @@ def test_the_point_estimate_never_decides() -> None:
 def test_several_candidates_get_one_conclusion_each() -> None:
     r = report([judge("gpt4o", 0.9, 0.8, 0.96, cand="brie-a"), judge("gpt4o", 0.3, 0.2, 0.4, cand="brie-b")])
     verdict = verdict_entry(r)
-    assert [(c["candidate"], c["outcome"]) for c in verdict["candidates"]] == [("brie-a", BETTER),
-                                                                               ("brie-b", WORSE)]
-    assert verdict["text"] == " ".join(c["text"] for c in verdict["candidates"])
-    assert json.loads(json.dumps(verdict)) == verdict  # plain JSON
+    assert [(c.candidate, c.outcome) for c in verdict.candidates] == [("brie-a", BETTER), ("brie-b", WORSE)]
+    assert verdict.text == " ".join(c.text for c in verdict.candidates)
+    plain = verdict.to_json_dict()
+    assert json.loads(json.dumps(plain)) == plain  # plain JSON
 
 
 # --------------------------------------------------------------------------- the real smoke run

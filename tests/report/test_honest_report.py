@@ -19,7 +19,8 @@ from helpers import run_suite, scripted_suite, write_yaml
 
 from brie_bench import stats
 from brie_bench.cli import cli
-from brie_bench.report.model import build_report, interval_dict
+from brie_bench.report.figures import report_interval
+from brie_bench.report.model import build_report
 from brie_bench.store import Store
 
 ENV = {"COLUMNS": "240"}
@@ -136,7 +137,7 @@ def test_always_a_judge_still_gets_label_and_position_warnings(always_a) -> None
 
 
 def test_a_section_won_five_of_five_is_not_a_point(always_a) -> None:
-    report = build_report(Store(always_a, readonly=True))
+    report = build_report(Store(always_a, readonly=True)).to_json_dict()
     five = next(s for s in report["sections"] if s["section"] == "five")
     marker = next(e for e in five["judges"] if e["judge"] == "marker")
     assert (marker["wins"], marker["n"]) == (5, 5)
@@ -147,16 +148,16 @@ def test_a_section_won_five_of_five_is_not_a_point(always_a) -> None:
     assert_no_degenerate_interval_is_trusted(report)
 
 
-def test_interval_dict_never_trusts_a_degenerate_interval() -> None:
+def test_report_interval_never_trusts_a_degenerate_interval() -> None:
     point = stats.Interval(1.0, 1.0, 1.0, 0.95, "cluster-bootstrap", 10, 10)
-    assert not interval_dict(point)["trusted"] and "zero-width" in interval_dict(point)["note"]
+    assert not report_interval(point).trusted and "zero-width" in (report_interval(point).note or "")
     everything = stats.Interval(0.5, 0.0006, 0.9995, 0.95, "cluster-t", 20, 10)
-    assert not interval_dict(everything)["trusted"]
+    assert not report_interval(everything).trusted
     fit = stats.length_controlled_win_rate(np.ones(12), np.arange(12) * 10, np.full(12, 50), np.arange(12))
-    d = interval_dict(fit.win_rate)
-    assert fit.at_bound and d["estimate"] is None and not d["trusted"] and d["note"].startswith("cannot be estimated")
+    d = report_interval(fit.win_rate)
+    assert fit.at_bound and d.estimate is None and not d.trusted and (d.note or "").startswith("cannot be estimated")
     fine = stats.Interval(0.6, 0.45, 0.74, 0.95, "cluster-bootstrap", 40, 30)
-    assert interval_dict(fine)["trusted"]
+    assert report_interval(fine).trusted
 
 
 def test_native_runs_cluster_by_prompt_text_across_sections(tmp_path: Path) -> None:
@@ -168,7 +169,7 @@ def test_native_runs_cluster_by_prompt_text_across_sections(tmp_path: Path) -> N
                                      "temperature": 1.0}])
     db = tmp_path / "t.db"
     assert run_suite(write_yaml(tmp_path / "suite.yaml", data), db) == 0
-    report = build_report(Store(db, readonly=True))
+    report = build_report(Store(db, readonly=True)).to_json_dict()
     (j,) = report["judges"]
     assert report["run"]["n_prompts"] == 6
     assert j["n"] == 18 and j["n_prompts"] == 6 and j["ci95"]["n_prompts"] == 6

@@ -54,7 +54,7 @@ def imported(tmp_path: Path) -> tuple[Path, str]:
 
 def test_import_reproduces_hand_computed_per_judge_figures(imported):
     db, run_id = imported
-    report = build_report(Store(db, readonly=True), run_id)
+    report = build_report(Store(db, readonly=True), run_id).to_json_dict()
     judges = {j["judge"]: j for j in report["judges"]}
     claude, gpt = judges[CLAUDE_MODEL], judges[GPT_MODEL]
     assert (claude["wins"], claude["losses"], claude["ties"], claude["invalid"]) == (2, 1, 0, 1)
@@ -78,7 +78,7 @@ def test_import_reproduces_hand_computed_per_judge_figures(imported):
 
 def test_every_parser_disagreement_is_reported_with_file_and_line(imported):
     db, run_id = imported
-    report = build_report(Store(db, readonly=True), run_id)
+    report = build_report(Store(db, readonly=True), run_id).to_json_dict()
     found = {(Path(d["file"]).name, d["line"], d["stored"], d["parsed"]) for d in report["legacy"]["disagreements"]}
     assert found == {("judge_claude.jsonl", 3, "tie", "unknown"), ("judge_gpt4o.jsonl", 5, "baseline", "brie")}
     assert report["legacy"]["duplicates"] == 1

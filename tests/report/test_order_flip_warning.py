@@ -1,4 +1,4 @@
-"""Issue 22: the order-flip warning fires when flips mean something, not on every noisy judge.
+"""The order-flip warning fires when flips mean something, not on every noisy judge.
 
 Judgments are simulated at the level of the functions that decide the warning
 (`stats.bias.flip_direction`, `stats.bias.excess_flips`, `report.model._flip_warnings`):
@@ -16,10 +16,13 @@ over 400 runs each). "All of 20" therefore holds for about half of all seeds; th
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from brie_bench.report.model import _flip_warnings
 from brie_bench.stats.bias import FLIP_ALPHA, excess_flips, flip_direction
+from report_records import flipped as flipped_comparison, order_consistency, replicate_figures
 
 PROMPTS = 40
 RUNS = 20
@@ -40,10 +43,10 @@ def _run(rng: np.random.Generator, position: float) -> tuple[np.ndarray, np.ndar
 
 def _fires(pairs: np.ndarray, cand_first0: np.ndarray) -> bool:
     d = flip_direction(pairs, cand_first0)
-    oc = {"n_flipped": d.n_flipped, "n_pairs": d.n_pairs, "reversals": d.n_flipped, "systematic": d.systematic,
-          "toward_first": d.toward_first, "toward_second": d.toward_second, "direction_p": d.p_value,
-          "flip_rate": d.n_flipped / d.n_pairs, "replicates": {"excess": False}, "flipped": []}
-    return any(w["kind"] == "order-flips" for w in _flip_warnings("judge", oc))
+    oc = order_consistency(n_flipped=d.n_flipped, n_pairs=d.n_pairs, reversals=d.n_flipped, systematic=d.systematic,
+                           toward_first=d.toward_first, toward_second=d.toward_second, direction_p=d.p_value,
+                           flip_rate=d.n_flipped / d.n_pairs, replicates=replicate_figures(excess=False), flipped=[])
+    return any(w.kind == "order-flips" for w in _flip_warnings("judge", oc))
 
 
 def test_a_fair_noisy_judge_rarely_trips_the_warning() -> None:
@@ -85,20 +88,21 @@ def test_flips_beyond_replicate_noise() -> None:
     # Flips as frequent as replicate disagreement: just noise.
     assert excess_flips(4, 20, 4, 20) > 0.4
     assert np.isnan(excess_flips(3, 20, 0, 0))
-    oc = {"n_flipped": 10, "n_pairs": 20, "reversals": 2, "systematic": False, "toward_first": 5,
-          "toward_second": 5, "direction_p": 1.0, "flip_rate": 0.5, "flipped": [],
-          "replicates": {"excess": True, "disagreement_rate": 0.05, "n_pairs": 20, "excess_p": 0.002}}
+    oc = order_consistency(n_flipped=10, n_pairs=20, reversals=2, systematic=False, toward_first=5,
+                           toward_second=5, direction_p=1.0, flip_rate=0.5, flipped=[],
+                           replicates=replicate_figures(excess=True, disagreement_rate=0.05, n_pairs=20,
+                                                        excess_p=0.002))
     (w,) = _flip_warnings("j", oc)
-    assert w["kind"] == "order-flips" and "same order disagree (5% of 20" in w["text"]
+    assert w.kind == "order-flips" and "same order disagree (5% of 20" in w.text
 
 
 def test_prompt_injection_is_named_only_for_verdict_like_answers() -> None:
-    flipped = [{"section": "s", "prompt_id": "p1", "sample_index": 0, "reversal": True, "verdict_like": False},
-               {"section": "s", "prompt_id": "p2", "sample_index": 0, "reversal": True, "verdict_like": True}]
-    oc = {"n_flipped": 2, "n_pairs": 40, "reversals": 2, "systematic": False, "toward_first": 1,
-          "toward_second": 1, "direction_p": 1.0, "flip_rate": 0.05, "replicates": {"excess": False},
-          "flipped": flipped}
+    flipped = [flipped_comparison("p1", section="s", sample_index=0, reversal=True, verdict_like=False),
+               flipped_comparison("p2", section="s", sample_index=0, reversal=True, verdict_like=True)]
+    oc = order_consistency(n_flipped=2, n_pairs=40, reversals=2, systematic=False, toward_first=1,
+                           toward_second=1, direction_p=1.0, flip_rate=0.05, replicates=replicate_figures(excess=False),
+                           flipped=flipped)
     (w,) = _flip_warnings("j", oc)
-    assert w["kind"] == "order-flips-injection" and w["text"].startswith("j: 1 comparison(s)")
-    oc["flipped"] = flipped[:1]
+    assert w.kind == "order-flips-injection" and w.text.startswith("j: 1 comparison(s)")
+    oc = dataclasses.replace(oc, flipped=flipped[:1])
     assert _flip_warnings("j", oc) == []

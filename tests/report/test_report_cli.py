@@ -115,7 +115,7 @@ def test_missing_database_is_exit_2(tmp_path):
 
 
 def test_export_without_a_format_flag_writes_json_lines_to_stdout(two_runs, tmp_path):
-    """Issue 26: `brie-bench export` alone is JSON Lines on stdout; `-o x.csv` alone is CSV."""
+    """`brie-bench export` alone is JSON Lines on stdout; `-o x.csv` alone is CSV."""
     db, first, _ = two_runs
     plain = _invoke(db, "export", first)
     assert plain.exit_code == 0, plain.output

@@ -38,7 +38,7 @@ def _build_run(db: Path, judgments: int, seed: int) -> RunData:
 
 def _figures(data: RunData) -> str:
     """The report as JSON, without the one field that is meant to change (the time it was made)."""
-    report: dict[str, Any] = dict(build_report_from_data(data))
+    report: dict[str, Any] = build_report_from_data(data).to_json_dict()
     report.pop("generated_at")
     return json.dumps(report, sort_keys=True, default=str)
 
@@ -52,7 +52,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunData, RunData]:
 def test_the_reports_use_bootstrap_draws_over_a_subset_of_prompts(runs: tuple[RunData, RunData]) -> None:
     """Otherwise the purity tests below would not exercise the draws at all."""
     for data in runs:
-        report = build_report_from_data(data)
+        report = build_report_from_data(data).to_json_dict()
         methods = {c["difference"]["method"] for c in report["criteria"]}
         assert "cluster-bootstrap" in methods
         # One judge's criteria cover only the prompts it judged validly: a subset of the run's.

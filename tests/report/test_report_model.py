@@ -1,7 +1,8 @@
-"""The report dict: every figure checked against an independent count of the stored rows."""
+"""The report: every figure checked against an independent count of the stored rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -58,7 +59,7 @@ def _independent_outcomes(db: Path, judge: str, section: str | None = None) -> d
 
 
 def test_per_judge_figures_match_an_independent_count(two_judge_run: Path) -> None:
-    report = build_report(Store(two_judge_run, readonly=True))
+    report = build_report(Store(two_judge_run, readonly=True)).to_json_dict()
     assert report["schema"] == "brie-bench-report" and report["schema_version"] == SCHEMA_VERSION
     by_judge = {j["judge"]: j for j in report["judges"]}
     assert set(by_judge) == {"marker", "fixed"}
@@ -68,14 +69,14 @@ def test_per_judge_figures_match_an_independent_count(two_judge_run: Path) -> No
         ties = outs.count(0.5)
         assert (entry["wins"], entry["losses"], entry["ties"], entry["invalid"]) == (wins, losses, ties, 0)
         assert entry["n"] == 11 and entry["n_judgments"] == 14 and entry["n_prompts"] == 11
-        if name == "fixed":  # always "A": its verdicts follow the position, so no win rate (issue 22)
+        if name == "fixed":  # always "A": its verdicts follow the position, so no win rate
             assert entry["information"]["follows"] == "position" and entry["win_rate"] is None
             assert entry["ci95"]["estimate"] is None and not entry["ci95"]["trusted"]
             continue
         assert entry["win_rate"] == pytest.approx((wins + 0.5 * ties) / 11)
         assert entry["strict_win_rate"] == pytest.approx(wins / 11)
         ci = entry["ci95"]
-        # 11 prompts: below stats.BOOTSTRAP_MIN_CLUSTERS the percentile bootstrap under-covers (issue #11),
+        # 11 prompts: below stats.BOOTSTRAP_MIN_CLUSTERS the percentile bootstrap under-covers,
         # so the report shows the cluster-robust t interval, or the exact one when every verdict is a win.
         assert ci["method"] in ("effective-n", "clopper-pearson-prompts") and ci["n_prompts"] == 11 and ci["trusted"]
         assert ci["low"] <= entry["win_rate"] <= ci["high"]
@@ -83,12 +84,10 @@ def test_per_judge_figures_match_an_independent_count(two_judge_run: Path) -> No
     assert by_judge["marker"]["wins"] == 11
     # The pure-"A" judge: under orders both every pair is a tie (MT-Bench rule).
     sec = {s["section"]: {e["judge"]: e for e in s["judges"]} for s in report["sections"]}
-    assert sec["brainstorm"]["fixed"]["ties"] == 3 and sec["brainstorm"]["fixed"]["win_rate"] is None  # issue 22
-
-
+    assert sec["brainstorm"]["fixed"]["ties"] == 3 and sec["brainstorm"]["fixed"]["win_rate"] is None
 def test_interval_matches_stats_on_the_same_clusters(two_judge_run: Path) -> None:
-    report = build_report(Store(two_judge_run, readonly=True))
-    entry = next(j for j in report["judges"] if j["judge"] == "marker")  # "fixed" has no win rate (issue 22)
+    report = build_report(Store(two_judge_run, readonly=True)).to_json_dict()
+    entry = next(j for j in report["judges"] if j["judge"] == "marker")  # "fixed" has no win rate
     outcomes = _independent_outcomes(two_judge_run, "marker")
     keys = sorted(outcomes)
     ci = stats.rate_ci(np.array([outcomes[k] for k in keys]), np.array([f"{s}\x1f{p}" for s, p in keys]))
@@ -96,17 +95,17 @@ def test_interval_matches_stats_on_the_same_clusters(two_judge_run: Path) -> Non
 
 
 def test_sections_with_few_prompts_say_cannot_be_trusted(two_judge_run: Path) -> None:
-    report = build_report(Store(two_judge_run, readonly=True))
+    report = build_report(Store(two_judge_run, readonly=True)).to_json_dict()
     brainstorm = next(s for s in report["sections"] if s["section"] == "brainstorm")
     assert brainstorm["n_prompts"] == 3 < MIN_PROMPTS
     for e in brainstorm["judges"]:
-        assert e["ci95"]["trusted"] is False and "cannot be" in e["ci95"]["note"]  # trusted, or estimated (issue 22)
+        assert e["ci95"]["trusted"] is False and "cannot be" in e["ci95"]["note"]  # trusted, or estimated
     philosophy = next(s for s in report["sections"] if s["section"] == "philosophy")
-    assert all(e["ci95"]["trusted"] for e in philosophy["judges"] if e["judge"] != "fixed")  # issue 22: no estimate
+    assert all(e["ci95"]["trusted"] for e in philosophy["judges"] if e["judge"] != "fixed")  # no estimate
 
 
 def test_bias_flags_the_judge_that_follows_the_label(two_judge_run: Path) -> None:
-    report = build_report(Store(two_judge_run, readonly=True))
+    report = build_report(Store(two_judge_run, readonly=True)).to_json_dict()
     bias = {b["judge"]: b for b in report["bias"]}
     fixed, marker = bias["fixed"], bias["marker"]
     assert fixed["label"]["label_a_share"]["estimate"] == 1.0 and fixed["label"]["significant"]
@@ -115,7 +114,7 @@ def test_bias_flags_the_judge_that_follows_the_label(two_judge_run: Path) -> Non
                                                                                "brainstorm-3"}
     assert marker["order_consistency"]["n_flipped"] == 0 and not marker["label"]["significant"]
     kinds = {(w["kind"], w["text"].split(" ")[0]) for w in report["warnings"]}
-    # Issue 22: 3 of 3 flips one way is no evidence (sign test p = 0.25), so no order-flip warning; the judge
+    # 3 of 3 flips one way is no evidence (sign test p = 0.25), so no order-flip warning; the judge
     # is named as carrying no information instead.
     assert ("no-information", "fixed") in kinds and ("label-bias", "fixed") in kinds
     assert ("order-flips", "fixed") not in kinds
@@ -123,7 +122,7 @@ def test_bias_flags_the_judge_that_follows_the_label(two_judge_run: Path) -> Non
 
 
 def test_agreement_and_majority_vote_over_comparisons(two_judge_run: Path) -> None:
-    report = build_report(Store(two_judge_run, readonly=True))
+    report = build_report(Store(two_judge_run, readonly=True)).to_json_dict()
     (ag,) = report["agreement"]
     fixed = _independent_outcomes(two_judge_run, "fixed")
     marker = _independent_outcomes(two_judge_run, "marker")
@@ -131,7 +130,7 @@ def test_agreement_and_majority_vote_over_comparisons(two_judge_run: Path) -> No
     assert ag["n_items"] == 11 and ag["percent_all"] == pytest.approx(agree / 11)
     assert ag["pairs"][0]["judge_a"] == "fixed" and ag["pairs"][0]["judge_b"] == "marker"
     assert ag["note"] == stats.KAPPA_PARADOX
-    # Issue 22: "fixed" carries no information and is left out of the vote, which is then marker's verdicts.
+    # "fixed" carries no information and is left out of the vote, which is then marker's verdicts.
     mv = ag["majority_vote"]
     assert mv["left_out"] == ["fixed"] and mv["judges"] == ["marker"]
     assert mv["wins"] == sum(v == 1.0 for v in marker.values()) and mv["ties"] == 0
@@ -158,7 +157,7 @@ def test_markdown_tables_and_model_index(two_judge_run: Path) -> None:
     lines = md.splitlines()
     header = next(i for i, l in enumerate(lines) if l.startswith("| Judge |"))
     assert lines[header + 1].startswith("| ---")
-    # Two judges and no majority-vote row: "fixed" carries no information, so one judge votes (issue 26).
+    # Two judges and no majority-vote row: "fixed" carries no information, so one judge votes.
     assert sum(1 for l in lines[header + 2:header + 5] if l.startswith("| ")) == 2
     assert "| majority vote |" not in md and "No majority-vote row: 1 judge with information" in md
     assert any(l.startswith("| Section |") for l in lines) and "### Per section" in lines
@@ -169,14 +168,16 @@ def test_markdown_tables_and_model_index(two_judge_run: Path) -> None:
     assert entry["name"] == "me/brie"
     metrics = {(m["type"], m["name"].split("judge: ")[1].split(",")[0].rstrip(")")): m["value"]
                for m in entry["results"][0]["metrics"]}
-    marker = next(j for j in report["judges"] if j["judge"] == "marker")
-    assert metrics[("win_rate", "marker")] == round(100 * marker["win_rate"], 1)
+    marker = next(j for j in report.judges if j.judge == "marker")
+    assert marker.win_rate is not None
+    assert metrics[("win_rate", "marker")] == round(100 * marker.win_rate, 1)
     assert model_index(report)["model-index"][0]["name"] == "brie"
 
 
 def test_markdown_cells_cannot_break_the_table(two_judge_run: Path) -> None:
     report = build_report(Store(two_judge_run, readonly=True))
-    report["judges"][0]["judge"] = "evil|judge\n<img src=x>"
+    evil = dataclasses.replace(report.judges[0], judge="evil|judge\n<img src=x>")
+    report = dataclasses.replace(report, judges=[evil, *report.judges[1:]])
     md = render_markdown(report)
     row = next(l for l in md.splitlines() if "evil" in l)
     assert "evil\\|judge &lt;img src=x&gt;" in row and row.count(" | ") == 8
@@ -217,7 +218,7 @@ def test_three_contenders_get_a_bradley_terry_ranking(tmp_path: Path) -> None:
     db = tmp_path / "three.db"
     assert run_suite(write_yaml(tmp_path / "s.yaml", data), db) == 0
     with Store(db, readonly=True) as store:
-        report = build_report(store)
+        report = build_report(store).to_json_dict()
     (ranking,) = report["ranking"]
     strength = {c["contender"]: c for c in ranking["contenders"]}
     assert ranking["anchor"] == "baseline" and strength["baseline"]["strength"] == 0

@@ -1,4 +1,4 @@
-"""Issue 26: one judge order, one name for sections, and a majority vote only where it says something.
+"""One judge order, one name for sections, and a majority vote only where it says something.
 
 Every renderer (terminal, Markdown, HTML) lists judges in one order (by name, as the stored
 suite lists them) in the headline, in every section and in the agreement, whichever verdicts
@@ -13,6 +13,7 @@ import io
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -38,12 +39,12 @@ def _run(tmp: Path, judges: list[str]) -> Path:
     return db
 
 
-def _render(db: Path) -> tuple[dict, str, str, str]:
+def _render(db: Path) -> tuple[dict[str, Any], str, str, str]:
     data = load_run(Store(db, readonly=True))
     report = build_report_from_data(data)
     console = Console(record=True, width=200, file=io.StringIO())
     print_report(console, report)
-    return report, console.export_text(), render_markdown(report), render_html(report, data)
+    return report.to_json_dict(), console.export_text(), render_markdown(report), render_html(report, data)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 22, the mini-Brie degenerate case: a judge that answers "A" every time carries no information.
+"""The mini-Brie degenerate case: a judge that answers "A" every time carries no information.
 
 The laptop mini-Brie run had a 135M judge that answered label "A" 48 of 48 times over 24
 pairs judged in both orders (every pair flipped, so every comparison became a tie) and a
@@ -27,11 +27,13 @@ from brie_bench.modelcard import model_index
 from brie_bench.report.html import render_html
 from brie_bench.report.model import build_report, build_report_from_data
 from brie_bench.report.rows import load_run
+from brie_bench.report.schema import OutcomeFigures
 from brie_bench.report.terminal import print_report
 from brie_bench.run import print_summary
 from brie_bench.engine import EngineStats
 from brie_bench.stats.bias import judge_information
 from brie_bench.store import Store
+from report_records import interval
 
 ENV = {"COLUMNS": "240"}
 NO_INFO = "this judge's verdicts follow the position of the answers, not their content"
@@ -63,7 +65,7 @@ def _judge(report: dict, name: str) -> dict:
 
 def test_report_names_the_judge_and_gives_no_win_rate_and_no_mde(mini_brie) -> None:
     db, _, _ = mini_brie
-    report = build_report(Store(db, readonly=True))
+    report = build_report(Store(db, readonly=True)).to_json_dict()
     a = _judge(report, "always-a")
     assert (a["wins"], a["losses"], a["ties"]) == (0, 0, 24)
     assert a["information"]["informative"] is False and a["information"]["follows"] == "position"
@@ -112,21 +114,24 @@ def test_terminal_html_and_card_show_no_zero_mde_and_no_trusted_strict_rate(mini
 
 def test_strict_rate_whose_verdicts_all_became_ties_is_not_trusted(mini_brie) -> None:
     db, _, _ = mini_brie
-    report = build_report(Store(db, readonly=True))
+    report = build_report(Store(db, readonly=True)).to_json_dict()
     # The section entry shows no win rate either; the strict rule is checked on the judge-level figures
     # of a judge that is *not* withheld: `always-a`'s own rows, recounted without the position rule.
     a = _judge(report, "always-a")
     assert not a["strict_ci95"]["trusted"]
     from brie_bench.report.model import _no_decisive_note
 
-    entry = {"wins": 0, "losses": 0, "n_valid": 24, "strict_ci95": {"trusted": True, "note": None}}
+    tight = interval(0.0, 0.0, 0.1, n=24, n_prompts=24)
+    entry = OutcomeFigures(wins=0, losses=0, ties=24, invalid=0, n=24, n_valid=24, n_prompts=24, invalid_rate=0.0,
+                           win_rate=0.5, strict_win_rate=0.0, ci95=interval(0.5, 0.3, 0.7, n=24, n_prompts=24),
+                           strict_ci95=tight, sign_test_p=None)
 
     class U:
         pairs = [(None, 1.0, 0.0)] * 24
 
-    _no_decisive_note(entry, U())  # type: ignore[arg-type]
-    assert entry["strict_ci95"]["trusted"] is False
-    assert "24 of them because the verdict flipped" in entry["strict_ci95"]["note"]
+    strict_ci95 = _no_decisive_note(entry, U())  # type: ignore[arg-type]
+    assert strict_ci95.trusted is False
+    assert "24 of them because the verdict flipped" in (strict_ci95.note or "")
 
 
 def test_run_summary_marks_the_judge(mini_brie) -> None:

@@ -182,7 +182,7 @@ def test_a_person_judges_the_smoke_run_with_the_keyboard(smoke_db, judge_server:
 
     with Store(db, readonly=True) as store:
         stored = [r for r in store.judgments(run_id) if r.judge == "alice"]
-        report = build_report(store, run_id)
+        report = build_report(store, run_id).to_json_dict()
     assert len(stored) == 9 and {r.winner for r in stored} == {"brie"}
     assert {r.label_a for r in stored} == {"brie", "baseline"}  # both assignments were shown
     (alice,) = [j for j in report["judges"] if j["judge"] == "alice"]

@@ -127,7 +127,7 @@ def test_always_picking_the_fine_tune_is_a_100_percent_win_rate_under_both_assig
     assert {r["label_a"] for r in stored} == {"baseline", "brie"}  # both assignments occurred
     assert {r["judge_type"] for r in stored} == {"human"} and all(r["raw"].startswith("alice: ") for r in stored)
     with Store(db, readonly=True) as store:
-        report = build_report(store)
+        report = build_report(store).to_json_dict()
     (alice,) = [j for j in report["judges"] if j["judge"] == "alice"]
     assert alice["win_rate"] == 1.0 and alice["wins"] == 4  # 2 + 2 comparisons (both orders count once)
     (entry,) = report["agreement"]
@@ -346,7 +346,7 @@ def test_two_people_judge_the_same_run_at_the_same_time(run_db) -> None:
     winners = {(r["judge"], r["winner"]) for r in rows(db, "SELECT judge, winner FROM judgments")}
     assert winners == {("marker", "brie"), ("alice", "brie"), ("bob", "baseline")}
     with Store(db, readonly=True) as store:
-        (entry,) = build_report(store)["agreement"]
+        (entry,) = build_report(store).to_json_dict()["agreement"]
     people = {(h["human"], h["judge"]): h["percent"] for h in entry["human_llm"]}
     assert people == {("alice", "marker"): 1.0, ("bob", "marker"): 0.0}
     assert any({p["judge_a"], p["judge_b"]} == {"alice", "bob"} and p["percent"] == 0.0 for p in entry["pairs"])

@@ -1,0 +1,149 @@
+"""The report's columns agree with its rows, and its batched passes with the one-at-a-time rules.
+
+`load_run` codes a run into arrays (`report.columns.RunColumns`) and makes each `JRow`
+only when it is read. Three things must hold: the loader's arrays equal the arrays
+coded from the rows themselves (the path a hand-built list of rows takes); a report
+built from the loader's view equals one built from a plain list of the same rows,
+figure for figure; and the passes that look at all answers at once (style counts,
+verdict-like text) give what looking at each answer alone gives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brie_bench.report.columns import RowsView, RunColumns, columns_from_rows
+from brie_bench.report.jsonout import render_json
+from brie_bench.report.model import build_report_from_data
+from brie_bench.report.rows import RunData, load_run
+from brie_bench.stats.style import style_count_table, style_counts
+from brie_bench.store import Store
+from brie_bench.verdicts import verdict_like_text, verdict_like_texts
+
+ROOT = Path(__file__).resolve().parents[2]
+_STAMP = re.compile(r'^\s*"generated_at": .*\n', re.M)
+
+
+def _build(db: Path, judgments: int) -> str:
+    """A synthetic run through the store's public methods (`benchmarks/report_scale.build`)."""
+    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "benchmarks" / "report_scale.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("report_scale", module)
+    spec.loader.exec_module(module)
+    return str(module.build(db, judgments, seed=11))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A 400-judgment run with what real stores hold besides the usual: log-probabilities, missing
+    scores, a hand-edited scores text, an answer with markdown and one with verdict-like text."""
+    db = tmp_path_factory.mktemp("columns") / "r.db"
+    run_id = _build(db, 400)
+    conn = sqlite3.connect(db)
+    rowids = [r[0] for r in conn.execute("SELECT rowid FROM judgments ORDER BY rowid")]
+    for i, rowid in enumerate(rowids[:60]):
+        conn.execute("UPDATE judgments SET p_a=? WHERE rowid=?", (i / 60 if i % 7 else None, rowid))
+    conn.execute("UPDATE judgments SET scores=NULL WHERE rowid=?", (rowids[70],))
+    conn.execute("UPDATE judgments SET scores=? WHERE rowid=?",
+                 ('{"A": {"depth": "4", "care": "n/a"}, "B": {"depth": 2.5}}', rowids[71]))
+    keys = [r[0] for r in conn.execute("SELECT key FROM generations ORDER BY key LIMIT 2")]
+    conn.execute("UPDATE generations SET text=? WHERE key=?", ("# Title\n- one\n- two\n**bold** and __x__", keys[0]))
+    conn.execute("UPDATE generations SET text=? WHERE key=?", ("Fine.\nWinner: B [[B]]", keys[1]))
+    conn.commit()
+    conn.close()
+    return db, run_id
+
+
+def _load(run: tuple[Path, str]) -> RunData:
+    with Store(run[0], readonly=True) as store:
+        return load_run(store, run[1], texts=False)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f"
+                                              else a == b))
+
+
+def test_the_loaders_columns_equal_the_columns_coded_from_its_rows(run: tuple[Path, str]) -> None:
+    data = _load(run)
+    assert isinstance(data.rows, RowsView)
+    fast: RunColumns = data.rows.cols
+    rows = list(data.rows)  # every JRow made from its stored tuple
+    slow = columns_from_rows(rows)
+    assert fast.keys == slow.keys and fast.clusters == slow.clusters
+    for name in ("item", "prompt", "order", "outcome", "ft_is_a", "a_first", "p_ft", "len_ft", "len_base",
+                 "input_tokens", "output_tokens", "seq"):
+        assert _same(getattr(fast, name), getattr(slow, name)), name
+    for codes, names in (("judge", "judges"), ("member", "members"), ("candidate", "candidates"),
+                         ("section", "sections"), ("judge_type", "judge_types")):
+        assert [getattr(fast, names)[c] for c in getattr(fast, codes)] == \
+               [getattr(slow, names)[c] for c in getattr(slow, codes)], codes
+    assert [fast.answers[i] for i in fast.text_ft] == [r.text_ft for r in rows]
+    assert [fast.answers[i] for i in fast.text_base] == [r.text_base for r in rows]
+    assert fast.latency == [r.latency_s or 0.0 for r in rows] and fast.unit_keys == [r.unit_key for r in rows]
+    assert sorted(fast.criteria) == sorted(slow.criteria)
+    for side in ("ft", "base"):
+        for name in fast.criteria:
+            i, j = fast.criteria.index(name), slow.criteria.index(name)
+            assert _same(getattr(fast, f"scores_{side}")[:, i], getattr(slow, f"scores_{side}")[:, j]), name
+            assert _same(getattr(fast, f"has_{side}")[:, i], getattr(slow, f"has_{side}")[:, j]), name
+    assert np.isfinite(fast.p_ft).sum() > 0 and (~fast.has_ft.all(axis=1)).sum() >= 2
+
+
+def test_a_report_from_the_loaders_view_equals_one_from_a_plain_list_of_its_rows(run: tuple[Path, str]) -> None:
+    data = _load(run)
+    plain = RunData(run=data.run, snapshot=data.snapshot, rows=list(data.rows), generations=data.generations,
+                    errors=data.errors)
+    fast = _STAMP.sub("", render_json(build_report_from_data(data)))
+    slow = _STAMP.sub("", render_json(build_report_from_data(plain)))
+    assert fast == slow
+    report = json.loads(fast)
+    assert report["verdict_like"] and report["criteria"] and report["judges"][0]["logprob_preference"]
+
+
+def test_rows_are_made_only_when_read(run: tuple[Path, str]) -> None:
+    data = _load(run)
+    assert isinstance(data.rows, RowsView)
+    made = data.rows.cols.made
+    assert not any(made)
+    first = data.rows[0]
+    assert made[0] is first and sum(r is not None for r in made) == 1
+    assert data.rows[0] is first and data.rows[:2][0] is first
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    """Answers built from markdown pieces: headers, lists, rules, bold, fences, NULs, edges of lines."""
+    pieces = ["# h", "## x", "#", "- a", "* b", "+ c", "1. d", "2) e", "**bold**", "__u__", "a__b__c", "* * *",
+              "---", "```", "~~~", "\x00", " ", "\t", "\n", "word", "- ", "-", "#x", "   # y", "    # z", "**",
+              "__", "1.", "*", "_", "x__", "__y", "é"]
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pieces) + rng.choice(["", " ", "\n"]) for _ in range(rng.randint(0, 12)))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_style_counts_of_all_answers_at_once_equal_style_counts_of_each(seed: int) -> None:
+    texts = _texts(4000, seed)
+    for subset in (texts, [t for t in texts if "\x00" not in t and "```" not in t and "~~~" not in t], [], [""]):
+        table = style_count_table(subset)
+        expected = [[c.length, c.headers, c.unordered_list_items, c.ordered_list_items, c.bold]
+                    for c in map(style_counts, subset)]
+        assert table.tolist() == expected
+
+
+def test_verdict_like_text_of_all_answers_at_once_equals_each_alone() -> None:
+    texts = ["plain prose", "Winner: B", "no verdict here", "[[A]] is better", 'x {"winner": "A"}',
+             "ＷＩＮＮＥＲ: A", "café", ""]
+    assert verdict_like_texts(texts) == [verdict_like_text(t) for t in texts]
+    assert verdict_like_texts(["plain", "prose"]) == [None, None]
+    assert verdict_like_texts([]) == []
