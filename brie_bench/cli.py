@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 import sys
 from gettext import gettext
-from pathlib import Path
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +114,18 @@ class BrieGroup(click.Group):
             ignore_stop_signals()  # on the way out: a second Ctrl-C must not print a traceback
             err_console().print(INTERRUPTED_MESSAGE, soft_wrap=True)
             ctx.exit(exit_code(exc))
+        except Exception as exc:
+            # The PostgreSQL store's errors (psycopg is imported only for a postgresql:// --db): a lost
+            # server or connection is the run's failure (exit 1, rerun to continue), anything else exit 2.
+            from brie_bench.store_api import display_target, is_database_error
+
+            if not is_database_error(exc):
+                raise
+            db = (ctx.obj or {}).get("db_resolved") or (ctx.obj or {}).get("db") or default_db()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            err_console().print(safe_text(f"error: database {display_target(db)}: {first}"), soft_wrap=True)
+            lost = type(exc).__name__ in ("OperationalError", "InterfaceError")
+            ctx.exit(EXIT_FAILED_UNITS if lost else EXIT_BAD_INPUT)
 
 
 def resolve_common(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) -> tuple[str, str | None]:
@@ -289,19 +300,19 @@ def runs(ctx: click.Context, db_opt: str | None, plugins_dir_opt: str | None) ->
     """List stored runs."""
     import datetime
 
-    from brie_bench.store import Store
+    from brie_bench.store_api import display_target, open_store, target_missing
     from brie_bench.termtable import new_table, print_table
 
     db, _ = resolve_common(ctx, db_opt, plugins_dir_opt)
-    if not Path(db).exists():
+    if target_missing(db):
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
-    with Store(db, readonly=True) as store:
-        table = new_table(f"Runs in {db}")
+    with open_store(db, readonly=True) as store:
+        table = new_table(f"Runs in {display_target(db)}")
         for col in ("run", "suite", "seed", "status", "created", "judgments"):
             table.add_column(col, justify="right" if col in ("seed", "judgments") else "left",
                              no_wrap=col == "run")
         for r in store.runs():
-            n = store.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=?", (r.id,)).fetchone()[0]
+            n = store.count_judgments(r.id)
             created = datetime.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
             table.add_row(safe_text(r.id), safe_text(r.suite_name), str(r.seed), safe_text(r.status), created, str(n))
         console = out_console()
@@ -356,6 +367,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("brie_bench.report.cli", "export_command",
                "Write one row per judgment of RUN (default: the latest) as --jsonl (the default) or --csv."),
     "import": ("brie_bench.report.cli", "import_command", "Import results written by other tools."),
+    "db": ("brie_bench.db_cli", "db_command", "Move runs between stores: SQLite files and PostgreSQL databases."),
     "judge": ("brie_bench.web.cli", "judge_command",
               "Judge a stored run's comparisons (default: the latest run) blind, in the browser, as NAME."),
     "gate": ("brie_bench.gate", "gate_command",

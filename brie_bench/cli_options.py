@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import click
 
-DB_HELP = "SQLite file (default: $BRIE_BENCH_DB or ./brie-bench.db)."
+DB_HELP = ("SQLite file (or sqlite:///PATH), or a PostgreSQL URL postgresql://USER@HOST/DBNAME shared by "
+           "many machines (default: $BRIE_BENCH_DB or ./brie-bench.db).")
 PLUGINS_DIR_HELP = "Folder of local plugin .py files."
 
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from brie_bench import calls, outputs, signals
+from brie_bench import calls, global_limits, outputs, signals
 from brie_bench.api import Limits
 from brie_bench.batches import judge_in_batches_leased
 from brie_bench.blinding import blind, unblind
@@ -160,6 +160,16 @@ class Pacer:
         self.typical_s = seconds if self.typical_s is None else 0.8 * self.typical_s + 0.2 * seconds
 
 
+def _runs_on_this_machine(runtime: Runtime, name: str) -> bool:
+    """Whether contender or judge `name` runs in this process on this machine's hardware (`ModelBackend.local`,
+    e.g. `hf`): its `max_concurrency` is what one machine's GPU takes, so it stays per worker on PostgreSQL
+    too; four GPU boxes on one run are four times as fast, not capped at one box's limit."""
+    backend = runtime.contenders.get(name)
+    if backend is None and name in runtime.judges:
+        backend = runtime.judges[name].backend
+    return bool(backend is not None and backend.local)
+
+
 class Engine:
     def __init__(self, store: Store, run_id: str, runtime: Runtime, *, run_seed: int,
                  reporter: Reporter | None = None, retry: RetryPolicy | None = None,
@@ -177,10 +187,15 @@ class Engine:
         self.rng = random.Random(run_seed)
         self.stats = EngineStats()
         self.limiters: dict[str, RateLimiter] = {}
+        # On PostgreSQL the suite's limits hold across every worker of the run (`brie_bench.global_limits`);
+        # `concurrency` caps this process only.
+        self.global_slots = global_limits.for_store(store, run_id)
         for name, limits in runtime.limits.items():
+            shared = (self.global_slots.limit(name, limits)
+                      if self.global_slots is not None and not _runs_on_this_machine(runtime, name) else None)
             if concurrency is not None:
                 limits = limits.model_copy(update={"max_concurrency": min(limits.max_concurrency, concurrency)})
-            self.limiters[name] = RateLimiter(limits)
+            self.limiters[name] = RateLimiter(limits, shared=shared)
 
     # -- retry loop --------------------------------------------------------------------
     async def _call(self, name: str, unit_kind: str, unit_keys: Sequence[str], tokens: int,
@@ -207,14 +222,17 @@ class Engine:
                             raise
                         if status != "claimed":
                             return Skipped(status)
-                    # One call per answer or verdict asked for (`brie_bench.calls`): a batch of 8 is 8.
-                    self.stats.calls += calls.weight(unit_kind, unit_keys)
-                    started = time.monotonic()
-                    # asyncio.timeout, not wait_for: the call runs in this task (wait_for in 3.11
-                    # wraps it in a new one), so it starts at once instead of after every task
-                    # already queued on the loop, and costs no task per call.
-                    async with asyncio.timeout(limits.timeout_s):
-                        result = await _guarded(fn)
+                    # The run-wide slot (PostgreSQL; nothing on SQLite) is taken after the claim, so a
+                    # unit that a peer holds never occupies one of the run's slots to find that out.
+                    async with limiter.global_slot():
+                        # One call per answer or verdict asked for (`brie_bench.calls`): a batch of 8 is 8.
+                        self.stats.calls += calls.weight(unit_kind, unit_keys)
+                        started = time.monotonic()
+                        # asyncio.timeout, not wait_for: the call runs in this task (wait_for in 3.11
+                        # wraps it in a new one), so it starts at once instead of after every task
+                        # already queued on the loop, and costs no task per call.
+                        async with asyncio.timeout(limits.timeout_s):
+                            result = await _guarded(fn)
                     latency = time.monotonic() - started
                     if latency > limits.timeout_s:
                         # The timeout could not cancel it: the plugin ran synchronous code on the event loop.
@@ -434,8 +452,7 @@ class Engine:
         self.reporter.advance("judging", True)
 
     def _judgment_stored(self, unit: JudgmentUnit) -> Callable[[], bool]:
-        return lambda: bool(self.store.conn.execute("SELECT 1 FROM judgments WHERE run_id=? AND unit_key=?",
-                                                    (self.run_id, unit.key)).fetchone())
+        return lambda: self.store.judgment_stored(self.run_id, unit.key)
 
     async def _judge_one(self, unit: JudgmentUnit, texts: dict[str, str],
                          held: list[JudgmentUnit] | None = None) -> None:
@@ -589,6 +606,8 @@ class Engine:
             if self.leases is not None:
                 self.leases.close()
                 self.leases = None
+            if self.global_slots is not None:
+                await self.global_slots.aclose()
         return self.stats
 
 

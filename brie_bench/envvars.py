@@ -106,7 +106,11 @@ DEFAULT_LEASE_S = 60.0
 
 
 def db_path() -> str | None:
-    """`BRIE_BENCH_DB`: the database when no --db is given."""
+    """`BRIE_BENCH_DB`: the database when no --db is given: a path, or a URL (kept as it is: as a path,
+    ``postgresql://host/db`` would lose a slash)."""
+    value = os.environ.get("BRIE_BENCH_DB")
+    if value and "://" in value and "\x00" not in value:
+        return value
     found = path("BRIE_BENCH_DB")
     return None if found is None else str(found)
 

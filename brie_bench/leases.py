@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from brie_bench.store import Store
+from brie_bench.store_api import Store, is_database_error
 
 def lease_seconds() -> float:
     """`BRIE_BENCH_LEASE_S` (default `envvars.DEFAULT_LEASE_S`), read through `envvars`: a bad value is one
@@ -70,13 +69,15 @@ class Leases:
         self.poll_s = min(0.5, self.ttl_s / 4)
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wall0 = time.time()
+        self._wall0 = store.clock()  # the server's clock on PostgreSQL: one clock for every host
         self._mono0 = time.monotonic()
         self.since = self._wall0
         _OPEN_OWNERS.add(self.owner)
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
-        if store.path != ":memory:":
+        if store.persistent:
+            # Opened now: on PostgreSQL the keeper's session is what tells peers this owner lives.
+            self._renewer = store.lease_keeper(self.owner)
             self._keeper = threading.Thread(target=self._renew_forever, name="brie-bench-leases", daemon=True)
             self._keeper.start()
 
@@ -138,25 +139,13 @@ class Leases:
             _OPEN_OWNERS.discard(self.owner)
 
     def _renew_forever(self) -> None:
-        """Runs in its own thread with its own connection, so a busy event loop cannot let leases lapse.
-
-        The connection is opened read-write but never creates the file: were the database
-        deleted mid-run, a plain connect would leave an empty file in its place.
-        """
-        from urllib.parse import quote
-
-        conn: sqlite3.Connection | None = None
+        """Runs in its own thread with its own connection, so a busy event loop cannot let leases lapse."""
         try:
             while not self._stop.wait(self.ttl_s / 3):
                 try:
-                    if conn is None:
-                        conn = sqlite3.connect(f"file:{quote(os.path.abspath(self.store.path))}?mode=rw", uri=True,
-                                               timeout=self.ttl_s / 3)
-                    with conn:
-                        conn.execute("UPDATE leases SET expires_at=? WHERE owner=? AND state='held'",
-                                     (self.now() + self.ttl_s, self.owner))
-                except sqlite3.Error:
-                    continue  # try again next time; a lease that lapses meanwhile costs at most a repeated call
+                    self._renewer.renew(self.ttl_s, self.now())
+                except Exception as exc:  # try again next time; a lapsed lease costs at most a repeated call
+                    if not is_database_error(exc):
+                        raise
         finally:
-            if conn is not None:
-                conn.close()
+            self._renewer.close()

@@ -3,6 +3,12 @@
 Each contender and judge gets one `RateLimiter`: a semaphore for
 `max_concurrency`, request spacing for `requests_per_minute`, and a sliding
 one-minute window for `tokens_per_minute` (estimated before the call).
+
+These are per process. On a PostgreSQL store the engine also gives each limiter the
+run-wide side of the same limits (`brie_bench.global_limits.GlobalLimit`): a call then
+takes a slot of its own process first (`slot`), claims its unit, and takes a global slot
+second (`global_slot`), waiting its turn in both request spacings, so N workers together stay within the suite's `max_concurrency`
+and `requests_per_minute` (docs/scaling.md, "Many machines").
 """
 
 from __future__ import annotations
@@ -15,13 +21,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from collections.abc import AsyncIterator, Callable
 
+from typing import TYPE_CHECKING
+
 from brie_bench import envvars
 from brie_bench.api import Limits
 
+if TYPE_CHECKING:  # psycopg is imported only when a PostgreSQL store asks for global limits
+    from brie_bench.global_limits import GlobalLimit
+
 
 class RateLimiter:
-    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+    """One contender's or judge's limits in this process, and across all workers when `shared` is given."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic, *,
+                 shared: GlobalLimit | None = None) -> None:
         self.limits = limits
+        self.shared = shared
         self._sem = asyncio.Semaphore(limits.max_concurrency)
         self._clock = clock
         self._next_request = 0.0
@@ -52,8 +67,23 @@ class RateLimiter:
 
     @asynccontextmanager
     async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
+        """This process's slot and its turn in this process's request spacing."""
         async with self._sem:
             await self._wait_rate(tokens)
+            yield
+
+    @asynccontextmanager
+    async def global_slot(self) -> AsyncIterator[None]:
+        """The run-wide slot and turn (PostgreSQL), taken inside `slot` right around the call; nothing without one.
+
+        Inside, not together with `slot`: the engine claims the unit's lease in between, so a
+        unit a peer already holds is skipped without taking one of the run's slots, and a
+        process never holds a run-wide slot it has no free process slot for.
+        """
+        if self.shared is None:
+            yield
+            return
+        async with self.shared.slot():
             yield
 
 

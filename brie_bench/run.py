@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import logging
 import os
 from collections import Counter
@@ -29,7 +28,8 @@ from brie_bench.cost_estimate import estimate_costs, is_local
 from brie_bench.prices import Cost, UsageLine, costs_by_name, format_cost, price_table
 from brie_bench.runtime import Runtime, build_runtime, versions
 from brie_bench.signals import StopOnSignal
-from brie_bench.store import DatabaseGone, Store
+from brie_bench import store_api
+from brie_bench.store_api import DatabaseGone, Store
 from brie_bench.suite import Suite, destination_items
 from brie_bench.summary import done_keys, failures, tally
 
@@ -290,9 +290,8 @@ def library_output_to(log_path: Path) -> Iterator[LibraryOutput]:
 
 
 def log_path_for(db: str) -> Path:
-    """The run log next to the database: brie-bench.db -> brie-bench.log."""
-    path = Path(db)
-    return path.with_suffix(".log") if path.suffix else path.with_name(path.name + ".log")
+    """The run log next to the database: brie-bench.db -> brie-bench.log (in this folder for a server)."""
+    return store_api.log_path_for(db)
 
 
 def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None = None,
@@ -310,7 +309,7 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
     plan = build_plan(suite.limited(limit), runtime.contenders, runtime.judges, run_seed)
     fingerprint = suite.fingerprint()
     if dry_run or power_plan is not None:
-        store = Store(db, readonly=True) if Path(db).exists() else None
+        store = store_api.open_if_stored(db)
         run_id = None if (store is None or new_run) else store.find_resumable_run(fingerprint, run_seed)
         try:
             print_plan(console, suite, plan, store, run_id, runtime)
@@ -373,8 +372,11 @@ def execute_run(suite: Suite, registry: Registry, *, db: str, seed: int | None =
             except BaseException:
                 try:
                     store.mark_run(run_id, "interrupted")
-                except (sqlite3.Error, DatabaseGone):
-                    pass  # the database itself failed (damaged, disk full, deleted): report that error, not this
+                except Exception as exc:
+                    # The database itself failed (damaged, disk full, deleted, a lost server): report that error.
+                    if not (store_api.is_database_error(exc) or isinstance(exc, DatabaseGone)):
+                        raise
+
                 raise
         store.mark_run(run_id, "complete" if stats.failed == 0 else "incomplete")
         store.check_present()  # counts are reported as stored only while the file still holds them

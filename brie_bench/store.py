@@ -22,16 +22,19 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
+from brie_bench.store_api import (NO_VERSION_MESSAGE, RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase,
+                                  LeaseKeeper, RunRow, Store, newer_schema_message, sqlite_path)
 
-#: Version 2 added `leases`. Bump it with every schema change and add the step to `MIGRATIONS`.
-SCHEMA_VERSION = 2
+__all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
+
+# SCHEMA_VERSION (store_api) is shared with the PostgreSQL store: bump it with every schema change
+# and add the step to `MIGRATIONS` here and to `store_pg.MIGRATIONS`.
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -153,37 +156,21 @@ def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
 
-def _expected_columns() -> dict[str, set[str]]:
-    """table -> column names, read from SCHEMA itself so the check never drifts from it."""
+def _table_columns() -> dict[str, tuple[str, ...]]:
+    """table -> column names in table order, read from SCHEMA itself so the checks never drift from it."""
     conn = sqlite3.connect(":memory:")
     try:
         conn.executescript(SCHEMA)
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
                                              "AND name NOT LIKE 'sqlite_%'")]
-        return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
+        return {t: tuple(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
     finally:
         conn.close()
 
 
-EXPECTED_COLUMNS = _expected_columns()
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: str
-    suite_name: str
-    suite_path: str
-    suite_fingerprint: str
-    seed: int
-    status: str
-    created_at: float
-    finished_at: float | None
-    metadata: dict[str, Any]
-    versions: dict[str, Any]
-
-    @property
-    def snapshot(self) -> dict[str, Any]:  # pragma: no cover - convenience
-        raise AttributeError("use Store.suite_snapshot(run_id)")
+#: The columns of every table, in order; the PostgreSQL store has the same ones (and `seq`).
+TABLE_COLUMNS = _table_columns()
+EXPECTED_COLUMNS = {table: set(columns) for table, columns in TABLE_COLUMNS.items()}
 
 
 #: One INSERT for every judgment row, its columns named once (`brie_bench.rows.JudgmentRow`).
@@ -237,20 +224,6 @@ class _Connection(sqlite3.Connection):
         return result
 
 
-class DatabaseGone(InputError):
-    """The database file (or its -wal) was deleted or replaced while this process had it open.
-
-    SQLite goes on writing into the open, unlinked file without a word, and everything
-    written there vanishes when the connection closes: a run would print its counts and
-    exit 0 with its results gone. Raised at the next commit instead (exit 2, one line).
-    """
-
-    def __init__(self, path: str, what: str) -> None:
-        super().__init__(f"the database {what} while this run was writing to it; what the run stored since then is "
-                         f"lost, and its counts are not reported. Rerun the same command to redo that work",
-                         path=path)
-
-
 def _explained(exc: sqlite3.OperationalError) -> sqlite3.OperationalError:
     what = _REFUSED_WRITES.get(str(exc).strip().lower())
     if what is None:
@@ -273,11 +246,15 @@ def _writable(path: Path) -> bool:
     return os.access(target, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-class Store:
-    """All reads and writes of the SQLite file. One instance per process and thread."""
+class SQLiteStore(Store):
+    """All reads and writes of the SQLite file. One instance per process and thread.
+
+    `Store(path)` opens one (`store_api.Store` picks the implementation from the target).
+    """
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = str(path)
+        self.path = sqlite_path(str(path))
+        self.persistent = self.path != ":memory:"
         try:
             if readonly:
                 if not Path(self.path).exists():
@@ -314,7 +291,7 @@ class Store:
     def _stored_version(self, tables: set[str]) -> int:
         """The file's schema version; refuses a file that is not ours or is newer than this code."""
         if "meta" not in tables:
-            raise InputError("not a Brie Bench database (it has tables, but no schema version)", path=self.path)
+            raise InputError(NO_VERSION_MESSAGE, path=self.path)
         row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         try:
             # Our tables without a version row: version 1 (which wrote the row at every open);
@@ -326,9 +303,7 @@ class Store:
             raise InputError(f"not a Brie Bench database (schema version {row[0] if row else 'missing'!r})",
                              path=self.path)
         if version > SCHEMA_VERSION:
-            raise InputError(f"the database has schema version {version}, newer than this brie-bench "
-                             f"understands ({SCHEMA_VERSION}); upgrade brie-bench, or pass --db with another "
-                             f"file", path=self.path)
+            raise InputError(newer_schema_message(version), path=self.path)
         return version
 
     def _check_columns(self, version: int) -> None:
@@ -348,8 +323,7 @@ class Store:
     def _check_readable(self) -> None:
         tables = self._tables()
         if not tables:
-            raise InputError("not a Brie Bench database: it is empty (no tables); run `brie-bench run SUITE` "
-                             "to fill it", path=self.path)
+            raise EmptyDatabase(self.path)
         version = self._stored_version(tables)
         if version < OLDEST_READABLE:  # pragma: no cover - no such version yet
             raise InputError(f"schema version {version} is too old to read; open it with `brie-bench run` "
@@ -458,11 +432,8 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def set_busy_timeout(self, seconds: float) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout={max(0, int(seconds * 1000))}")
 
     # -- runs ------------------------------------------------------------------------
     def create_run(self, *, suite_name: str, suite_path: str, fingerprint: str, snapshot: dict[str, Any],
@@ -559,10 +530,12 @@ class Store:
     def generation_texts(self, keys: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         keys = list(keys)
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # (key, text) tuples: a report reads every answer of a run
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
             q = f"SELECT key, text FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
-            out.update((r["key"], r["text"]) for r in self.conn.execute(q, chunk))
+            out.update(cursor.execute(q, chunk))
         return out
 
     def save_generation(self, row: GenerationRow) -> bool:
@@ -776,3 +749,143 @@ class Store:
         with self.conn:
             self.conn.execute("DELETE FROM judgments WHERE run_id=? AND unit_key=?", (run_id, latest[2]))
         return latest[2]
+
+    # -- reads the report, the runs list and the judging page need ----------------------------
+    def judgment_stored(self, run_id: str, unit_key: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM judgments WHERE run_id=? AND unit_key=?",
+                                 (run_id, unit_key)).fetchone() is not None
+
+    def judgment_tuples(self, run_id: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        _known(columns)
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # tuples: no per-row dict or sqlite3.Row
+        cursor.execute(f"SELECT rowid, {', '.join(columns)} FROM judgments WHERE run_id=? "
+                       "ORDER BY section, prompt_id, sample_index, judge, order_index", (run_id,))
+        return cursor.fetchall()
+
+    def judged_answer_texts(self, run_id: str) -> dict[str, str]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return dict(cursor.execute(
+            "SELECT key, text FROM generations WHERE key IN (SELECT gen_key_a FROM judgments WHERE run_id=? "
+            "UNION SELECT gen_key_b FROM judgments WHERE run_id=?)", (run_id, run_id)))
+
+    def run_generation_figures(self, run_id: str) -> list[tuple[Any, ...]]:
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(
+            "SELECT rg.section, rg.prompt_id, rg.sample_index, rg.contender, rg.gen_key, g.input_tokens, "
+            "g.output_tokens, g.finish_reason, g.model, g.backend FROM run_generations rg "
+            "JOIN generations g ON g.key = rg.gen_key WHERE rg.run_id=?", (run_id,)).fetchall()
+
+    def other_judge_type(self, run_id: str, judge: str) -> str | None:
+        row = self.conn.execute("SELECT judge_type FROM judgments WHERE run_id=? AND judge=? AND judge_type!='human' "
+                                "LIMIT 1", (run_id, judge)).fetchone()
+        return None if row is None else str(row[0])
+
+    def run_metadata(self, run_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT metadata FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise InputError(f"no run {run_id!r}", path=self.path)
+        metadata: dict[str, Any] = json.loads(row[0])
+        return metadata
+
+    def change_run_metadata(self, run_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            changed = change(self.run_metadata(run_id))
+            if changed is not None:
+                self.conn.execute("UPDATE runs SET metadata=? WHERE id=?", (_dumps(changed), run_id))
+
+    # -- lease renewals, from the leases' keeper thread -----------------------------------------
+    def lease_keeper(self, owner: str) -> LeaseKeeper:
+        return _SQLiteLeaseKeeper(self.path, owner)
+
+    # -- moving runs between stores ----------------------------------------------------------------
+    def count_rows(self, table: str, run_id: str) -> int:
+        query, params = _run_rows_query(table, run_id, count=True)
+        return int(self.conn.execute(query, params).fetchone()[0])
+
+    def export_rows(self, table: str, run_id: str) -> Iterator[dict[str, Any]]:
+        query, params = _run_rows_query(table, run_id, count=False)
+        cursor = self.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        for r in cursor.execute(query, params):
+            yield dict(r)
+
+    def import_rows(self, table: str, run_id: str, rows: Sequence[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        if table not in RUN_TABLES or not set(columns) <= EXPECTED_COLUMNS[table]:
+            raise ValueError(f"cannot import {table} rows with columns {columns}")
+        insert = (f"INSERT INTO {table}({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
+                  f"{_ON_CONFLICT[table]}")
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if table == "errors" and self.conn.execute("SELECT 1 FROM errors WHERE run_id=? LIMIT 1",
+                                                        (run_id,)).fetchone():
+                return 0
+            before = self.conn.total_changes
+            self.conn.executemany(insert, [tuple(r[c] for c in columns) for r in rows])
+            return self.conn.total_changes - before
+
+
+#: How `import_rows` skips a row that is already stored: by each table's content key. A run row
+#: copied earlier with status "copying" (an unfinished copy) takes the copied status at the end.
+_ON_CONFLICT = {
+    "runs": "ON CONFLICT(id) DO UPDATE SET status=excluded.status WHERE runs.status='copying'",
+    "generations": "ON CONFLICT(key) DO NOTHING",
+    "run_generations": "ON CONFLICT DO NOTHING",
+    "judgments": "ON CONFLICT(run_id, unit_key) DO NOTHING",
+    "errors": "",
+    "batches": "ON CONFLICT(run_id, batch_id) DO NOTHING",
+}
+
+
+def _known(columns: Sequence[str]) -> None:
+    if not set(columns) <= set(JUDGMENT_COLUMNS):
+        raise ValueError(f"not judgment columns: {sorted(set(columns) - set(JUDGMENT_COLUMNS))}")
+
+
+def _run_rows_query(table: str, run_id: str, *, count: bool) -> tuple[str, tuple[str, ...]]:
+    """The query for one run's rows of `table` (SQLite), in insertion order, or their count."""
+    what = "COUNT(*)" if count else "*"
+    if table == "runs":
+        return f"SELECT {what} FROM runs WHERE id=?", (run_id,)
+    if table == "generations":
+        return (f"SELECT {what} FROM generations WHERE key IN (SELECT gen_key FROM run_generations WHERE run_id=? "
+                "UNION SELECT gen_key_a FROM judgments WHERE run_id=? UNION SELECT gen_key_b FROM judgments "
+                "WHERE run_id=?)" + ("" if count else " ORDER BY created_at, key")), (run_id, run_id, run_id)
+    if table == "errors":
+        columns = "COUNT(*)" if count else ", ".join(c for c in TABLE_COLUMNS["errors"] if c != "id")
+        return f"SELECT {columns} FROM errors WHERE run_id=?" + ("" if count else " ORDER BY id"), (run_id,)
+    if table in ("run_generations", "judgments", "batches"):
+        return f"SELECT {what} FROM {table} WHERE run_id=?" + ("" if count else " ORDER BY rowid"), (run_id,)
+    raise ValueError(f"not a run table: {table}")
+
+
+class _SQLiteLeaseKeeper(LeaseKeeper):
+    """Renews one owner's leases on its own connection, opened in the keeper thread at first use.
+
+    The connection is opened read-write but never creates the file: were the database
+    deleted mid-run, a plain connect would leave an empty file in its place.
+    """
+
+    def __init__(self, path: str, owner: str) -> None:
+        self.path = path
+        self.owner = owner
+        self.conn: sqlite3.Connection | None = None
+
+    def renew(self, ttl_s: float, now: float) -> None:
+        if self.conn is None:
+            self.conn = sqlite3.connect(f"file:{quote(os.path.abspath(self.path))}?mode=rw", uri=True,
+                                        timeout=ttl_s / 3, check_same_thread=False)
+        with self.conn:
+            self.conn.execute("UPDATE leases SET expires_at=? WHERE owner=? AND state='held'",
+                              (now + ttl_s, self.owner))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None

@@ -65,3 +65,11 @@ def postgres_server():
 def postgres_url(postgres_server) -> str:
     """The URL of a fresh, empty PostgreSQL database on the session's server."""
     return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A new store of each kind: a SQLite path, then a fresh PostgreSQL database's URL (or a skip)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_url")

@@ -48,6 +48,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from brie_bench.store_api import database_errors
 from brie_bench.textsafe import printable
 from brie_bench.web.guard import COMMON_HEADERS, Guard, csp, forbidden, plain  # noqa: F401 (COMMON_HEADERS: re-exported)
 from brie_bench.web.session import CHOICES, MAX_LATENCY_S, JudgingSession
@@ -73,8 +74,10 @@ def shown(value: Any) -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """Package templates, autoescape always on, undefined names are errors."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("brie_bench.web", "templates"), autoescape=True,
+    """Package templates (and the report's, for the one stylesheet), autoescape always on, undefined names are errors."""
+    loader = jinja2.ChoiceLoader([jinja2.PackageLoader("brie_bench.web", "templates"),
+                                  jinja2.PackageLoader("brie_bench.report", "templates")])
+    env = jinja2.Environment(loader=loader, autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["shown"] = shown
     return env
@@ -210,5 +213,5 @@ def create_app(session: JudgingSession, *, token: str, allowed_hosts: set[str] |
 
     routes = [Route("/", index, methods=["GET"]), Route("/verdict", verdict, methods=["POST"]),
               Route("/undo", undo, methods=["POST"])]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={sqlite3.Error: database_error})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={e: database_error for e in database_errors(session.db)})
     return Guard(app, token, allowed_hosts)

@@ -33,8 +33,6 @@ def judge_command(ctx: click.Context, run_id: str | None, web: bool, name: str, 
     that person stopped. Ctrl-C (or SIGTERM) says how many verdicts were
     stored and the command that resumes, and exits 130 (143), like `run`.
     """
-    from pathlib import Path
-
     from brie_bench.cli import err_console, resolve_common
     from brie_bench.textsafe import safe_text
 
@@ -45,7 +43,9 @@ def judge_command(ctx: click.Context, run_id: str | None, web: bool, name: str, 
 
     check_sample(sample)
     db, _ = resolve_common(ctx, db_opt, plugins_dir_opt)
-    if not Path(db).exists():
+    from brie_bench.store_api import target_missing
+
+    if target_missing(db):
         raise InputError("database not found (run `brie-bench run SUITE` first)", path=db)
     try:
         from brie_bench.web.server import network_warning, serve

@@ -22,7 +22,6 @@ server start shows the same prompts, and it is stored in the run's metadata
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import threading
@@ -158,7 +157,7 @@ class JudgingSession:
         The page answers "busy, try again" after that instead of hanging for the
         store's usual 30 s while another program (a run, a second page) writes.
         """
-        self.store.conn.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout_s * 1000))}")
+        self.store.set_busy_timeout(busy_timeout_s)
 
     def close(self) -> None:
         store = getattr(self._local, "store", None)
@@ -177,10 +176,9 @@ class JudgingSession:
             if not same_person:
                 raise InputError(f"{self.name!r} is already a judge of run {self.run_id} "
                                  f"(type {spec.get('type')!r}); choose another name", field="--name")
-        row = store.conn.execute("SELECT judge_type FROM judgments WHERE run_id=? AND judge=? AND judge_type!='human' "
-                                 "LIMIT 1", (self.run_id, self.name)).fetchone()
-        if row is not None:
-            raise InputError(f"{self.name!r} already judged run {self.run_id} as a {row['judge_type']!r} judge; "
+        other = store.other_judge_type(self.run_id, self.name)
+        if other is not None:
+            raise InputError(f"{self.name!r} already judged run {self.run_id} as a {other!r} judge; "
                              "choose another name", field="--name")
 
     def _plan(self, metadata: dict[str, Any], snapshot: dict[str, Any], store: Store) -> list[JudgmentUnit]:
@@ -218,26 +216,20 @@ class JudgingSession:
     def _store_sample(self, store: Store, draw: SampleDraw) -> None:
         """Keep the draw in the run's metadata under `SAMPLES_KEY`, written only when it changed.
 
-        Read and written in one `BEGIN IMMEDIATE` transaction, so two people starting
-        at once cannot overwrite each other's entry. A person who starts again with
-        another N replaces their entry: it names the prompts of the latest draw.
+        Read and written in one locked transaction (`Store.change_run_metadata`), so two
+        people starting at once cannot overwrite each other's entry. A person who starts
+        again with another N replaces their entry: it names the prompts of the latest draw.
         """
         record = draw.as_json()
-
-        def stored() -> dict[str, Any]:
-            row = store.conn.execute("SELECT metadata FROM runs WHERE id=?", (self.run_id,)).fetchone()
-            metadata: dict[str, Any] = json.loads(row["metadata"])
-            return metadata
-
-        if (stored().get(SAMPLES_KEY) or {}).get(self.name) == record:
+        if (store.run_metadata(self.run_id).get(SAMPLES_KEY) or {}).get(self.name) == record:
             return  # a reload or a resumed session: nothing to write
-        with store.conn:
-            store.conn.execute("BEGIN IMMEDIATE")
-            metadata = stored()
+
+        def add_entry(metadata: dict[str, Any]) -> dict[str, Any]:
             samples = metadata.get(SAMPLES_KEY)
             metadata[SAMPLES_KEY] = {**(samples if isinstance(samples, dict) else {}), self.name: record}
-            store.conn.execute("UPDATE runs SET metadata=? WHERE id=?",
-                               (json.dumps(metadata, ensure_ascii=False, sort_keys=True), self.run_id))
+            return metadata
+
+        store.change_run_metadata(self.run_id, add_entry)
 
     def sampled_prompts(self) -> int:
         """How many distinct prompts this person is shown (all of the run's without ``--sample``)."""

@@ -1,4 +1,4 @@
-"""Issue 25: the GitHub Actions workflow of docs/ci.md, its commands run against the smoke suite.
+"""The GitHub Actions workflow of docs/ci.md, its commands run against the smoke suite.
 
 The workflow is read from the document itself, so the test fails when the document's
 commands stop working. Every step that calls Brie Bench runs as GitHub runs it (bash,

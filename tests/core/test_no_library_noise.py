@@ -1,4 +1,4 @@
-"""Issue 26: no FutureWarning or Hub message reaches the terminal in `train`, `run` or `report --model-card`.
+"""No FutureWarning or Hub message reaches the terminal in `train`, `run` or `report --model-card`.
 
 Each command runs in a fresh process with every warning shown (`-W default`) and FutureWarnings
 raised by Brie Bench's own modules turned into errors (`-W error::FutureWarning:brie_bench`);

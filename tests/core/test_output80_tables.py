@@ -186,7 +186,7 @@ def _invoke_at(width: int, *args: str) -> tuple[int, str]:
 
 def test_legends_notes_urls_and_totals_break_only_between_whole_items(scripted_db: Path,
                                                                         tmp_path: Path) -> None:
-    """Issue 26: "· inv ⏎ invalid, never counted", "-> ⏎ https://api.anthropic.com" and "total ⏎ $0.8002"."""
+    """"· inv ⏎ invalid, never counted", "-> ⏎ https://api.anthropic.com" and "total ⏎ $0.8002"."""
     code, output = invoke("--db", str(scripted_db), "report")
     assert code == 0, output
     lines = output.splitlines()

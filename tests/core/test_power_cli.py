@@ -139,7 +139,7 @@ def test_run_against_run_reports_the_minimum_detectable_difference(smoke_run, tm
 
 
 def test_power_plan_and_validate_count_prompt_entries_and_texts_alike(tmp_path: Path) -> None:
-    """Issue 26: 42 prompt entries hold 25 distinct texts; both commands say so in the same words."""
+    """42 prompt entries hold 25 distinct texts; both commands say so in the same words."""
     expected = "10 sections, 42 prompts (25 distinct texts)"
     validate = CliRunner().invoke(cli, ["validate", str(MULTI)], env={"COLUMNS": "200"})
     assert validate.exit_code == 0, validate.output

@@ -1,4 +1,4 @@
-"""Issue 22: power never over-promises. Degenerate outcomes give no MDE, with a reason; flip ties shrink."""
+"""Power never over-promises. Degenerate outcomes give no MDE, with a reason; flip ties shrink."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 25, part 3: `brie-bench run` stops in seconds when a contender's model can be neither loaded nor fetched.
+"""`brie-bench run` stops in seconds when a contender's model can be neither loaded nor fetched.
 
 The real command runs in a subprocess with fake keys, an empty Hugging Face cache in
 tmp_path and no network: with HF_HUB_OFFLINE=1 (nothing is contacted), and once without it

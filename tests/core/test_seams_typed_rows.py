@@ -94,7 +94,8 @@ def _kinds_in_source() -> set[str]:
         for node in ast.walk(tree):
             func = node.func if isinstance(node, ast.Call) else None
             sorting = isinstance(func, ast.Attribute) and func.attr in ("argsort", "sort")  # numpy's kind="stable"
-            if isinstance(node, ast.Call) and not sorting:
+            warning = isinstance(func, ast.Name) and func.id == "ReportWarning"  # a report warning's kind, not an error's
+            if isinstance(node, ast.Call) and not sorting and not warning:
                 for kw in node.keywords:
                     if kw.arg == "kind" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
                         found.add(kw.value.value)

@@ -99,7 +99,7 @@ def test_smoke_killed_and_resumed_loses_nothing_and_repeats_nothing(tmp_path, cl
 
 
 def test_summary_cost_table_and_json_give_one_call_count(tmp_path, cli_env):
-    """Issue 26: a call is one answer or one verdict (`brie_bench.calls`), whatever the batch size, so the
+    """A call is one answer or one verdict (`brie_bench.calls`), whatever the batch size, so the
     summary, the JSON's cost block and the HTML cost table agree on a fresh run."""
     import json
 

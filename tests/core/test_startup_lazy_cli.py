@@ -32,7 +32,7 @@ from brie_bench.plugin_manager import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Every command listed by `--help` loaded for real first: what the CLI printed before issue 17.
+#: Every command listed by `--help` loaded for real first: what the CLI printed before start-up became lazy.
 EAGER_HELP = """
 import click
 from brie_bench.cli import cli, main

@@ -159,7 +159,7 @@ def test_build_random_qwen2_other_shapes(tmp_path: Path) -> None:
 
 
 def test_cache_root_honours_xdg_cache_home(tmp_path, monkeypatch) -> None:
-    """Issue 26: $BRIE_BENCH_CACHE first, then $XDG_CACHE_HOME/brie-bench, then ~/.cache/brie-bench."""
+    """$BRIE_BENCH_CACHE first, then $XDG_CACHE_HOME/brie-bench, then ~/.cache/brie-bench."""
     monkeypatch.delenv("BRIE_BENCH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert tiny.cache_root() == tmp_path / "xdg" / "brie-bench"

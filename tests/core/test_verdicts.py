@@ -80,7 +80,7 @@ CASES: list[tuple[str, str]] = [
      "to tradition.", "invalid"),
     # --- a verdict mentioned in passing, then the verdict line ---------------------------------
     ("Initial impression - Winner: A\n\nOn reflection, B's structure is better.\n\nWinner: B", "B"),
-    # --- conflicting verdict lines: invalid, never "the last one wins" (issue #12) ----------------
+    # --- conflicting verdict lines: invalid, never "the last one wins" ----------------
     ("Winner: B\n...\nActually, rereading both, A answers the question and B does not.\n"
      "Final verdict: A", "invalid"),
     # --- contradictory or missing: invalid, never a guess ---------------------------------

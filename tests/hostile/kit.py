@@ -128,7 +128,14 @@ def summary(output: str) -> dict[str, int]:
     return dict(zip(SUMMARY_KEYS, map(int, m.groups())))
 
 
-def query(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
+def query(db: Path | str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of `sql` (``?`` placeholders) from a SQLite file or a postgresql:// database."""
+    if str(db).startswith("postgres"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(str(db), autocommit=True, row_factory=dict_row) as pg:
+            return [dict(r) for r in pg.execute(sql.replace("?", "%s"), args)]  # type: ignore[arg-type]
     conn = sqlite3.connect(db, timeout=30)
     conn.row_factory = sqlite3.Row
     try:
@@ -137,7 +144,9 @@ def query(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
         conn.close()
 
 
-def integrity(db: Path) -> str:
+def integrity(db: Path | str) -> str:
+    if str(db).startswith("postgres"):
+        return "ok" if query(db, "SELECT 1 AS one") == [{"one": 1}] else "no answer"
     conn = sqlite3.connect(db, timeout=30)
     try:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]

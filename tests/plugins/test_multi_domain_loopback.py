@@ -52,7 +52,7 @@ def served_from_loopback(srv: Any, tmp_path: Path, verdict: str) -> Path:
     for name, spec in data["judges"].items():
         assert spec["backend"] == JUDGE_PROTOCOL[name]
         spec.setdefault("backend_options", {})["base_url"] = srv.url(spec["backend"])
-        # Off the provider's own host the default key is refused unless the suite names it (issue #12).
+        # Off the provider's own host the default key is refused unless the suite names it.
         spec["backend_options"]["api_key_env"] = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
                                                   "gemini": "GEMINI_API_KEY"}[spec["backend"]]
         spec["options"]["verdict"] = verdict

@@ -1,4 +1,4 @@
-"""Issue 23: every file the tool writes is whole or absent, never through a link, never over the database.
+"""Every file the tool writes is whole or absent, never through a link, never over the database.
 
 The run reported on is a real legacy import (tests/fixtures/legacy) into a real
 SQLite file; the commands run through the real CLI. A full disk is a real,

@@ -1,4 +1,4 @@
-"""A bad environment variable is bad input: one line naming it, exit 2, before any work (issue 23).
+"""A bad environment variable is bad input: one line naming it, exit 2, before any work.
 
 `BRIE_BENCH_LEASE_S=nan` once reached SQLite as a NULL lease expiry
 ("NOT NULL constraint failed: leases.expires_at"); the retry variables fell

@@ -1,7 +1,9 @@
 """Two `brie-bench run` processes writing one database file at the same time.
 
 SQLite (WAL, a busy timeout, one transaction per unit) must keep the file whole and
-each run's units its own: every run ends exactly as it would have alone.
+each run's units its own: every run ends exactly as it would have alone. The shared store is
+each kind in turn (`store_target`): a SQLite file, then a PostgreSQL database (row locks,
+one transaction per unit); the runs alone, for comparison, use SQLite.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ def run_alone(suite: Path, db: Path) -> None:
     assert execute_run(load_suite(suite), load_plugins(None), db=str(db), console=Console(file=io.StringIO())) == 0
 
 
-def start(db: Path, suite: Path) -> subprocess.Popen:
+def start(db: Path | str, suite: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(suite)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, COLUMNS="200"))
 
 
-def run_digest(db: Path, run_id: str) -> dict[str, Any]:
+def run_digest(db: Path | str, run_id: str) -> dict[str, Any]:
     """One run's judgments and links, without ids and timestamps."""
     judg = query(db, "SELECT unit_key, section, prompt_id, judge, order_index, label_a, label_b, gen_key_a, "
                      "gen_key_b, verdict, winner FROM judgments WHERE run_id=? ORDER BY unit_key", run_id)
@@ -48,7 +50,7 @@ def only_run(db: Path) -> str:
     return runs[0]["id"]
 
 
-def test_two_processes_two_suites_one_database(tmp_path: Path) -> None:
+def test_two_processes_two_suites_one_database(tmp_path: Path, store_target: str) -> None:
     with loopback(latency_s=0.03, max_lifetime_s=180) as srv:
         text = loopback_suite(srv, prompts=12, sections=2, both=True, name="text-judge",
                               limits={"max_concurrency": 4})
@@ -64,7 +66,7 @@ def test_two_processes_two_suites_one_database(tmp_path: Path) -> None:
             run_alone(path, tmp_path / f"{name}.db")
             alone[name] = run_digest(tmp_path / f"{name}.db", only_run(tmp_path / f"{name}.db"))
 
-        shared = tmp_path / "shared.db"
+        shared = store_target
         procs = [start(shared, path) for path in suites.values()]
         outputs = [p.communicate(timeout=180) for p in procs]
         for p, (out, err) in zip(procs, outputs):
@@ -85,14 +87,14 @@ def test_two_processes_two_suites_one_database(tmp_path: Path) -> None:
             {"n": 2 * 36, "d": 2 * 36}
 
 
-def test_two_processes_same_suite_one_database(tmp_path: Path) -> None:
+def test_two_processes_same_suite_one_database(tmp_path: Path, store_target: str) -> None:
     with loopback(latency_s=0.02, max_lifetime_s=180) as srv:
         data = loopback_suite(srv, prompts=10, limits={"max_concurrency": 4})
         suite = write_suite(tmp_path / "suite.yaml", data)
         run_alone(suite, tmp_path / "alone.db")
         want = run_digest(tmp_path / "alone.db", only_run(tmp_path / "alone.db"))
 
-        shared = tmp_path / "shared.db"
+        shared = store_target
         procs = [start(shared, suite) for _ in range(2)]
         outputs = [p.communicate(timeout=180) for p in procs]
         for p, (out, err) in zip(procs, outputs):
@@ -121,12 +123,14 @@ Store(sys.argv[1]).close()
 """
 
 
-def test_processes_opening_a_new_database_at_the_same_moment_all_succeed(tmp_path: Path) -> None:
+def test_processes_opening_a_new_database_at_the_same_moment_all_succeed(tmp_path: Path, store_target: str) -> None:
     # Each opener switches the new file to WAL and creates the schema; the losers of that race
-    # used to get "database is locked" at once (SQLite skips the busy timeout there).
+    # used to get "database is locked" at once (SQLite skips the busy timeout there). On
+    # PostgreSQL the openers of one new database create the schema under an advisory lock.
     failures = []
-    for round_ in range(6):
-        db = tmp_path / f"new-{round_}.db"
+    targets = [store_target] if store_target.startswith("postgres") else \
+        [tmp_path / f"new-{round_}.db" for round_ in range(6)]
+    for db in targets:
         start = time.time() + 0.5
         procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(db), repr(start)], stderr=subprocess.PIPE,
                                   text=True) for _ in range(4)]

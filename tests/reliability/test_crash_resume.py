@@ -6,6 +6,7 @@ moments, during generation and during judging, and rerun after each kill. After 
 kill the database must pass `PRAGMA integrity_check`; at the end it must hold the same
 units, assignments and verdicts as an uninterrupted run of the same suite and seed, with
 nothing duplicated or lost, and the kills may only have cost the calls in flight.
+The killed run uses each store in turn (`store_target`): a SQLite file, then PostgreSQL.
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ JUDGMENTS = 2 * PROMPTS + PROMPTS      # section 0 in both orders, section 1 onc
 KILLS = 5
 
 
-def stored_units(db: Path) -> int:
+def stored_units(db: Path | str) -> int:
     """Generations plus judgments stored so far (0 while the file or its tables do not exist yet)."""
+    if str(db).startswith("postgres"):
+        try:
+            return sum(query(db, f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in ("generations", "judgments"))
+        except Exception:  # the tables are not created yet
+            return 0
+    db = Path(db)
     if not db.exists():
         return 0
     try:
@@ -49,13 +56,13 @@ def stored_units(db: Path) -> int:
         return 0
 
 
-def cli(db: Path, suite: Path) -> subprocess.Popen:
+def cli(db: Path | str, suite: Path) -> subprocess.Popen:
     env = dict(os.environ, COLUMNS="200", BRIE_BENCH_RETRY_BASE_S="0.01")
     return subprocess.Popen([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(suite)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path: Path, store_target: str) -> None:
     rng = random.Random(1234)
     with loopback(latency_s=0.04, max_lifetime_s=240) as srv:
         data = loopback_suite(srv, prompts=PROMPTS, sections=2, both=True,
@@ -68,7 +75,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
         assert stored_units(reference) == GENERATIONS + JUDGMENTS
         srv.clear_log()
 
-        db = tmp_path / "killed.db"
+        db = store_target
         kills_at: list[int] = []
         for kill in range(KILLS):
             before = stored_units(db)

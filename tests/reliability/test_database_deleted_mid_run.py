@@ -1,4 +1,4 @@
-"""The database deleted (or replaced) during a run (issue 23, data loss 1).
+"""The database deleted (or replaced) during a run.
 
 SQLite goes on writing into a deleted file without a word, so the run used to print
 "40 new ... 20 new" and exit 0 with every result gone, leaving a 0-byte file behind.

@@ -144,14 +144,14 @@ def test_disk_full_in_process_keeps_committed_units(server: Any, tmp_path: Path,
     """The same failure without namespaces: SQLite's max_page_count caps the file mid-run."""
     suite = write_suite(tmp_path / "s.yaml", loopback_suite(server, prompts=30, limits={"max_concurrency": 2}))
     db = tmp_path / "cap.db"
-    original = Store.__init__
+    original = store_module.SQLiteStore.__init__
 
     def capped(self: Store, path: Any, *, readonly: bool = False) -> None:
         original(self, path, readonly=readonly)
         pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
         self.conn.execute(f"PRAGMA max_page_count = {pages + 12}")
 
-    monkeypatch.setattr(store_module.Store, "__init__", capped)
+    monkeypatch.setattr(store_module.SQLiteStore, "__init__", capped)
     with pytest.raises(StoreWriteError, match="the disk is full.*Everything stored before this is kept"):
         execute_run(load_suite(suite), load_plugins(None), db=str(db), console=Console(file=io.StringIO()))
     monkeypatch.undo()

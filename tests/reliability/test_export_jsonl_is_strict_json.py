@@ -1,4 +1,4 @@
-"""Issue 23: `export --jsonl` writes strict JSON whatever is stored (an infinite latency, NaN or inf scores).
+"""`export --jsonl` writes strict JSON whatever is stored (an infinite latency, NaN or inf scores).
 
 A browser rater's `shown_at=-inf` once stored an infinite latency, and the export
 wrote `Infinity`, which strict JSON parsers reject. Here the values are put into a

@@ -1,4 +1,4 @@
-"""Leases and time (issue 23, "Leases and time").
+"""Leases and time.
 
 With the wall clock jumped forward 120 s, a process saw a live peer's leases as expired
 and paid for six units of 36 twice. Now a lease of a live process on this host is never

@@ -1,4 +1,4 @@
-"""Issue 23, legacy import: a killed import is finished, not reported as done; valid JSON is read as JSON.
+"""Legacy import: a killed import is finished, not reported as done; valid JSON is read as JSON.
 
 The killed import is a real `brie-bench import legacy` subprocess over a
 generated 20,000-line file, stopped with SIGKILL once its run row exists and

@@ -6,6 +6,9 @@
 * A process killed with SIGKILL leaves its leases behind. The next process on the same
   host sees that its pid is gone and takes its units over at once; leases of a process on
   another host (simulated by rewriting the owner) are taken over once they expire.
+
+Both run on each store (`store_target`): a SQLite file and a real PostgreSQL database, where
+the killed process's session ends with it and its units are free at once.
 """
 
 from __future__ import annotations
@@ -25,20 +28,20 @@ from brie_bench.store import Store
 from hostile.kit import integrity, loopback, loopback_suite, model_calls, query, summary, write_suite
 
 
-def start(db: Path, suite: Path, **env: str) -> subprocess.Popen:
+def start(db: Path | str, suite: Path, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "brie_bench", "--db", str(db), "run", str(suite)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, COLUMNS="200", **env))
 
 
 @pytest.mark.timeout(300)
-def test_three_processes_on_one_new_database_call_each_unit_once(tmp_path: Path) -> None:
+def test_three_processes_on_one_new_database_call_each_unit_once(tmp_path: Path, store_target: str) -> None:
     prompts = 30
     # Calls slow enough (about 8 s of work) that all three processes are up before it is done.
     with loopback(latency_s=0.15, max_lifetime_s=280) as srv:
         data = loopback_suite(srv, prompts=prompts, sections=2, both=True, limits={"max_concurrency": 4})
         suite = write_suite(tmp_path / "suite.yaml", data)
-        db = tmp_path / "shared.db"
+        db = store_target
         procs = [start(db, suite) for _ in range(3)]
         outputs = [p.communicate(timeout=240) for p in procs]
         calls = model_calls(srv)
@@ -69,11 +72,11 @@ def test_three_processes_on_one_new_database_call_each_unit_once(tmp_path: Path)
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("where", ["same-host", "other-host"])
-def test_a_killed_process_leaves_its_units_to_the_next_one(tmp_path: Path, where: str) -> None:
+def test_a_killed_process_leaves_its_units_to_the_next_one(tmp_path: Path, where: str, store_target: str) -> None:
     with loopback(latency_s=0.5, max_lifetime_s=280) as srv:
         data = loopback_suite(srv, prompts=6, limits={"max_concurrency": 3})
         suite = write_suite(tmp_path / "suite.yaml", data)
-        db = tmp_path / "shared.db"
+        db = store_target
         env = {"BRIE_BENCH_LEASE_S": "3"}
         victim = start(db, suite, **env)
         deadline = time.monotonic() + 120
@@ -84,10 +87,7 @@ def test_a_killed_process_leaves_its_units_to_the_next_one(tmp_path: Path, where
         held = query(db, "SELECT key, owner FROM leases WHERE state='held'")
         assert held, "the killed process held no leases"
         if where == "other-host":  # nobody here can tell whether it is alive: wait for the expiry
-            conn = sqlite3.connect(db)
-            conn.execute("UPDATE leases SET owner = 'elsewhere.example:1:' || owner")
-            conn.commit()
-            conn.close()
+            rewrite_owners(db)
         heir = start(db, suite, **env)
         out, err = heir.communicate(timeout=240)
     assert heir.returncode == 0, out + err
@@ -97,6 +97,20 @@ def test_a_killed_process_leaves_its_units_to_the_next_one(tmp_path: Path, where
     assert not query(db, "SELECT * FROM leases"), "the dead process's leases were not taken over"
     c = summary(out)
     assert c["gen_new"] + c["gen_cached"] == 12 and c["judg_new"] + c["judg_stored"] == 6
+
+
+def rewrite_owners(db: str) -> None:
+    """Make every lease look owned by a process on another host."""
+    if db.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as pg:
+            pg.execute("UPDATE leases SET owner = 'elsewhere.example:1:' || owner")
+        return
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE leases SET owner = 'elsewhere.example:1:' || owner")
+    conn.commit()
+    conn.close()
 
 
 def test_claims_respect_other_owners_until_the_lease_expires(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def brie_bench(tmp: Path, *args: str) -> subprocess.CompletedProcess:
 def test_keys_never_reach_the_store_reports_exports_or_logs(tmp_path: Path) -> None:
     with loopback(max_lifetime_s=180) as open_srv, loopback(api_key="the-right-key", max_lifetime_s=180) as locked:
         data = loopback_suite(open_srv, prompts=4, both=True)
-        # Off the provider's own host a key is sent only when the suite names its variable (issue #12).
+        # Off the provider's own host a key is sent only when the suite names its variable.
         for spec in data["contenders"].values():
             spec["options"].pop("require_key")
             spec["options"]["api_key_env"] = "OPENAI_API_KEY"  # contenders send a key, as with a hosted API
@@ -87,7 +87,7 @@ def test_keys_never_reach_the_store_reports_exports_or_logs(tmp_path: Path) -> N
             assert hits == [], f"{name} found in {hits}"
 
 
-# -- issue #12, item 14: secrets nested in options are refused like a top-level key field ----------
+# -- secrets nested in options are refused like a top-level key field ----------
 
 NESTED_KEY = "sk-proj-NESTEDsecretKEY-7a9c1e3b5d"
 NESTED = [  # (kind, options field, backend, options, field path the error must name)

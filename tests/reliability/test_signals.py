@@ -1,4 +1,4 @@
-"""Signals and a plugin's stray exceptions and threads (issue 23, "Signals").
+"""Signals and a plugin's stray exceptions and threads.
 
 * SIGTERM and SIGHUP stop a real `python -m brie_bench run` like Ctrl-C: the same message,
   exit 143 or 129, the run marked interrupted and no lease left `held`.

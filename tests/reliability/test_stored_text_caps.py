@@ -1,4 +1,4 @@
-"""Caps on stored text (issue 23, "No caps on what a model or plugin may send").
+"""Caps on stored text.
 
 A 50 MB answer at max_tokens 32 was stored whole (a 50 MB database, a 50 MB report), and
 a plugin's 10^8-character `raw` took the run to 1.35 GB. Each stored text is now capped

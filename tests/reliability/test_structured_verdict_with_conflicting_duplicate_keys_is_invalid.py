@@ -1,4 +1,4 @@
-"""`{"winner": "A", "winner": "B"}` is no verdict (issue 23): it was stored as B, the last value `json` keeps.
+"""`{"winner": "A", "winner": "B"}` is no verdict: it was stored as B, the last value `json` keeps.
 
 A key given twice with different values is as ambiguous as two objects that
 disagree, which were already invalid; the same key twice with the same value

@@ -1,4 +1,4 @@
-"""The browser judging page under the requests issue 23 found breaking it, one test per case.
+"""The browser judging page under the hostile requests that once broke it, one test per case.
 
 Real HTTP on 127.0.0.1 against the real app (uvicorn in a thread, or the
 `brie-bench judge` command in a subprocess), a real SQLite file, and a real

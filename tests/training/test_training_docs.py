@@ -1,4 +1,4 @@
-"""Figures the docs take from the shipped training configs and data are the configs' own (issue 26).
+"""Figures the docs take from the shipped training configs and data are the configs' own.
 
 docs/training.md once said every recipe used "24 training and 4 validation" examples while
 mini-Brie used 168 and 16; this reads the sentences and counts the examples in the files each

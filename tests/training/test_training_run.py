@@ -156,7 +156,7 @@ def test_refuses_to_overwrite_and_resumes_from_a_checkpoint(smoke: SmokeRun, tmp
     with pytest.raises(InputError, match="already holds a trained adapter"):
         train(config, smoke.out, show_progress=False)
 
-    # Issue 26: checkpoints are removed from the adapter folder once training ends, unless the config
+    # Checkpoints are removed from the adapter folder once training ends, unless the config
     # keeps them elsewhere (training.checkpoint_dir); so resuming needs a run that kept them.
     assert not (smoke.out / "checkpoints").exists()
     copy = tmp_path / "adapter"
@@ -237,7 +237,7 @@ TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def test_adapter_folder_holds_exactly_what_is_uploaded(smoke: SmokeRun) -> None:
-    """Issue 26: no checkpoints (TRL's cards name a cache folder and "None"), no pickled training args."""
+    """No checkpoints (TRL's cards name a cache folder and "None"), no pickled training args."""
     names = {p.name for p in smoke.out.iterdir()}
     assert UPLOAD <= names and names <= UPLOAD | TOKENIZER_FILES, sorted(names)
     assert all(p.is_file() for p in smoke.out.iterdir())
@@ -336,7 +336,7 @@ def test_merged_copy_serves_like_any_model_folder(smoke: SmokeRun, tmp_path: Pat
 
 
 def test_progress_is_plain_lines_when_not_on_a_terminal(smoke: SmokeRun) -> None:
-    """Issue 26: output sent to a log got nothing until the end; now a plain line every few steps."""
+    """Output sent to a log got nothing until the end; now a plain line every few steps."""
     lines = [line for line in smoke.output.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in lines] == [f"{i}/6" for i in range(1, 7)]  # 6 steps < 20 lines: each
     assert all("loss " in line and " elapsed " in line and " ETA " in line for line in lines)

@@ -327,6 +327,15 @@ class LoopbackState:
         self._timer: threading.Timer | None = None
         self.in_flight = 0
         self.max_in_flight = 0
+        #: Model calls being answered now, and the most at once, per model name (a suite's limits are
+        #: per contender and judge, so a limit is checked against its own model's peak).
+        self.in_flight_by_model: dict[str, int] = collections.Counter()
+        self.max_in_flight_by_model: dict[str, int] = collections.Counter()
+        #: When set, a model call whose request headers it accepts is held before it is answered, for as
+        #: long as it keeps accepting them; one still held when the server stops is answered with a 503
+        #: and never reaches the responder (`calls`). Tests use it to freeze one client's calls at the
+        #: provider, as a real one is mid-answer when its client dies.
+        self.hold_when: Callable[[Mapping[str, str]], bool] | None = None
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -390,9 +399,25 @@ class LoopbackState:
     def model_call(self, protocol: Protocol, model: str, body: Mapping[str, Any],
                    headers: Mapping[str, str], *, in_batch: bool = False) -> Reply:
         """Answer one model call: auth, model check, faults, responder, rendering."""
-        dialect = self.dialects[protocol]
-        if not in_batch:
+        if in_batch:
+            return self._answer(protocol, model, body, headers, in_batch=True)
+        with self._lock:
+            self.in_flight_by_model[model] += 1
+            self.max_in_flight_by_model[model] = max(self.max_in_flight_by_model[model],
+                                                     self.in_flight_by_model[model])
+        try:
             self.sleep(self.latency_s)
+            while self.hold_when is not None and self.hold_when(headers):
+                if self._stopping.wait(0.005):
+                    return self.dialects[protocol].error(Fault("overloaded"))
+            return self._answer(protocol, model, body, headers, in_batch=False)
+        finally:
+            with self._lock:
+                self.in_flight_by_model[model] -= 1
+
+    def _answer(self, protocol: Protocol, model: str, body: Mapping[str, Any],
+                headers: Mapping[str, str], *, in_batch: bool) -> Reply:
+        dialect = self.dialects[protocol]
         if not self._key_ok(protocol, headers):
             return dialect.error(Fault("auth"))
         if self.models is not None and model not in self.models:

@@ -54,6 +54,9 @@ class LoopbackProvider(OpenAIEndpoints, AnthropicEndpoints, GeminiEndpoints):
         (a base model and its adapter behave differently); other names use ``responder``.
       batch_polls: how many batch status polls answer "in progress" before "ended".
       max_lifetime_s: the server stops itself after this long.
+
+    Inspection: `calls`, `requests`; `max_in_flight` (HTTP requests being handled at once) and
+    `max_in_flight_by_model` (model calls per model name); `hold_when` freezes chosen calls.
     """
 
     dialects: ClassVar[Mapping[Protocol, Dialect]] = {
