@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
-from brie_bench.store_api import (NO_VERSION_MESSAGE, RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase,
-                                  LeaseKeeper, RunRow, Store, newer_schema_message, sqlite_path)
+from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper, RunRow,
+                                  Store, checked_schema_version, sqlite_path)
 
 __all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
 
@@ -290,21 +290,11 @@ class SQLiteStore(Store):
 
     def _stored_version(self, tables: set[str]) -> int:
         """The file's schema version; refuses a file that is not ours or is newer than this code."""
-        if "meta" not in tables:
-            raise InputError(NO_VERSION_MESSAGE, path=self.path)
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        try:
-            # Our tables without a version row: version 1 (which wrote the row at every open);
-            # the column check that follows tells whether the tables really are ours.
-            version = int(row[0]) if row is not None else 1
-        except (TypeError, ValueError):
-            version = 0
-        if version < 1:
-            raise InputError(f"not a Brie Bench database (schema version {row[0] if row else 'missing'!r})",
-                             path=self.path)
-        if version > SCHEMA_VERSION:
-            raise InputError(newer_schema_message(version), path=self.path)
-        return version
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+            if "meta" in tables else None
+        # Our tables without a version row: version 1 (which wrote the row at every open);
+        # the column check that follows tells whether the tables really are ours.
+        return checked_schema_version(tables, row[0] if row else None, missing=1, path=self.path)
 
     def _check_columns(self, version: int) -> None:
         """Every table and column the code uses is there (a renamed column is found now, not mid-run)."""

@@ -135,6 +135,26 @@ def newer_schema_message(version: int) -> str:
 NO_VERSION_MESSAGE = "not a Brie Bench database (it has tables, but no schema version)"
 
 
+def checked_schema_version(tables: set[str], stored: Any, *, missing: int, path: str) -> int:
+    """The schema version a database's ``meta`` row holds (`missing` when it has none), or the one
+    line both stores give for a database that is not ours or is newer than this code.
+
+    `tables` are the database's tables and `stored` the row's value, read by each store its own way.
+    """
+    if "meta" not in tables:
+        raise InputError(NO_VERSION_MESSAGE, path=path)
+    try:
+        version = int(stored) if stored is not None else missing
+    except (TypeError, ValueError):
+        version = 0
+    if version < 1:
+        shown = stored if stored is not None else "missing"
+        raise InputError(f"not a Brie Bench database (schema version {shown!r})", path=path)
+    if version > SCHEMA_VERSION:
+        raise InputError(newer_schema_message(version), path=path)
+    return version
+
+
 class EmptyDatabase(InputError):
     """A database opened for reading holds no tables: nothing was ever stored there."""
 

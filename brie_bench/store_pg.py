@@ -40,8 +40,8 @@ from brie_bench.errors import InputError
 from brie_bench.global_limits import KEEPALIVE_SQL
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store import TABLE_COLUMNS
-from brie_bench.store_api import (NO_VERSION_MESSAGE, RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper,
-                                  RunRow, Store, display_target, newer_schema_message)
+from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper, RunRow, Store,
+                                  checked_schema_version, display_target)
 
 try:
     import psycopg
@@ -193,19 +193,9 @@ class PostgresStore(Store):
             "AND table_type = 'BASE TABLE'")}
 
     def _stored_version(self, tables: set[str]) -> int:
-        if "meta" not in tables:
-            raise InputError(NO_VERSION_MESSAGE, path=self.path)
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        try:
-            version = int(row[0]) if row is not None else 0
-        except (TypeError, ValueError):
-            version = 0
-        if version < 1:
-            raise InputError(f"not a Brie Bench database (schema version {row[0] if row else 'missing'!r})",
-                             path=self.path)
-        if version > SCHEMA_VERSION:
-            raise InputError(newer_schema_message(version), path=self.path)
-        return version
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+            if "meta" in tables else None
+        return checked_schema_version(tables, row[0] if row else None, missing=0, path=self.path)
 
     def _check_columns(self, version: int) -> None:
         have: dict[str, set[str]] = {}
