@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from urllib.parse import quote
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper, RunRow,
-                                  Store, checked_schema_version, sqlite_path)
+                                  Store, checked_schema_version, new_run_id, stored_json, sqlite_path)
 
 __all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
 
@@ -179,9 +178,6 @@ _INSERT_JUDGMENT = (f"INSERT INTO judgments({', '.join(JUDGMENT_COLUMNS)}) "
 _SCORES_AT = JUDGMENT_COLUMNS.index("scores")
 _CREATED_AT = JUDGMENT_COLUMNS.index("created_at")
 
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
 #: SQLite's words for a write the file system refused -> what the user should know.
@@ -451,12 +447,12 @@ class SQLiteStore(Store):
 
     def _insert_run(self, suite_name: str, suite_path: str, fingerprint: str, snapshot: dict[str, Any], seed: int,
                     versions: dict[str, Any], metadata: dict[str, Any] | None) -> str:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         self.conn.execute(
             "INSERT INTO runs(id, suite_name, suite_path, suite_fingerprint, suite_snapshot, seed, status, "
             "versions, metadata, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (run_id, suite_name, suite_path, fingerprint, _dumps(snapshot), seed, "created",
-             _dumps(versions), _dumps(metadata or {}), time.time()))
+            (run_id, suite_name, suite_path, fingerprint, stored_json(snapshot), seed, "created",
+             stored_json(versions), stored_json(metadata or {}), time.time()))
         return run_id
 
     def find_resumable_run(self, fingerprint: str, seed: int) -> str | None:
@@ -476,7 +472,7 @@ class SQLiteStore(Store):
 
     def update_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> None:
         with self.conn:
-            self.conn.execute("UPDATE runs SET metadata=? WHERE id=?", (_dumps(metadata), run_id))
+            self.conn.execute("UPDATE runs SET metadata=? WHERE id=?", (stored_json(metadata), run_id))
 
     def runs(self) -> list[RunRow]:
         rows = self.conn.execute("SELECT * FROM runs ORDER BY created_at, rowid").fetchall()
@@ -538,7 +534,7 @@ class SQLiteStore(Store):
             cursor = self.conn.execute(
                 f"INSERT INTO generations({', '.join(GENERATION_COLUMNS)}) "
                 f"VALUES ({','.join('?' * len(GENERATION_COLUMNS))}) ON CONFLICT(key) DO NOTHING",
-                (row.key, row.backend, row.model, _dumps(row.spec), _dumps(row.messages), _dumps(row.params),
+                (row.key, row.backend, row.model, stored_json(row.spec), stored_json(row.messages), stored_json(row.params),
                  row.sample_index, row.text, row.finish_reason, row.input_tokens, row.output_tokens, row.latency_s,
                  time.time() if row.created_at is None else row.created_at))
         return cursor.rowcount == 1
@@ -563,7 +559,7 @@ class SQLiteStore(Store):
         """
         values = [getattr(row, c) for c in JUDGMENT_COLUMNS]
         if row.scores is not None:
-            values[_SCORES_AT] = _dumps(row.scores)
+            values[_SCORES_AT] = stored_json(row.scores)
         if row.created_at is None:
             values[_CREATED_AT] = time.time()
         with self.conn:
@@ -611,7 +607,7 @@ class SQLiteStore(Store):
         with self.conn:
             self.conn.execute(
                 "INSERT OR IGNORE INTO batches(run_id, judge, batch_id, unit_keys, status, submitted_at) "
-                "VALUES (?,?,?,?,?,?)", (run_id, judge, batch_id, _dumps(list(unit_keys)), "open", time.time()))
+                "VALUES (?,?,?,?,?,?)", (run_id, judge, batch_id, stored_json(list(unit_keys)), "open", time.time()))
 
     def open_batches(self, run_id: str, judge: str) -> list[tuple[str, list[str]]]:
         rows = self.conn.execute("SELECT batch_id, unit_keys FROM batches WHERE run_id=? AND judge=? AND "
@@ -785,7 +781,7 @@ class SQLiteStore(Store):
             self.conn.execute("BEGIN IMMEDIATE")
             changed = change(self.run_metadata(run_id))
             if changed is not None:
-                self.conn.execute("UPDATE runs SET metadata=? WHERE id=?", (_dumps(changed), run_id))
+                self.conn.execute("UPDATE runs SET metadata=? WHERE id=?", (stored_json(changed), run_id))
 
     # -- lease renewals, from the leases' keeper thread -----------------------------------------
     def lease_keeper(self, owner: str) -> LeaseKeeper:

@@ -18,8 +18,10 @@ raise `NotImplementedError`; `tests/store/test_store_contract.py` runs the same 
 from __future__ import annotations
 
 import importlib
+import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +132,17 @@ def newer_schema_message(version: int) -> str:
     """The one line both stores give for a database written by a newer brie-bench."""
     return (f"the database has schema version {version}, newer than this brie-bench understands "
             f"({SCHEMA_VERSION}); upgrade brie-bench, or pass --db with another file")
+
+
+def stored_json(obj: Any) -> str:
+    """How both stores write a JSON column: the same bytes in SQLite and PostgreSQL, so a run copied
+    between them (`brie-bench db copy`) reads back, and reports, the same."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+
+
+def new_run_id() -> str:
+    """A new run's id in both stores: its local start time, then 6 random hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 NO_VERSION_MESSAGE = "not a Brie Bench database (it has tables, but no schema version)"

@@ -41,7 +41,7 @@ from brie_bench.global_limits import KEEPALIVE_SQL
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store import TABLE_COLUMNS
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper, RunRow, Store,
-                                  checked_schema_version, display_target)
+                                  checked_schema_version, new_run_id, stored_json, display_target)
 
 try:
     import psycopg
@@ -125,9 +125,6 @@ def owner_lock_key(owner: str) -> int:
     """The advisory lock (a signed 64-bit key) that an owner's sessions hold while it lives."""
     return int.from_bytes(hashlib.sha256(b"brie-bench-owner:" + owner.encode()).digest()[:8], "big", signed=True)
 
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
 def _nul_free(base: Any) -> Any:
@@ -278,12 +275,12 @@ class PostgresStore(Store):
 
     def _insert_run(self, suite_name: str, suite_path: str, fingerprint: str, snapshot: dict[str, Any], seed: int,
                     versions: dict[str, Any], metadata: dict[str, Any] | None) -> str:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         self.conn.execute(
             "INSERT INTO runs(id, suite_name, suite_path, suite_fingerprint, suite_snapshot, seed, status, "
             "versions, metadata, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-            (run_id, suite_name, suite_path, fingerprint, _dumps(snapshot), seed, "created",
-             _dumps(versions), _dumps(metadata or {}), time.time()))
+            (run_id, suite_name, suite_path, fingerprint, stored_json(snapshot), seed, "created",
+             stored_json(versions), stored_json(metadata or {}), time.time()))
         return run_id
 
     def find_resumable_run(self, fingerprint: str, seed: int) -> str | None:
@@ -296,7 +293,7 @@ class PostgresStore(Store):
         self.conn.execute(f"UPDATE runs SET status=%s, {column}=%s WHERE id=%s", (status, time.time(), run_id))
 
     def update_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> None:
-        self.conn.execute("UPDATE runs SET metadata=%s WHERE id=%s", (_dumps(metadata), run_id))
+        self.conn.execute("UPDATE runs SET metadata=%s WHERE id=%s", (stored_json(metadata), run_id))
 
     def run_metadata(self, run_id: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT metadata FROM runs WHERE id=%s", (run_id,)).fetchone()
@@ -312,7 +309,7 @@ class PostgresStore(Store):
                 raise InputError(f"no run {run_id!r}", path=self.path)
             changed = change(json.loads(row[0]))
             if changed is not None:
-                self.conn.execute("UPDATE runs SET metadata=%s WHERE id=%s", (_dumps(changed), run_id))
+                self.conn.execute("UPDATE runs SET metadata=%s WHERE id=%s", (stored_json(changed), run_id))
 
     _RUN_COLUMNS = ("id, suite_name, suite_path, suite_fingerprint, seed, status, created_at, finished_at, "
                     "metadata, versions")
@@ -356,7 +353,7 @@ class PostgresStore(Store):
         cursor = self.conn.execute(
             f"INSERT INTO generations({', '.join(GENERATION_COLUMNS)}) "
             f"VALUES ({','.join(['%s'] * len(GENERATION_COLUMNS))}) ON CONFLICT(key) DO NOTHING",
-            (row.key, row.backend, row.model, _dumps(row.spec), _dumps(row.messages), _dumps(row.params),
+            (row.key, row.backend, row.model, stored_json(row.spec), stored_json(row.messages), stored_json(row.params),
              row.sample_index, row.text, row.finish_reason, row.input_tokens, row.output_tokens, row.latency_s,
              time.time() if row.created_at is None else row.created_at))
         return bool(cursor.rowcount == 1)
@@ -393,7 +390,7 @@ class PostgresStore(Store):
     def save_judgment(self, row: JudgmentRow, *, release: tuple[str, Sequence[str]] | None = None) -> bool:
         values = [getattr(row, c) for c in JUDGMENT_COLUMNS]
         if row.scores is not None:
-            values[JUDGMENT_COLUMNS.index("scores")] = _dumps(row.scores)
+            values[JUDGMENT_COLUMNS.index("scores")] = stored_json(row.scores)
         if row.created_at is None:
             values[JUDGMENT_COLUMNS.index("created_at")] = time.time()
         insert = (f"INSERT INTO judgments({', '.join(JUDGMENT_COLUMNS)}) "
@@ -464,7 +461,7 @@ class PostgresStore(Store):
     def save_batch(self, run_id: str, judge: str, batch_id: str, unit_keys: Sequence[str]) -> None:
         self.conn.execute("INSERT INTO batches(run_id, judge, batch_id, unit_keys, status, submitted_at) "
                           "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-                          (run_id, judge, batch_id, _dumps(list(unit_keys)), "open", time.time()))
+                          (run_id, judge, batch_id, stored_json(list(unit_keys)), "open", time.time()))
 
     def open_batches(self, run_id: str, judge: str) -> list[tuple[str, list[str]]]:
         rows = self.conn.execute("SELECT batch_id, unit_keys FROM batches WHERE run_id=%s AND judge=%s AND "
