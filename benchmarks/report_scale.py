@@ -14,7 +14,9 @@ person runs, imports included):
   temporary git worktree): `report --json` in a fresh process, and load and statistics
   apart, each tree's code in its own process. The 1-minute load average is printed with
   the timings: the machine these run on is shared. `--repeat N` runs the side-by-side
-  timings N times, interleaved, and keeps each figure's fastest.
+  timings N times, interleaved, and keeps each figure's fastest. When the previous code
+  has an older schema version, it reads a copy of the store taken back to that version
+  (`store_for`: the columns renamed since renamed back), so both time the same rows.
 
     python benchmarks/report_scale.py [--judgments 10000] [--no-html]
 
@@ -29,6 +31,7 @@ import argparse
 import contextlib
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from brie_bench.rows import GenerationRow, JudgmentRow  # noqa: E402
 from brie_bench.store import Store  # noqa: E402
+from brie_bench.store_api import RENAMED_COLUMNS, SCHEMA_VERSION  # noqa: E402
 
 WORDS = ("being time world care anxiety silence dawn river stone breath light thought other face "
          "gift absence presence language body memory desire ethics freedom horizon question").split()
@@ -110,7 +114,7 @@ def build(db: Path, n_judgments: int, seed: int = 0) -> str:
                             "run_id": run_id, "unit_key": f"{judge}-{name}-{pid}-{order}", "section": name,
                             "prompt_id": pid, "sample_index": 0, "judge": judge, "judge_type": "llm",
                             "judge_model": f"{judge}-model", "baseline": "baseline", "candidate": "brie",
-                            "order_index": order, "label_a": a, "label_b": b, "gen_key_a": keys[a],
+                            "presentation_order": order, "label_a": a, "label_b": b, "gen_key_a": keys[a],
                             "gen_key_b": keys[b], "verdict": verdict, "winner": winner, "p_a": None,
                             "scores": scores, "reasoning": None,
                             "invalid_reason": "no verdict line" if verdict == "invalid" else None, "raw": raw,
@@ -154,6 +158,29 @@ def previous_tree(rev: str) -> Iterator[Path | None]:
         if made:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def store_for(tree: Path, db: Path, folder: Path) -> Path:
+    """`db` as the code in `tree` reads it: `db` itself, or, when that code's schema version is older, a
+    copy taken back to it (every column renamed since renamed back, `meta` set), as that code wrote it."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    version = int(subprocess.run([sys.executable, "-c", "from brie_bench.store import SCHEMA_VERSION as v; print(v)"],
+                                 check=True, capture_output=True, text=True, cwd=str(tree), env=env).stdout.split()[-1])
+    if version >= SCHEMA_VERSION:
+        return db
+    older = folder / f"schema-{version}.db"
+    src, dst = sqlite3.connect(db), sqlite3.connect(older)
+    try:
+        src.backup(dst)
+        for (table, column), (renamed_in, before) in RENAMED_COLUMNS.items():
+            if version < renamed_in:
+                dst.execute(f"ALTER TABLE {table} RENAME COLUMN {column} TO {before}")
+        dst.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+        dst.commit()
+    finally:
+        src.close()
+        dst.close()
+    return older
 
 
 _INPROCESS = """
@@ -233,11 +260,13 @@ def main() -> None:
                 else:
                     # Interleaved, the current code first, so a change in load hits both alike; with
                     # --repeat, each figure's fastest of the rounds.
+                    prev_db = store_for(prev, db, Path(tmp))
                     rounds = []
                     for _ in range(max(1, args.repeat)):
                         rounds.append((timed_report(db, run_id, "--json", str(Path(tmp) / "now.json")),
-                                       timed_report(db, run_id, "--json", str(Path(tmp) / "prev.json"), tree=prev),
-                                       inprocess(ROOT, db, run_id), inprocess(prev, db, run_id)))
+                                       timed_report(prev_db, run_id, "--json", str(Path(tmp) / "prev.json"),
+                                                    tree=prev),
+                                       inprocess(ROOT, db, run_id), inprocess(prev, prev_db, run_id)))
                     now_json = min(r[0][0] for r in rounds)
                     prev_json, prev_cpu = min(r[1][0] for r in rounds), min(r[1][1] for r in rounds)
                     now_parts = tuple(min(r[2][i] for r in rounds) for i in range(3))

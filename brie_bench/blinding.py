@@ -63,11 +63,12 @@ def draw_assignment(run_seed: int, unit_key: str, pair: tuple[str, str]) -> Assi
     return Assignment(first, second) if rng.random() < 0.5 else Assignment(second, first)
 
 
-def assignment_for_order(base: Assignment, order_index: int) -> Assignment:
-    """Order 0 uses the drawn assignment, order 1 (under `orders: both`) its mirror."""
-    if order_index not in (0, 1):
-        raise ValueError("order_index is 0 or 1")
-    return base if order_index == 0 else base.flipped()
+def assignment_for_order(base: Assignment, presentation_order: int) -> Assignment:
+    """Presentation 0 uses the drawn assignment, presentation 1 (under `orders: both`) its mirror:
+    the labels swapped, and with them which answer is printed first (label A always is)."""
+    if presentation_order not in (0, 1):
+        raise ValueError("presentation_order is 0 or 1")
+    return base if presentation_order == 0 else base.flipped()
 
 
 def blind(prompt: str, texts: Mapping[str, str], assignment: Assignment, *,

@@ -22,7 +22,7 @@ The rules (docs/report-schema.md, "`verdict`"; docs/statistics.md explains the f
    none worse; *worse* the mirror image; *mixed* when judges find both; *no-difference*
    when every deciding judge finds none; *no-conclusion* when no judge can decide.
    The judges agree when at least two decide and all read the same way.
-4. **One caveat**, the one that matters most for that outcome (`_caveat`): for a
+4. **One caveat**, the one that matters most for that finding (`_caveat`): for a
    difference, what could fake it first (labels not randomised, a length bias, a judge
    that was left out, a label or position lean, few prompts, many invalid verdicts);
    for no difference, the minimum detectable effect (an underpowered null says little);
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from brie_bench.report.schema import (BiasDiagnostics, CandidateVerdict, JudgeFigures, Report, Verdict,
                                       VerdictCaveat, VerdictReading)
 
-#: Outcomes of one judge against one candidate.
+#: Readings of one judge against one candidate (`JudgeReading.reading`).
 BETTER, WORSE, NULL, UNDECIDED = "better", "worse", "no-difference", "undecided"
-#: Outcomes for a candidate (a judge's readings combined).
+#: Findings for a candidate (its judges' readings combined; `Conclusion.finding`).
 MIXED, NO_CONCLUSION = "mixed", "no-conclusion"
 #: Below this many distinct prompts every figure is rough (as `report.model.FEW_PROMPTS`).
 FEW_PROMPTS = 10
@@ -97,11 +97,15 @@ class Caveat:
 
 @dataclass(frozen=True)
 class Conclusion:
-    """One candidate against the baseline: the outcome, the readings behind it and its sentences."""
+    """One candidate against the baseline: the finding, the readings behind it and its sentences.
+
+    `finding` is a word (better, worse, mixed, no-difference, no-conclusion), not an outcome: in
+    Brie Bench an outcome is the 1 / 0.5 / 0 / NaN coding of one comparison (`brie_bench.stats.outcomes`).
+    """
 
     candidate: str
     baseline: str
-    outcome: str
+    finding: str
     readings: tuple[JudgeReading, ...]
     agree: bool | None
     caveat: Caveat | None
@@ -113,7 +117,7 @@ class Conclusion:
 
     def record(self) -> CandidateVerdict:
         """As the report's `verdict.candidates[]` entry."""
-        return CandidateVerdict(candidate=self.candidate, baseline=self.baseline, outcome=self.outcome,
+        return CandidateVerdict(candidate=self.candidate, baseline=self.baseline, finding=self.finding,
                                 text=self.text, sentences=list(self.sentences), agree=self.agree,
                                 judges=[r.record() for r in self.readings],
                                 caveat=None if self.caveat is None else VerdictCaveat(kind=self.caveat.kind,
@@ -230,7 +234,7 @@ def judge_readings(report: Report) -> list[JudgeReading]:
 # --------------------------------------------------------------------------- rule 3 and 4: each candidate
 
 
-def _outcome(readings: Sequence[JudgeReading]) -> str:
+def _finding(readings: Sequence[JudgeReading]) -> str:
     kinds = {r.reading for r in readings if r.decides}
     if not kinds:
         return NO_CONCLUSION
@@ -247,7 +251,7 @@ def _entry(report: Report, judge: str, candidate: str) -> JudgeFigures | None:
     return next((e for e in report.judges if e.judge == judge and e.candidate == candidate), None)
 
 
-def _difference_caveats(report: Report, outcome: str, readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
+def _difference_caveats(report: Report, finding: str, readings: Sequence[JudgeReading]) -> Iterable[Caveat]:
     """Caveats for a found difference, most important first: what could fake it, then what weakens it."""
     run = report.run
     movers = [r for r in readings if r.reading in (BETTER, WORSE)]
@@ -327,10 +331,10 @@ def _no_conclusion_caveats(report: Report, readings: Sequence[JudgeReading]) -> 
         yield Caveat("advice", "Check the judges' errors (`brie-bench report` lists them) and rerun to retry.")
 
 
-def _caveat(report: Report, outcome: str, readings: Sequence[JudgeReading]) -> Caveat | None:
-    if outcome in (BETTER, WORSE, MIXED):
-        found = _difference_caveats(report, outcome, readings)
-    elif outcome == NULL:
+def _caveat(report: Report, finding: str, readings: Sequence[JudgeReading]) -> Caveat | None:
+    if finding in (BETTER, WORSE, MIXED):
+        found = _difference_caveats(report, finding, readings)
+    elif finding == NULL:
         found = _null_caveats(report, readings)
     else:
         found = _no_conclusion_caveats(report, readings)
@@ -348,14 +352,14 @@ def _group(readings: Sequence[JudgeReading], *, inline: bool = False) -> str:
     return names([f"{r.judge} ({r.figure()}, {_prompts(r.n_prompts)})" for r in readings])
 
 
-def _sentences(c_cand: str, c_base: str, outcome: str, readings: Sequence[JudgeReading],
+def _sentences(c_cand: str, c_base: str, finding: str, readings: Sequence[JudgeReading],
                agree: bool | None, caveat: Caveat | None) -> tuple[str, ...]:
     deciding = [r for r in readings if r.decides]
     undecided = [r for r in readings if not r.decides]
     by = {kind: [r for r in deciding if r.reading == kind] for kind in (BETTER, WORSE, NULL)}
     only = len(readings) == 1
     out: list[str] = []
-    if outcome == NO_CONCLUSION:
+    if finding == NO_CONCLUSION:
         if only:
             r = readings[0]
             out.append(f"No conclusion about {c_cand} against {c_base}.")
@@ -366,16 +370,16 @@ def _sentences(c_cand: str, c_base: str, outcome: str, readings: Sequence[JudgeR
             out.append("; ".join(f"{r.judge}: {r.reason}" for r in readings) + ".")
     else:
         who = "its only judge, " if only else ""
-        if outcome == MIXED:
+        if finding == MIXED:
             out.append(f"The judges disagree about {c_cand} against {c_base}: better according to "
                        f"{_group(by[BETTER], inline=True)}, worse according to {_group(by[WORSE], inline=True)}.")
-        elif outcome == NULL:
+        elif finding == NULL:
             out.append(f"No detectable difference between {c_cand} and {c_base} according to {who}"
                        f"{_group(by[NULL])}.")
         else:
-            out.append(f"{c_cand} is {outcome} than {c_base} according to {who}{_group(by[outcome])}.")
+            out.append(f"{c_cand} is {finding} than {c_base} according to {who}{_group(by[finding])}.")
         others = []
-        if outcome != NULL and by[NULL]:
+        if finding != NULL and by[NULL]:
             others.append(f"{_group(by[NULL], inline=True)} find{'s' if len(by[NULL]) == 1 else ''} no detectable "
                           "difference")
         if undecided:
@@ -383,9 +387,9 @@ def _sentences(c_cand: str, c_base: str, outcome: str, readings: Sequence[JudgeR
         if agree is True:
             out.append(f"The {len(deciding)} judges that decide agree" + (f"; {'; '.join(others)}." if others
                                                                           else "."))
-        elif agree is False and outcome != MIXED:
+        elif agree is False and finding != MIXED:
             out.append(f"The judges do not agree: {'; '.join(others)}.")
-        elif outcome == MIXED and others:
+        elif finding == MIXED and others:
             out.append(f"Besides, {'; '.join(others)}.")
         elif undecided:  # one judge decides
             out.append(f"Of its {len(readings)} judges only {deciding[0].judge} decides.")
@@ -401,12 +405,12 @@ def conclude(report: Report) -> list[Conclusion]:
     out = []
     for cand, base in dict.fromkeys((r.candidate, r.baseline) for r in readings):
         mine = tuple(r for r in readings if r.candidate == cand)
-        outcome = _outcome(mine)
+        finding = _finding(mine)
         deciding = [r for r in mine if r.decides]
         agree = None if len(deciding) < 2 else len({r.reading for r in deciding}) == 1
-        caveat = _caveat(report, outcome, mine)
-        out.append(Conclusion(cand, base, outcome, mine, agree, caveat,
-                              _sentences(cand, base, outcome, mine, agree, caveat)))
+        caveat = _caveat(report, finding, mine)
+        out.append(Conclusion(cand, base, finding, mine, agree, caveat,
+                              _sentences(cand, base, finding, mine, agree, caveat)))
     return out
 
 

@@ -110,7 +110,7 @@ def judgment_row(run_id: str, unit: JudgmentUnit, result: JudgeResult, *, judge_
         run_id=run_id, unit_key=unit.key, section=unit.section, prompt_id=unit.prompt.id,
         sample_index=unit.sample_index, judge=unit.judge, judge_type=judge_type,
         judge_model=judge_model, baseline=unit.baseline,
-        candidate=unit.candidate, order_index=unit.order_index, label_a=a, label_b=b,
+        candidate=unit.candidate, presentation_order=unit.presentation_order, label_a=a, label_b=b,
         gen_key_a=unit.gen_key(a), gen_key_b=unit.gen_key(b), verdict=result.label,
         winner=unblind(result.label, unit.assignment), p_a=result.p_a,
         scores=dict(result.scores) if result.scores else None, reasoning=result.reasoning,

@@ -41,6 +41,14 @@ class GenerationLink:
 
 @dataclass(frozen=True)
 class JudgmentUnit:
+    """One verdict to ask of one judge: a pair's answers in one of its two presentations.
+
+    `presentation_order` is 0 or 1: which of the pair's two mirror-image presentations
+    the judge sees. 0 is the drawn label assignment, 1 its mirror (labels swapped, under
+    `orders: both`); the answer labelled A is always printed first, so the mirror also
+    swaps which answer comes first (`blinding.assignment_for_order`).
+    """
+
     key: str
     section: str
     prompt: Prompt
@@ -48,7 +56,7 @@ class JudgmentUnit:
     judge: str
     baseline: str
     candidate: str
-    order_index: int
+    presentation_order: int
     assignment: Assignment
     gen_keys: tuple[tuple[str, str], ...]  # ((contender, generation key), ...)
     criteria: tuple[str, ...]
@@ -144,7 +152,7 @@ def judgment_units(*, section: str, settings: Settings, prompt: Prompt, sample_i
     orders = (0, 1) if settings.orders == "both" else (0,)
     return [JudgmentUnit(key=f"{base_key[:40]}-{order}", section=section, prompt=prompt,
                          sample_index=sample_index, judge=judge_name, baseline=baseline, candidate=candidate,
-                         order_index=order, assignment=assignment_for_order(drawn, order),
+                         presentation_order=order, assignment=assignment_for_order(drawn, order),
                          gen_keys=((baseline, gen_keys[0]), (candidate, gen_keys[1])),
                          criteria=tuple(settings.criteria), system_prompt=settings.system_prompt)
             for order in orders]

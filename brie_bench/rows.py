@@ -28,6 +28,14 @@ class JudgmentRow:
     through `blinding.unblind` (None when invalid), "tie" for a tie. `scores` maps
     label -> criterion -> score and is stored as JSON. `created_at` is filled in by
     the store when None.
+
+    `presentation_order` is 0 or 1: which of the pair's two mirror-image presentations
+    the judge saw. In runs made by Brie Bench, 0 is the drawn label assignment and 1 its
+    mirror (labels swapped; the answer labelled A is always printed first). In imported
+    legacy runs the labels never moved (A = baseline) and the mirror swaps the print
+    order (0 = A printed first, 1 = B first). Which label was printed first is
+    `report.jrow.JRow.first_label`. Databases before schema version 3 call the column
+    ``order_index``.
     """
 
     run_id: str
@@ -39,7 +47,7 @@ class JudgmentRow:
     judge_type: str
     baseline: str
     candidate: str
-    order_index: int
+    presentation_order: int
     label_a: str
     label_b: str
     gen_key_a: str

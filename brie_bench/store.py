@@ -28,7 +28,8 @@ from urllib.parse import quote
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper, RunRow,
-                                  Store, checked_schema_version, new_run_id, stored_json, sqlite_path)
+                                  Store, checked_schema_version, judgment_order, new_run_id, selected, stored_json,
+                                  stored_name, sqlite_path)
 
 __all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
 
@@ -86,7 +87,7 @@ CREATE TABLE IF NOT EXISTS judgments (
     judge_model TEXT,
     baseline TEXT NOT NULL,
     candidate TEXT NOT NULL,
-    order_index INTEGER NOT NULL,
+    presentation_order INTEGER NOT NULL,
     label_a TEXT NOT NULL,
     label_b TEXT NOT NULL,
     gen_key_a TEXT NOT NULL,
@@ -142,9 +143,12 @@ CREATE TABLE IF NOT EXISTS leases (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, "
         "expires_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID",),
+    # In place (SQLite >= 3.25): only the table's stored SQL is rewritten, no row is copied.
+    2: ("ALTER TABLE judgments RENAME COLUMN order_index TO presentation_order",),
 }
 
-#: The oldest version the reading commands understand without migrating (v1 lacks only `leases`).
+#: The oldest version the reading commands understand without migrating: v1 lacks only `leases`,
+#: v1 and v2 call `presentation_order` `order_index` (read under its name now: `store_api.selected`).
 OLDEST_READABLE = 1
 
 #: Tables a version must not have for reading: what each version added.
@@ -293,10 +297,12 @@ class SQLiteStore(Store):
         return checked_schema_version(tables, row[0] if row else None, missing=1, path=self.path)
 
     def _check_columns(self, version: int) -> None:
-        """Every table and column the code uses is there (a renamed column is found now, not mid-run)."""
-        for table, wanted in EXPECTED_COLUMNS.items():
+        """Every table and column the code uses is there (a renamed column is found now, not mid-run),
+        under the names a database of `version` gives them (`store_api.RENAMED_COLUMNS`)."""
+        for table, columns in TABLE_COLUMNS.items():
             if _ADDED_IN.get(table, 1) > version:
                 continue
+            wanted = {stored_name(table, c, version) for c in columns}
             have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if not have:
                 raise InputError(f"the database does not match schema version {version}: table {table!r} is "
@@ -577,8 +583,9 @@ class SQLiteStore(Store):
 
     def judgments(self, run_id: str) -> list[JudgmentRow]:
         """The run's stored verdicts as typed rows, in (section, prompt, sample, judge, order) order."""
-        rows = self.conn.execute(f"SELECT {', '.join(JUDGMENT_COLUMNS)} FROM judgments WHERE run_id=? "
-                                 "ORDER BY section, prompt_id, sample_index, judge, order_index", (run_id,)).fetchall()
+        rows = self.conn.execute(f"SELECT {selected('judgments', JUDGMENT_COLUMNS, self.schema_version)} "
+                                 f"FROM judgments WHERE run_id=? ORDER BY {judgment_order(self.schema_version)}",
+                                 (run_id,)).fetchall()
         out = []
         for r in rows:
             d = dict(r)
@@ -587,9 +594,10 @@ class SQLiteStore(Store):
         return out
 
     def iter_judgments_with_texts(self, run_id: str) -> Iterator[dict[str, Any]]:
-        q = ("SELECT j.*, ga.text AS text_a, gb.text AS text_b FROM judgments j "
+        columns = selected("judgments", TABLE_COLUMNS["judgments"], self.schema_version, "j.")  # j.*, by name now
+        q = (f"SELECT {columns}, ga.text AS text_a, gb.text AS text_b FROM judgments j "
              "JOIN generations ga ON ga.key=j.gen_key_a JOIN generations gb ON gb.key=j.gen_key_b "
-             "WHERE j.run_id=? ORDER BY j.section, j.prompt_id, j.sample_index, j.judge, j.order_index")
+             f"WHERE j.run_id=? ORDER BY {judgment_order(self.schema_version, 'j.')}")
         for r in self.conn.execute(q, (run_id,)):
             d = dict(r)
             d["scores"] = json.loads(d["scores"]) if d["scores"] else None
@@ -745,8 +753,8 @@ class SQLiteStore(Store):
         _known(columns)
         cursor = self.conn.cursor()
         cursor.row_factory = None  # tuples: no per-row dict or sqlite3.Row
-        cursor.execute(f"SELECT rowid, {', '.join(columns)} FROM judgments WHERE run_id=? "
-                       "ORDER BY section, prompt_id, sample_index, judge, order_index", (run_id,))
+        cursor.execute(f"SELECT rowid, {selected('judgments', columns, self.schema_version)} FROM judgments "
+                       f"WHERE run_id=? ORDER BY {judgment_order(self.schema_version)}", (run_id,))
         return cursor.fetchall()
 
     def judged_answer_texts(self, run_id: str) -> dict[str, str]:
@@ -789,11 +797,11 @@ class SQLiteStore(Store):
 
     # -- moving runs between stores ----------------------------------------------------------------
     def count_rows(self, table: str, run_id: str) -> int:
-        query, params = _run_rows_query(table, run_id, count=True)
+        query, params = _run_rows_query(table, run_id, count=True, version=self.schema_version)
         return int(self.conn.execute(query, params).fetchone()[0])
 
     def export_rows(self, table: str, run_id: str) -> Iterator[dict[str, Any]]:
-        query, params = _run_rows_query(table, run_id, count=False)
+        query, params = _run_rows_query(table, run_id, count=False, version=self.schema_version)
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         for r in cursor.execute(query, params):
@@ -834,9 +842,10 @@ def _known(columns: Sequence[str]) -> None:
         raise ValueError(f"not judgment columns: {sorted(set(columns) - set(JUDGMENT_COLUMNS))}")
 
 
-def _run_rows_query(table: str, run_id: str, *, count: bool) -> tuple[str, tuple[str, ...]]:
-    """The query for one run's rows of `table` (SQLite), in insertion order, or their count."""
-    what = "COUNT(*)" if count else "*"
+def _run_rows_query(table: str, run_id: str, *, count: bool, version: int) -> tuple[str, tuple[str, ...]]:
+    """The query for one run's rows of `table` (SQLite), in insertion order, or their count; columns by
+    their names now in a database of schema `version` (a copy from an older file reads the same)."""
+    what = "COUNT(*)" if count else selected(table, TABLE_COLUMNS[table], version)
     if table == "runs":
         return f"SELECT {what} FROM runs WHERE id=?", (run_id,)
     if table == "generations":

@@ -31,9 +31,19 @@ from urllib.parse import urlsplit, urlunsplit
 from brie_bench.errors import InputError
 from brie_bench.rows import GenerationRow, JudgmentRow
 
-#: Version 2 added `leases`. Both stores carry the same numbering; bump it with every schema
-#: change and add the step to each store's migrations.
-SCHEMA_VERSION = 2
+#: Version 2 added `leases`; version 3 renamed `judgments.order_index` to `presentation_order`.
+#: Both stores carry the same numbering; bump it with every schema change and add the step to
+#: each store's migrations (and a renamed column to `RENAMED_COLUMNS`).
+SCHEMA_VERSION = 3
+
+#: Columns renamed since they were first stored: (table, name now) -> (the schema version that
+#: renamed it, the name before). A writing open migrates (each store's ``MIGRATIONS`` renames the
+#: column); a reading open never writes, so it reads an older database's column under its name
+#: now (`stored_name`, `selected`), and both stores' column checks expect the old name there.
+#: One rename per column: a second rename of the same column would need the chain here.
+RENAMED_COLUMNS: dict[tuple[str, str], tuple[int, str]] = {
+    ("judgments", "presentation_order"): (3, "order_index"),
+}
 
 #: The tables `db copy` moves for one run, in the order it moves them (the run row first:
 #: PostgreSQL checks that every row of a run names a stored run).
@@ -143,6 +153,33 @@ def stored_json(obj: Any) -> str:
 def new_run_id() -> str:
     """A new run's id in both stores: its local start time, then 6 random hex digits."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def stored_name(table: str, column: str, version: int) -> str:
+    """What a database of schema `version` calls the column of `table` named `column` now."""
+    renamed_in, before = RENAMED_COLUMNS.get((table, column), (0, column))
+    return before if version < renamed_in else column
+
+
+def judgment_order(version: int, prefix: str = "") -> str:
+    """The ORDER BY columns of a run's verdicts in a database of schema `version`: (section, prompt,
+    sample, judge, presentation order), the order every reader of a run's judgments sees in both stores."""
+    order = stored_name("judgments", "presentation_order", version)
+    return ", ".join(prefix + c for c in ("section", "prompt_id", "sample_index", "judge", order))
+
+
+def selected(table: str, columns: Iterable[str], version: int, prefix: str = "") -> str:
+    """A select list of `columns` (names now) of `table` in a database of schema `version`.
+
+    A column an older database stores under its former name is read ``AS`` its name now, so
+    a reading command gets the same rows from a database it may not migrate; on a current
+    database this is the plain column list. `prefix` is a table alias with its dot (``"j."``).
+    """
+    names = []
+    for column in columns:
+        name = stored_name(table, column, version)
+        names.append(f"{prefix}{column}" if name == column else f"{prefix}{name} AS {column}")
+    return ", ".join(names)
 
 
 NO_VERSION_MESSAGE = "not a Brie Bench database (it has tables, but no schema version)"

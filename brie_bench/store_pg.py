@@ -41,7 +41,8 @@ from brie_bench.global_limits import KEEPALIVE_SQL
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store import TABLE_COLUMNS
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper, RunRow, Store,
-                                  checked_schema_version, new_run_id, stored_json, display_target)
+                                  checked_schema_version, display_target, judgment_order, new_run_id, selected,
+                                  stored_json, stored_name)
 
 try:
     import psycopg
@@ -68,7 +69,7 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS judgments (
         run_id TEXT NOT NULL, unit_key TEXT NOT NULL, section TEXT NOT NULL, prompt_id TEXT NOT NULL,
         sample_index BIGINT NOT NULL, judge TEXT NOT NULL, judge_type TEXT NOT NULL, judge_model TEXT,
-        baseline TEXT NOT NULL, candidate TEXT NOT NULL, order_index BIGINT NOT NULL, label_a TEXT NOT NULL,
+        baseline TEXT NOT NULL, candidate TEXT NOT NULL, presentation_order BIGINT NOT NULL, label_a TEXT NOT NULL,
         label_b TEXT NOT NULL, gen_key_a TEXT NOT NULL, gen_key_b TEXT NOT NULL, verdict TEXT NOT NULL, winner TEXT,
         p_a DOUBLE PRECISION, scores TEXT, reasoning TEXT, invalid_reason TEXT, raw TEXT NOT NULL,
         input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0, latency_s DOUBLE PRECISION,
@@ -91,8 +92,12 @@ SCHEMA = (
 )
 
 #: version -> the statements that bring a database of that version to the next one. PostgreSQL
-#: databases start at version 2 (the first with `leases`), so there is none yet.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+#: databases start at version 2 (the first with `leases`). A reading open never migrates: it reads
+#: a version 2 database's `order_index` as `presentation_order` (`store_api.selected`), since a
+#: read-only session (or a standby) can create nothing, not even a temporary view.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE judgments RENAME COLUMN order_index TO presentation_order",),
+}
 
 #: Columns only this store has: SQLite's `rowid` order, kept as `seq`.
 _EXTRA_COLUMNS = {"runs": {"seq"}, "run_generations": {"seq"}, "judgments": {"seq"}, "batches": {"seq"}}
@@ -202,7 +207,7 @@ class PostgresStore(Store):
         for table, columns in TABLE_COLUMNS.items():
             if table == "leases" and version < 2:
                 continue
-            wanted = set(columns) | _EXTRA_COLUMNS.get(table, set())
+            wanted = {stored_name(table, c, version) for c in columns} | _EXTRA_COLUMNS.get(table, set())
             if table not in have:
                 raise InputError(f"the database does not match schema version {version}: table {table!r} is "
                                  f"missing", path=self.path)
@@ -410,11 +415,9 @@ class PostgresStore(Store):
         return int(self.conn.execute("SELECT COUNT(*) FROM judgments WHERE run_id=%s AND unit_key = ANY(%s)",
                                      (run_id, list(set(keys)))).fetchone()[0])
 
-    _JUDGMENT_ORDER = "ORDER BY section, prompt_id, sample_index, judge, order_index"
-
     def judgments(self, run_id: str) -> list[JudgmentRow]:
-        rows = self.conn.execute(f"SELECT {', '.join(JUDGMENT_COLUMNS)} FROM judgments WHERE run_id=%s "
-                                 f"{self._JUDGMENT_ORDER}", (run_id,))
+        rows = self.conn.execute(f"SELECT {selected('judgments', JUDGMENT_COLUMNS, self.schema_version)} FROM "
+                                 f"judgments WHERE run_id=%s ORDER BY {judgment_order(self.schema_version)}", (run_id,))
         out = []
         for r in rows:
             d = dict(zip(JUDGMENT_COLUMNS, r))
@@ -424,9 +427,9 @@ class PostgresStore(Store):
 
     def iter_judgments_with_texts(self, run_id: str) -> Iterator[dict[str, Any]]:
         names = (*JUDGMENT_COLUMNS, "text_a", "text_b")
-        q = (f"SELECT {', '.join('j.' + c for c in JUDGMENT_COLUMNS)}, ga.text, gb.text FROM judgments j "
-             "JOIN generations ga ON ga.key=j.gen_key_a JOIN generations gb ON gb.key=j.gen_key_b "
-             "WHERE j.run_id=%s ORDER BY j.section, j.prompt_id, j.sample_index, j.judge, j.order_index")
+        q = (f"SELECT {selected('judgments', JUDGMENT_COLUMNS, self.schema_version, 'j.')}, ga.text, gb.text "
+             "FROM judgments j JOIN generations ga ON ga.key=j.gen_key_a JOIN generations gb ON gb.key=j.gen_key_b "
+             f"WHERE j.run_id=%s ORDER BY {judgment_order(self.schema_version, 'j.')}")
         for r in self.conn.execute(q, (run_id,)).fetchall():
             d = dict(zip(names, r))
             d["scores"] = json.loads(d["scores"]) if d["scores"] else None
@@ -435,8 +438,9 @@ class PostgresStore(Store):
     def judgment_tuples(self, run_id: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
         if not set(columns) <= set(JUDGMENT_COLUMNS):
             raise ValueError(f"not judgment columns: {sorted(set(columns) - set(JUDGMENT_COLUMNS))}")
-        return [tuple(r) for r in self.conn.execute(f"SELECT seq, {', '.join(columns)} FROM judgments WHERE "
-                                                    f"run_id=%s {self._JUDGMENT_ORDER}", (run_id,))]
+        return [tuple(r) for r in self.conn.execute(
+            f"SELECT seq, {selected('judgments', columns, self.schema_version)} FROM judgments WHERE run_id=%s "
+            f"ORDER BY {judgment_order(self.schema_version)}", (run_id,))]
 
     def judged_answer_texts(self, run_id: str) -> dict[str, str]:
         return dict(self.conn.execute(
@@ -652,7 +656,7 @@ class PostgresStore(Store):
         if table not in RUN_TABLES:
             raise ValueError(f"not a run table: {table}")
         columns = [c for c in TABLE_COLUMNS[table] if not (table == "errors" and c == "id")]
-        what = "COUNT(*)" if count else ", ".join(columns)
+        what = "COUNT(*)" if count else selected(table, columns, self.schema_version)
         order = "" if count else f" ORDER BY {_ORDER[table]}"
         if table == "generations":
             return (f"SELECT {what} FROM generations WHERE key IN (SELECT gen_key FROM run_generations WHERE "

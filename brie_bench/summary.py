@@ -68,7 +68,7 @@ def _information(rows: list[JudgmentRow]) -> str | None:
     cand_a = np.asarray([r.label_a == r.candidate for r in rows], dtype=bool)
     by_comparison: dict[tuple[Any, ...], dict[int, float]] = defaultdict(dict)
     for r, o in zip(rows, outcomes.tolist()):
-        by_comparison[(r.section, r.prompt_id, r.sample_index)][r.order_index] = o
+        by_comparison[(r.section, r.prompt_id, r.sample_index)][r.presentation_order] = o
     pairs = [(d[0], d[1]) for d in by_comparison.values() if 0 in d and 1 in d]
     return judge_information(outcomes, cand_a, cand_a, np.asarray(pairs, dtype=float).reshape(-1, 2)).reason
 

@@ -91,13 +91,14 @@ def generation_texts(db: Path) -> dict[str, str]:
 
 
 def crashed_copy(full: Path, dest: Path, keep_generations: int) -> Path:
-    """A "crashed" store made from `full`: its schema, and only its first `keep_generations` answers by key."""
+    """A "crashed" store made from `full`: its schema and version, and only its first `keep_generations` answers by key."""
     conn = sqlite3.connect(dest)
     try:
         conn.execute(f"ATTACH DATABASE '{full}' AS src")
         tables = "SELECT sql FROM src.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
         for (sql,) in conn.execute(tables).fetchall():
             conn.execute(sql)
+        conn.execute("INSERT INTO meta SELECT * FROM src.meta")  # the schema version: a crash keeps it
         conn.execute("INSERT INTO generations SELECT * FROM src.generations ORDER BY key LIMIT ?", (keep_generations,))
         conn.commit()
     finally:

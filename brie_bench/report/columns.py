@@ -284,7 +284,7 @@ def columns_from_rows(rows: Sequence[JRow]) -> RunColumns:
         judge_type=[r.judge_type for r in rows],
         member=[r.member or r.judge for r in rows], candidate=[k.candidate for k in items],
         section_of_key=[k.section for k in keys],
-        order=np.fromiter((r.order_index for r in rows), dtype=np.int64, count=n),
+        order=np.fromiter((r.presentation_order for r in rows), dtype=np.int64, count=n),
         outcome=np.fromiter((r.outcome for r in rows), dtype=float, count=n), ft_is_a=ft_is_a,
         a_first=np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n),
         p_ft=np.fromiter((r.p_ft for r in rows), dtype=float, count=n), answers=answers,

@@ -25,7 +25,7 @@ from brie_bench.textsafe import csv_cell, json_line_safe, printable
 
 COLUMNS = (
     "run_id", "unit_key", "section", "prompt_id", "prompt", "sample_index", "judge", "judge_type", "judge_model",
-    "baseline", "candidate", "order_index", "label_a", "label_b", "candidate_label", "verdict", "winner",
+    "baseline", "candidate", "presentation_order", "label_a", "label_b", "candidate_label", "verdict", "winner",
     "outcome", "p_a", "scores", "reasoning", "invalid_reason", "raw", "text_a", "text_b",
     "input_tokens", "output_tokens", "latency_s", "created_at",
 )

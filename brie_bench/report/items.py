@@ -59,13 +59,13 @@ def comparison_items(data: RunData) -> dict[str, Any]:
         a1, a2 = (first.text_ft, first.text_base) if cand_first else (first.text_base, first.text_ft)
         judged = []
         per_judge: dict[str, dict[int, float]] = {}
-        for r in sorted(rows, key=lambda r: (r.judge, r.order_index)):
+        for r in sorted(rows, key=lambda r: (r.judge, r.presentation_order)):
             judges.setdefault(r.judge, len(judges))
             # Which answer (1 or 2) carried label A in this judgment.
             a_is_1 = r.ft_is_a == cand_first
-            judged.append([judges[r.judge], r.order_index, 1 if a_is_1 else 0, r.verdict, _code(r.outcome), r.raw,
+            judged.append([judges[r.judge], r.presentation_order, 1 if a_is_1 else 0, r.verdict, _code(r.outcome), r.raw,
                            r.invalid_reason or "", r.first_label])
-            per_judge.setdefault(r.judge, {})[r.order_index] = r.outcome
+            per_judge.setdefault(r.judge, {})[r.presentation_order] = r.outcome
         flags = []
         combined = []
         for orders in per_judge.values():

@@ -48,14 +48,21 @@ class ItemKey:
 
 @dataclass(slots=True)
 class JRow:
-    """One stored judgment, coded from the candidate's point of view."""
+    """One stored judgment, coded from the candidate's point of view.
+
+    `presentation_order` is 0 or 1: which of the pair's two mirror-image presentations the
+    judge saw. In runs made by Brie Bench, 0 is the drawn label assignment and 1 its mirror
+    (labels swapped; the answer labelled A is always printed first). In imported legacy runs
+    the labels never moved (A = baseline) and the mirror swaps the print order (0 = A printed
+    first, 1 = B first). Which label was printed first is `first_label`.
+    """
 
     item: ItemKey
     unit_key: str
     judge: str
     judge_type: str
     judge_model: str | None
-    order_index: int
+    presentation_order: int
     label_a: str
     label_b: str
     verdict: str

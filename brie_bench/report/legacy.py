@@ -10,9 +10,10 @@ What the import has to get right:
 
 * In those files "Response A" always meant the baseline and "Response B" the
   fine-tune; only the print order changed. So every imported judgment has
-  label_a = baseline, and the print order is kept in `order_index` (0 = AB,
-  baseline printed first; 1 = BA). The run is marked `legacy` and its report
-  warns that labels were not randomised.
+  label_a = baseline, and its `presentation_order` (which of the pair's two
+  mirror-image presentations the judge saw, as in every run) is the print
+  order: 0 = AB (A, the baseline, printed first), 1 = BA (B first). The run is
+  marked `legacy` and its report warns that labels were not randomised.
 * Several files (one per judge re-run) hold the same comparisons: one
   comparison per distinct (prompt, baseline answer, fine-tune answer), one judge
   per `judge_model`.
@@ -76,7 +77,12 @@ MAX_TOKENS_LIMIT = 10_000_000
 
 @dataclass(frozen=True)
 class LegacyLine:
-    """One validated line of a legacy file."""
+    """One validated line of a legacy file.
+
+    `presentation_order` is the line's ``presentation_order`` AB|BA as 0 or 1: which of the
+    pair's two mirror-image presentations the judge saw. Labels never moved in these files
+    (A = baseline), so the mirror swaps the print order: 0 = A printed first, 1 = B first.
+    """
 
     file: str
     line: int
@@ -90,7 +96,7 @@ class LegacyLine:
     judge_model: str
     judge_type: str
     judgment: str
-    order_index: int
+    presentation_order: int
     winner: str
     #: The line's timestamp as written (JSON text), "" when absent: part of what makes a line a byte-identical copy.
     timestamp: str = ""
@@ -241,7 +247,7 @@ def parse_line(obj: Any, path: str, line: int, default_judge: str | None = None)
         judge_model=judge_model,
         judge_type=judge_type.strip() if isinstance(judge_type, str) and judge_type.strip() else "legacy",
         judgment=_text(obj, ("judgment",), path, line) or "",
-        order_index=ORDERS[order], winner=winner,
+        presentation_order=ORDERS[order], winner=winner,
         timestamp=json.dumps(obj.get("timestamp"), sort_keys=True, ensure_ascii=False),
     )
 
@@ -450,14 +456,14 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
                     latency_s=0.0))
                 links.append((section, pid, sample, contender, key))
             keys[contender] = gen_keys[gkey]
-        identity = (row.prompt, row.baseline_text, row.brie_text, row.judge_model, str(row.order_index),
+        identity = (row.prompt, row.baseline_text, row.brie_text, row.judge_model, str(row.presentation_order),
                     row.judgment, row.timestamp)
         if identity in seen_lines:  # byte-identical copy of a line already imported
             duplicates.append({"file": row.file, "line": row.line})
             continue
         seen_lines.add(identity)
         base_unit = stable_hash({"legacy": IMPORTER_VERSION, "section": section, "prompt": pid, "sample": sample,
-                                 "judge": row.judge_model})[:40] + f"-{row.order_index}"
+                                 "judge": row.judge_model})[:40] + f"-{row.presentation_order}"
         replicate = replicate_of.get(base_unit, 0)
         replicate_of[base_unit] = replicate + 1
         replicates += (section, pid, sample, row.judge_model) in judged  # any re-judgment, either print order
@@ -472,7 +478,7 @@ def import_legacy(store: Store, paths: Sequence[str | Path], *, baseline: str = 
         store.save_judgment(JudgmentRow(
             run_id=run_id, unit_key=unit, section=section, prompt_id=pid, sample_index=sample,
             judge=row.judge_model, judge_type=row.judge_type, judge_model=row.judge_model,
-            baseline=baseline, candidate=candidate, order_index=row.order_index,
+            baseline=baseline, candidate=candidate, presentation_order=row.presentation_order,
             label_a=baseline, label_b=candidate, gen_key_a=keys[baseline], gen_key_b=keys[candidate],
             verdict=parsed.label, winner=unblind(parsed.label, assignment), p_a=None,
             scores=dict(parsed.scores) if parsed.scores else None, reasoning=parsed.reasoning,

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from brie_bench import __version__, stats
+from brie_bench.gcpause import collector_paused
 from brie_bench.stats import bias as stats_bias
 from brie_bench.report.figures import (MIN_PROMPTS, finite, interval_fields, report_interval, wilson_interval,
                                        withheld)
@@ -41,7 +42,8 @@ from brie_bench.report.schema import (Agreement, AgreementPair, BiasDiagnostics,
                                       RunInfo, Section, SectionJudgeFigures, Verdict, VerdictLike)
 from brie_bench.store import Store
 
-SCHEMA_VERSION = 2
+#: 3: `verdict.candidates[].outcome` renamed `finding` (docs/report-schema.md, "Versions").
+SCHEMA_VERSION = 3
 SCHEMA_ID = "brie-bench-report"
 N_BOOT = 2000
 BOOT_SEED = 0
@@ -71,7 +73,7 @@ INTERVAL_EXPLANATION = (
 ROWS_EXPLANATION = (
     "Row level counts every stored judgment once, as the original Brie Bench did (its published "
     "percentages are row-level): a re-judgment of the same comparison by the same judge is a row of its own, "
-    "and a comparison judged in both print orders is two rows. The comparison level (the headline) counts "
+    "and a comparison judged in both presentation orders is two rows. The comparison level (the headline) counts "
     "a comparison judged in both orders once (the MT-Bench rule). Both are clustered by prompt text; the "
     "Wilson interval beside them treats every row as independent and is too narrow when prompts repeat, "
     "which is why the clustered interval is the one to quote."
@@ -106,7 +108,7 @@ class Comparisons:
     """One judge's comparisons: one outcome each (orders combined), with its prompt and answer lengths.
 
     A comparison is one pair of answers seen by one judge (the module docstring's
-    counting rule). `pairs` are the comparisons judged in both print orders, with the
+    counting rule). `pairs` are the comparisons judged in both presentation orders, with the
     outcome of each order; `clusters` each comparison's prompt.
     """
 
@@ -213,7 +215,7 @@ def _codes(values: Iterable[Any], n: int) -> np.ndarray:
 #: Per-row column readers, C-level (`operator.attrgetter`): a 100,000-judgment report reads each column
 #: of every row several times, and a generator expression per read was a large share of its time.
 _ITEM = operator.attrgetter("item")
-_ORDER = operator.attrgetter("order_index")
+_ORDER = operator.attrgetter("presentation_order")
 _OUTCOME = operator.attrgetter("outcome")
 _FT_IS_A = operator.attrgetter("ft_is_a")
 _FIRST_LABEL = operator.attrgetter("first_label")
@@ -329,7 +331,7 @@ def comparisons_of(rows: Sequence[JRow]) -> Comparisons:
 def _comparisons_of_cols(cols: _Columns) -> Comparisons:
     """The collapse itself, over arrays: a 100,000-judgment report calls it for every judge and section.
 
-    Per comparison (ItemKey, in first-seen order) and print order, the last row counts
+    Per comparison (ItemKey, in first-seen order) and presentation order, the last row counts
     (as a later row of the same order replaces an earlier one). A comparison judged in
     both orders 0 and 1 is combined by `stats.combine_orders`, the one counting rule;
     otherwise it is the outcome of its first-seen order. Answer lengths come from that row.
@@ -341,7 +343,7 @@ def _comparisons_of_cols(cols: _Columns) -> Comparisons:
     relabel[seen] = np.arange(len(seen))
     item_of = relabel[inverse.reshape(-1)] if n else np.zeros(0, dtype=np.intp)
     key_index = uniq[seen]
-    keys = [cols.keys[i] for i in key_index.tolist()]
+    keys = list(map(cols.keys.__getitem__, key_index.tolist()))
     order_values, order_code = np.unique(cols.order, return_inverse=True)
     order_code = order_code.reshape(-1)
     n_orders = max(1, len(order_values))
@@ -501,8 +503,8 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False,
     """Every stored judgment counted once (the original Brie Bench's unit), clustered by prompt text.
 
     Shown beside the comparison-level headline: the two differ only where a comparison
-    was judged in both print orders (two rows, one comparison under the MT-Bench rule).
-    A legacy re-judgment in the same print order is a row and a comparison of its own.
+    was judged in both presentation orders (two rows, one comparison under the MT-Bench rule).
+    A legacy re-judgment in the same presentation order is a row and a comparison of its own.
     `withhold`: the judge carries no information, so its rates and intervals are blanked.
     """
     outs = _outcomes(rows)
@@ -510,9 +512,9 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False,
     f = _withheld_figures(outcome_figures(outs, clusters), withhold)
     c = stats.counts(outs)
     wilson = wilson_interval(stats.wilson_ci(c.wins, c.n_valid, LEVEL))
-    keys = ([rows.cols.keys[i] for i in np.unique(rows.column("item")).tolist()] if isinstance(rows, RowsView)
+    keys = (map(rows.cols.keys.__getitem__, np.unique(rows.column("item")).tolist()) if isinstance(rows, RowsView)
             else dict.fromkeys(map(_ITEM, rows)))
-    pairs = {(k.section, k.prompt_id, k.sample_index) for k in keys}
+    pairs = set(map(_ANSWER_PAIR, keys))
     return RowLevel(
         wins=f.wins, losses=f.losses, ties=f.ties, invalid=f.invalid, n=f.n, n_valid=f.n_valid,
         n_prompts=f.n_prompts, win_rate=f.win_rate, strict_win_rate=f.strict_win_rate, ci95=f.ci95,
@@ -711,9 +713,9 @@ def criteria_entries(rows: Sequence[JRow], build: _Build | None = None) -> list[
 ALIGNMENT_EXPLANATION = (
     "Agreement compares judges on what they judged: an answer pair and its occurrence, the k-th judgment "
     "of that pair by that judge (or judge family) lining up with every other judge's k-th. In a run made by "
-    "Brie Bench one judgment is one comparison, its print orders combined (under `orders: both` the two "
+    "Brie Bench one judgment is one comparison, its presentation orders combined (under `orders: both` the two "
     "orders are one designed judgment, counted as in the headline); in an imported legacy run it is one "
-    "stored row, whatever its print order, so every row of the source files is one item for every judge."
+    "stored row, whatever its presentation order, so every row of the source files is one item for every judge."
 )
 
 
@@ -723,7 +725,7 @@ def _occurrences(rows: Sequence[JRow], judge: str, legacy: bool,
 
     Legacy: every stored row is a judgment; its occurrence is its rank, in stored order,
     among the judge's rows of the same answer pair. Native: a judgment is a comparison
-    (`comparisons_of`: print orders combined); a family's members' comparisons of one pair are
+    (`comparisons_of`: presentation orders combined); a family's members' comparisons of one pair are
     already numbered 0, 1, ... in `ItemKey.replicate` (report.rows), a single judge's are 0.
     """
     mine = _rows_of_judge(rows, judge)
@@ -1137,6 +1139,7 @@ def verdict_like_entries(data: RunData) -> list[VerdictLike]:
     return out
 
 
+@collector_paused()  # as load_run: see brie_bench/gcpause.py
 def build_report_from_data(data: RunData) -> Report:
     """The report for already-loaded run data (see `build_report`).
 

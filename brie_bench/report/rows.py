@@ -12,7 +12,7 @@ from the same stored tuple and by the same rules (`_RowCoder.code`):
   runs made by Brie Bench).
 * ``first_label``: the label shown first. Always "A" for Brie Bench runs; for
   imported legacy runs the print order changed while the labels did not, and
-  the importer records the print order in ``order_index`` (0 = AB, 1 = BA).
+  the importer records it in ``presentation_order`` (0 = AB, 1 = BA).
 
 A *unit* is one comparison seen by one judge: (section, prompt, sample,
 baseline, candidate, replicate, judge). A unit judged in both orders has two
@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from brie_bench.gcpause import collector_paused
 from brie_bench.report.columns import (Coded, RowsView, RunColumns, codes, columns_from_rows, finish, first_seen,
                                        outcomes_of, score_matrix, view_of)
 from brie_bench.report.jrow import NAN, ItemKey, JRow
@@ -145,7 +146,7 @@ def _apply_families(rows: list[JRow], families: dict[str, list[str]], legacy: bo
     for r in grouped:
         family, pair = family_of[r.member], _pair(r.item)
         if legacy:
-            slot = (pair, family, r.order_index)
+            slot = (pair, family, r.presentation_order)
             replicate = per_order.get(slot, 0)
             per_order[slot] = replicate + 1
         else:
@@ -184,7 +185,7 @@ def _replicate(unit_key: str) -> int:
 #: (`texts=True`). Rows are read as tuples, not `JudgmentRow`s: one object per row would slow a
 #: 100k-judgment report (benchmarks/report_scale.py).
 _STAT_COLUMNS = ("unit_key", "section", "prompt_id", "sample_index", "judge", "judge_type", "judge_model",
-                 "baseline", "candidate", "order_index", "label_a", "label_b", "gen_key_a", "gen_key_b",
+                 "baseline", "candidate", "presentation_order", "label_a", "label_b", "gen_key_a", "gen_key_b",
                  "verdict", "winner", "p_a", "scores", "invalid_reason", "input_tokens", "output_tokens",
                  "latency_s")
 _TEXT_COLUMNS = ("raw", "reasoning")
@@ -206,8 +207,12 @@ class _RowCoder:
         self.cluster_of: dict[tuple[str, str], str] = {}
         self.items: dict[tuple[Any, ...], ItemKey] = {}
         self.scores: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
-        #: Each stored scores text parsed (`parse_values`), before `_scores` reads a side of it.
-        self.parsed: dict[str, Any] = {}
+        #: The distinct stored scores texts of the run (`_columns` registers them). The statistics read
+        #: the scores as matrices parsed a chunk at a time (`_score_matrices`) and make a handful of
+        #: rows; a row's scores are parsed when it is made, and once `_ROWS_BEFORE_BULK_PARSE` have
+        #: been, every text is parsed in one call into `_parsed` (the HTML list makes every row).
+        self.score_texts: list[str] = []
+        self._parsed: dict[str, Any] | None = None
 
     def item(self, section: str, pid: str, sample_index: int, baseline: str, candidate: str,
              replicate: int) -> ItemKey:
@@ -238,7 +243,6 @@ class _RowCoder:
                 parsed = None
         if not isinstance(parsed, list) or len(parsed) != len(texts):
             parsed = [json.loads(t, parse_int=float) for t in texts]
-        self.parsed.update(zip(texts, parsed))
         return list(parsed)
 
     def score_pair(self, raw: str | None) -> tuple[dict[str, float], dict[str, float]]:
@@ -247,19 +251,23 @@ class _RowCoder:
             return {}, {}
         found = self.scores.get(raw)
         if found is None:
-            parsed = self.parsed[raw] if raw in self.parsed else json.loads(raw, parse_int=float)
+            if self._parsed is None and len(self.scores) >= _ROWS_BEFORE_BULK_PARSE:
+                # Many rows are being made (the HTML list makes every one): the rest in one call.
+                self._parsed = dict(zip(self.score_texts, self.parse_values(self.score_texts)))
+            known = self._parsed or {}
+            parsed = known[raw] if raw in known else json.loads(raw, parse_int=float)
             found = self.scores[raw] = (_scores(parsed, "A"), _scores(parsed, "B"))
         return found
 
     def code(self, values: tuple[Any, ...]) -> JRow | None:
         """One row, or None when an answer it compares is missing (as the old join skipped it)."""
         (seq, unit_key, section, prompt_id, sample_index, judge, judge_type, judge_model, baseline, candidate,
-         order_index, label_a, label_b, gen_key_a, gen_key_b, verdict, winner, p_a, scores, invalid_reason,
+         presentation_order, label_a, label_b, gen_key_a, gen_key_b, verdict, winner, p_a, scores, invalid_reason,
          input_tokens, output_tokens, latency_s, *texts) = values
         text_a, text_b = self.answers.get(gen_key_a), self.answers.get(gen_key_b)
         if text_a is None or text_b is None:
             return None
-        order_index = int(order_index)
+        presentation_order = int(presentation_order)
         ft_is_a = label_a == candidate
         p_ft = NAN if p_a is None or not math.isfinite(p_a) else (p_a if ft_is_a else 1.0 - p_a)
         scores_a, scores_b = self.score_pair(scores)
@@ -267,9 +275,9 @@ class _RowCoder:
         return JRow(
             self.item(section, str(prompt_id), int(sample_index), baseline, candidate,
                       _replicate(unit_key) if self.legacy else 0),
-            unit_key, judge, judge_type or "", judge_model, order_index, label_a, label_b, verdict, winner,
+            unit_key, judge, judge_type or "", judge_model, presentation_order, label_a, label_b, verdict, winner,
             outcome_of(winner, baseline, candidate), ft_is_a,
-            ("A" if order_index == 0 else "B") if self.legacy else "A", p_ft,
+            ("A" if presentation_order == 0 else "B") if self.legacy else "A", p_ft,
             scores_a if ft_is_a else scores_b, scores_b if ft_is_a else scores_a,
             text_a if ft_is_a else text_b, text_b if ft_is_a else text_a,
             raw or "", reasoning, invalid_reason, int(input_tokens or 0), int(output_tokens or 0), latency_s,
@@ -288,12 +296,50 @@ def _sides(values: list[Any], label: str) -> list[dict[str, float]]:
     return [_scores(v, label) for v in values]
 
 
+#: Rows made one `json.loads` each before `_RowCoder.score_pair` parses every scores text at once.
+_ROWS_BEFORE_BULK_PARSE = 1000
+#: Scores texts parsed per `json.loads` call by `_score_matrices`: about 2 MB of JSON, whose parsed dicts
+#: are dropped before the next chunk, so their memory is reused instead of growing by 100 MB and more.
+_SCORE_CHUNK = 8192
+
+
+def _score_matrices(texts: list[str], coder: _RowCoder) -> tuple[tuple[list[str], Any, Any], tuple[list[str], Any, Any]]:
+    """`score_matrix` of label A's and label B's scores in each of `texts`, parsed a chunk at a time.
+
+    Why chunks: a 100,000-judgment run's parsed scores are a few hundred thousand dicts; made all
+    at once they cost more in fresh memory (page faults) and garbage-collector passes than in
+    parsing. Each chunk's criteria are merged by name, in first-seen order, as one parse would.
+    """
+    sides: tuple[list[tuple[list[str], Any, Any]], list[tuple[list[str], Any, Any]]] = ([], [])
+    for start in range(0, len(texts), _SCORE_CHUNK):
+        parsed = coder.parse_values(texts[start:start + _SCORE_CHUNK])
+        for found, label in zip(sides, "AB"):
+            found.append(score_matrix(_sides(parsed, label)))
+        del parsed
+    out = []
+    for found in sides:
+        if len(found) == 1:
+            out.append(found[0])
+            continue
+        names = list(dict.fromkeys(itertools.chain.from_iterable(names for names, _, _ in found)))
+        where = {name: j for j, name in enumerate(names)}
+        values, present = np.full((len(texts), len(names)), NAN), np.zeros((len(texts), len(names)), dtype=bool)
+        at = 0
+        for chunk_names, chunk_values, chunk_present in found:
+            rows = slice(at, at + len(chunk_values))
+            for j, name in enumerate(chunk_names):
+                values[rows, where[name]], present[rows, where[name]] = chunk_values[:, j], chunk_present[:, j]
+            at += len(chunk_values)
+        out.append((names, values, present))
+    return out[0], out[1]
+
+
 def _columns(stored: list[tuple[Any, ...]], coder: _RowCoder) -> RunColumns:
     """The stored judgment tuples (each answer of each row stored) as `RunColumns`; rows made lazily by `coder`."""
     n = len(stored)
     if not n:
         return columns_from_rows([])
-    (seq, unit_key, section, prompt_id, sample_index, judge, judge_type, _model, baseline, candidate, order_index,
+    (seq, unit_key, section, prompt_id, sample_index, judge, judge_type, _model, baseline, candidate, presentation_order,
      label_a, _label_b, gen_key_a, gen_key_b, _verdict, winner, p_a, scores, _invalid, input_tokens, output_tokens,
      latency_s) = list(zip(*stored))[:23]
     legacy = coder.legacy
@@ -305,7 +351,7 @@ def _columns(stored: list[tuple[Any, ...]], coder: _RowCoder) -> RunColumns:
     keys = [coder.item(section[f], pid[f], sample[f], baseline[f], candidate[f], replicate[f])
             for f in firsts.tolist()]
     ft_is_a = np.fromiter(map(operator.eq, label_a, candidate), dtype=bool, count=n)
-    order = np.fromiter(map(int, order_index), dtype=np.int64, count=n)
+    order = np.fromiter(map(int, presentation_order), dtype=np.int64, count=n)
     p = np.array(p_a, dtype=float)
     finite = np.isfinite(p)
     p_ft = np.where(finite, np.where(ft_is_a, p, 1.0 - np.where(finite, p, 0.0)), NAN)
@@ -314,10 +360,8 @@ def _columns(stored: list[tuple[Any, ...]], coder: _RowCoder) -> RunColumns:
     text_a, text_b = gen_code[:n].astype(np.intp), gen_code[n:].astype(np.intp)
     # Scores: each distinct stored text parsed once, then a (texts, criteria) matrix per label.
     score_code, distinct = codes(scores)
-    texts = [t for t in distinct if t]
-    parsed = coder.parse_values(texts)
-    names_a, values_a, has_a = score_matrix(_sides(parsed, "A"))
-    names_b, values_b, has_b = score_matrix(_sides(parsed, "B"))
+    texts = coder.score_texts = [t for t in distinct if t]
+    (names_a, values_a, has_a), (names_b, values_b, has_b) = _score_matrices(texts, coder)
     criteria = list(dict.fromkeys([*names_a, *names_b]))
     # Each distinct text's row among `texts`; an empty one's is len(texts), the NaN row `per_row` adds.
     nonempty = np.fromiter(map(bool, distinct), dtype=bool, count=len(distinct))
@@ -359,6 +403,7 @@ def _missing(i: int) -> JRow:  # pragma: no cover - the loader keeps only rows w
     raise LookupError(f"judgment row {i} compares an answer that is not stored")
 
 
+@collector_paused()  # a few hundred thousand acyclic objects: see brie_bench/gcpause.py
 def load_run(store: Store, run_id: str | None = None, *, texts: bool = True) -> RunData:
     """Everything the report needs about one run (the latest when run_id is None).
 

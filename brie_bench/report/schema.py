@@ -261,11 +261,11 @@ class VerdictCaveat(Record):
 
 @dataclass(frozen=True, slots=True)
 class CandidateVerdict(Record):
-    """`verdict.candidates[]`: the conclusion about one candidate."""
+    """`verdict.candidates[]`: the conclusion about one candidate (`finding`: better, worse, mixed, ...)."""
 
     candidate: str
     baseline: str
-    outcome: str
+    finding: str
     text: str
     sentences: list[str]
     agree: bool | None

@@ -73,6 +73,10 @@ _UNDERSCORES = re.compile("__")
 _BOUND = LOGIT_BOUND
 #: Draw counts gathered at once in the bootstrap's product (resamples x prompts): 16 MB as float32.
 _BLOCK_CELLS = 1 << 22
+#: Answers `style_count_table` joins into one string at most: about 1 MB of typical answers. A run's
+#: answers joined whole (36 MB at 100,000 judgments) is fresh memory every time, and on a machine
+#: where page faults are dear that cost more than the one regex pass per chunk saves.
+_TEXTS_PER_JOIN = 1024
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ def style_count_table(texts: Sequence[str]) -> NDArray[np.int64]:
     meet a horizontal rule, are counted alone by `style_counts`.
     """
     n = len(texts)
+    if n > _TEXTS_PER_JOIN:  # a chunk at a time: see `_TEXTS_PER_JOIN`
+        return np.concatenate([style_count_table(texts[i:i + _TEXTS_PER_JOIN]) for i in range(0, n, _TEXTS_PER_JOIN)])
     out = np.zeros((n, len(STYLE_FEATURES)), dtype=np.int64)
     if not n:
         return out
@@ -252,11 +258,20 @@ def _count_products(draws: Draws, prompts: NDArray[np.intp], columns: NDArray[An
     this shape, and this product is most of the style bootstrap's time. The rounding it
     adds (relative 1e-7 of the resample's score and Hessian totals, so of θ_b − θ̂) is
     far below the bootstrap's Monte Carlo error (about 1% of an interval's width).
-    Blocks of `_BLOCK_CELLS` counts bound the gathered copy at 16 MB.
+    Blocks of `_BLOCK_CELLS` counts bound the gathered copy at 16 MB. When the prompts are
+    at least half the draws' columns (a judge over a whole run), the columns are instead
+    spread over all prompts with zero rows for the others, and the product is one BLAS
+    call over the whole float32 count matrix: gathering most of a 2,000 x 20,000 matrix
+    cost more than multiplying its few extra columns by zero.
     """
     counts = draws.counts().counts
     rhs = np.asarray(columns, dtype=np.float32)
     whole = len(prompts) == counts.shape[1]  # every prompt, in order (the statistic's own draws)
+    if counts.dtype == np.float32 and 2 * len(prompts) >= counts.shape[1]:
+        spread = rhs if whole else np.zeros((counts.shape[1], rhs.shape[1]), dtype=np.float32)
+        if not whole:
+            spread[prompts] = rhs
+        return np.asarray(np.matmul(counts, spread), dtype=np.float64)
     out = np.empty((counts.shape[0], rhs.shape[1]))
     step = max(1, _BLOCK_CELLS // max(1, len(prompts)))
     for start in range(0, counts.shape[0], step):

@@ -62,7 +62,7 @@ def test_run_summary_names_the_failed_judge_and_why(failed_judge_run) -> None:
 def test_json_report_lists_the_failed_judge(failed_judge_run) -> None:
     runner, db, _ = failed_judge_run
     report = json.loads(_report(runner, db, "--json"))
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
     assert {j["judge"] for j in report["judges"]} == {"marker"}  # no verdict, so no win rate ...
     (failed,) = report["failed_judges"]  # ... but it is not forgotten
     assert failed["judge"] == "lp-judge" and failed["kind"] == "unsupported"

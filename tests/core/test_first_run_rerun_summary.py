@@ -53,7 +53,7 @@ def test_rerun_after_failures_counts_nothing_as_still_failed(tmp_path: Path, tin
     assert len(tokens) == 9 and min(tokens) > 100, tokens
 
     report = json.loads(_invoke(db, tiny_cache, "report", "--json").output)
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
     assert report["run"]["status"] == "complete"
     assert report["run"]["failed_units"] == 0
     assert report["run"]["retried_attempts"] == 12

@@ -41,7 +41,7 @@ def test_a_row_from_a_mapping_refuses_an_unknown_column_by_name() -> None:
 
 def _judgment(run_id: str, **over: Any) -> JudgmentRow:
     base: dict[str, Any] = dict(run_id=run_id, unit_key="u1", section="s", prompt_id="p1", sample_index=0,
-                                judge="j", judge_type="llm", baseline="base", candidate="ft", order_index=1,
+                                judge="j", judge_type="llm", baseline="base", candidate="ft", presentation_order=1,
                                 label_a="ft", label_b="base", gen_key_a="ga", gen_key_b="gb", verdict="A",
                                 winner="ft", raw="Winner: A", p_a=0.75, scores={"A": {"depth": 4}, "B": {"depth": 2}},
                                 reasoning="why", input_tokens=7, output_tokens=3, latency_s=0.5)

@@ -157,7 +157,7 @@ def integrity(db: Path | str) -> str:
 def store_digest(db: Path) -> dict[str, Any]:
     """What a run produced, without ids and timestamps: to compare two stores."""
     gens = query(db, "SELECT key, text, model FROM generations ORDER BY key")
-    judg = query(db, "SELECT unit_key, section, prompt_id, sample_index, judge, order_index, label_a, label_b, "
+    judg = query(db, "SELECT unit_key, section, prompt_id, sample_index, judge, presentation_order, label_a, label_b, "
                      "gen_key_a, gen_key_b, verdict, winner, raw FROM judgments ORDER BY unit_key")
     links = query(db, "SELECT section, prompt_id, sample_index, contender, gen_key FROM run_generations "
                       "ORDER BY section, prompt_id, sample_index, contender")

@@ -37,7 +37,7 @@ def start(db: Path | str, suite: Path) -> subprocess.Popen:
 
 def run_digest(db: Path | str, run_id: str) -> dict[str, Any]:
     """One run's judgments and links, without ids and timestamps."""
-    judg = query(db, "SELECT unit_key, section, prompt_id, judge, order_index, label_a, label_b, gen_key_a, "
+    judg = query(db, "SELECT unit_key, section, prompt_id, judge, presentation_order, label_a, label_b, gen_key_a, "
                      "gen_key_b, verdict, winner FROM judgments WHERE run_id=? ORDER BY unit_key", run_id)
     links = query(db, "SELECT section, prompt_id, sample_index, contender, gen_key FROM run_generations "
                       "WHERE run_id=? ORDER BY section, prompt_id, contender", run_id)

@@ -144,7 +144,7 @@ def test_the_store_refuses_a_row_it_cannot_hold_instead_of_skipping_it(tmp_path:
         run_id = store.create_run(suite_name="s", suite_path="s.yaml", fingerprint="f", snapshot={}, seed=0,
                                   versions={})
         row = {"run_id": run_id, "unit_key": "u", "section": "s", "prompt_id": "p", "sample_index": 0, "judge": "j",
-               "judge_type": "t", "baseline": "a", "candidate": "b", "order_index": 0, "label_a": "a",
+               "judge_type": "t", "baseline": "a", "candidate": "b", "presentation_order": 0, "label_a": "a",
                "label_b": "b", "gen_key_a": "ga", "gen_key_b": "gb", "verdict": "A", "winner": "a", "raw": None}
         with pytest.raises(sqlite3.IntegrityError):
             store.save_judgment(JudgmentRow.from_mapping(row))

@@ -79,7 +79,7 @@ def test_csv_export_neutralises_formulas_and_keeps_numbers(tmp_path: Path, hosti
     for r in rows:
         for value in r.values():
             assert not value.startswith(("=", "+", "@")) and not (value.startswith("-") and not _number(value))
-        assert _number(r["sample_index"]) and _number(r["order_index"])
+        assert _number(r["sample_index"]) and _number(r["presentation_order"])
 
     raw = tmp_path / "raw.csv"
     assert invoke(hostile_db, "export", "--csv", "--raw", "-o", str(raw)).exit_code == 0

@@ -25,7 +25,7 @@ from report_records import bias, failed_judge, judge, report
 FOLLOWS = ("this judge's verdicts follow the position of the answers, not their content (the answer shown first "
            "won 100% of 40 decisive verdicts, whichever answer it was); no win rate can come from it")
 
-#: (id, report, outcome, agree, caveat kind, phrases the text must hold)
+#: (id, report, finding, agree, caveat kind, phrases the text must hold)
 CASES = [
     ("clear win", report([judge("gpt4o", 0.93, 0.86, 0.98), judge("gemini", 0.9, 0.82, 0.96)]),
      BETTER, True, None,
@@ -84,12 +84,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("report_", "outcome", "agree", "caveat", "phrases"), [c[1:] for c in CASES],
+@pytest.mark.parametrize(("report_", "finding", "agree", "caveat", "phrases"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
-def test_rules_table(report_: Report, outcome: str, agree: bool | None, caveat: str | None,
+def test_rules_table(report_: Report, finding: str, agree: bool | None, caveat: str | None,
                      phrases: list[str]) -> None:
     (c,) = conclude(report_)
-    assert c.outcome == outcome, c.text
+    assert c.finding == finding, c.text
     assert c.agree is agree, c.text
     assert (c.caveat.kind if c.caveat else None) == caveat, c.text
     for phrase in phrases:
@@ -101,21 +101,24 @@ def test_rules_table(report_: Report, outcome: str, agree: bool | None, caveat: 
 def test_the_point_estimate_never_decides() -> None:
     """A 95% estimate whose interval reaches below 50% is no win; an untrusted one decides nothing."""
     (c,) = conclude(report([judge("gpt4o", 0.95, 0.45, 0.99)]))
-    assert c.outcome == NULL
+    assert c.finding == NULL
     readings = judge_readings(report([judge("gpt4o", 0.99, 0.9, 1.0, trusted=False, note="cannot be trusted: x")]))
     assert [r.reading for r in readings] == [UNDECIDED]
     # The boundary: an interval that touches 50% is not entirely above it.
     (c,) = conclude(report([judge("gpt4o", 0.7, 0.5, 0.85)]))
-    assert c.outcome == NULL
+    assert c.finding == NULL
 
 
 def test_several_candidates_get_one_conclusion_each() -> None:
     r = report([judge("gpt4o", 0.9, 0.8, 0.96, cand="brie-a"), judge("gpt4o", 0.3, 0.2, 0.4, cand="brie-b")])
     verdict = verdict_entry(r)
-    assert [(c.candidate, c.outcome) for c in verdict.candidates] == [("brie-a", BETTER), ("brie-b", WORSE)]
+    assert [(c.candidate, c.finding) for c in verdict.candidates] == [("brie-a", BETTER), ("brie-b", WORSE)]
     assert verdict.text == " ".join(c.text for c in verdict.candidates)
     plain = verdict.to_json_dict()
     assert json.loads(json.dumps(plain)) == plain  # plain JSON
+    # Schema 3: the candidate's conclusion is `finding`; "outcome" is only the 1 / 0.5 / 0 coding of a comparison.
+    assert [c["finding"] for c in plain["candidates"]] == [BETTER, WORSE]
+    assert not any("outcome" in c for c in plain["candidates"])
 
 
 # --------------------------------------------------------------------------- the real smoke run
@@ -147,8 +150,9 @@ def test_the_smoke_verdict_says_its_judge_follows_the_label_and_no_conclusion_fo
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert list(report)[:6] == ["schema", "schema_version", "brie_bench_version", "generated_at", "run", "verdict"]
+    assert report["schema_version"] == 3  # 3 renamed verdict.candidates[].outcome to `finding`
     (c,) = report["verdict"]["candidates"]
-    assert c["outcome"] == NO_CONCLUSION and c["judges"][0]["reading"] == UNDECIDED
+    assert c["finding"] == NO_CONCLUSION and "outcome" not in c and c["judges"][0]["reading"] == UNDECIDED
     text = report["verdict"]["text"]
     assert "tiny-judge" in text and re.search(r"verdicts follow the label( and position)? of the answers", text)
     assert "so no conclusion follows from it" in text
@@ -164,6 +168,7 @@ def test_the_smoke_verdict_says_its_judge_follows_the_label_and_no_conclusion_fo
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     body = page.split("</header>", 1)[1]
     assert body.lstrip().startswith('<section id="verdict"') and first in _flat(body)
+    assert '<p class="verdict-no-conclusion">' in body  # the finding names the paragraph's class
     card = tmp_path / "README.md"
     made = _cli(smoke_db, "report", "--model-card", str(card))
     assert made.returncode == 0, made.stderr

@@ -84,7 +84,7 @@ def test_every_parser_disagreement_is_reported_with_file_and_line(imported):
     assert report["legacy"]["duplicates"] == 1
 
 
-def test_store_rows_keep_label_a_as_baseline_and_print_order_in_order_index(imported):
+def test_store_rows_keep_label_a_as_baseline_and_the_print_order_as_presentation_order(imported):
     db, run_id = imported
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
@@ -96,7 +96,7 @@ def test_store_rows_keep_label_a_as_baseline_and_print_order_in_order_index(impo
     assert all(r["label_a"] == "baseline" and r["label_b"] == "brie" for r in rows)
     lines = [json.loads(l) for l in CLAUDE.read_text().splitlines()[:5]]
     claude = [r for r in rows if r["judge"] == CLAUDE_MODEL]  # in file order
-    assert [r["order_index"] for r in claude] == [{"AB": 0, "BA": 1}[l["presentation_order"]] for l in lines]
+    assert [r["presentation_order"] for r in claude] == [{"AB": 0, "BA": 1}[l["presentation_order"]] for l in lines]
     assert [r["raw"] for r in claude] == [l["judgment"] for l in lines]
     assert [texts[r["gen_key_b"]] for r in claude] == [l["brie_response"] for l in lines]
     assert json.loads(run["metadata"])["legacy"] is True

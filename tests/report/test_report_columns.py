@@ -147,3 +147,30 @@ def test_verdict_like_text_of_all_answers_at_once_equals_each_alone() -> None:
     assert verdict_like_texts(texts) == [verdict_like_text(t) for t in texts]
     assert verdict_like_texts(["plain", "prose"]) == [None, None]
     assert verdict_like_texts([]) == []
+
+
+def test_chunked_passes_give_what_one_pass_gives(run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scores parsed, style counted and verdict-like text looked for a few answers at a time (as a large
+    run is, to keep its memory down) give the same columns and report as one pass over everything."""
+    import brie_bench.report.rows as rows_module
+    import brie_bench.stats.style as style_module
+    import brie_bench.verdicts as verdicts_module
+
+    whole = _load(run)
+    whole_json = _STAMP.sub("", render_json(build_report_from_data(whole)))
+    monkeypatch.setattr(rows_module, "_SCORE_CHUNK", 1)  # the hand-edited scores text a chunk of its own
+    monkeypatch.setattr(style_module, "_TEXTS_PER_JOIN", 5)
+    monkeypatch.setattr(verdicts_module, "_TEXTS_PER_LOOK", 3)
+    chunked = _load(run)
+    assert isinstance(whole.rows, RowsView) and isinstance(chunked.rows, RowsView)
+    a, b = whole.rows.cols, chunked.rows.cols
+    assert a.criteria == b.criteria and "care" not in a.criteria  # "n/a" is no score, so no column
+    for name in ("scores_ft", "scores_base", "has_ft", "has_base"):
+        assert _same(getattr(a, name), getattr(b, name)), name
+    assert _STAMP.sub("", render_json(build_report_from_data(chunked))) == whole_json
+    texts = list(a.answers)
+    one_by_one = [(c.length, c.headers, c.unordered_list_items, c.ordered_list_items, c.bold)
+                  for c in map(style_counts, texts)]
+    assert style_count_table(texts).tolist() == [list(c) for c in one_by_one]
+    assert verdict_like_texts(texts) == [verdict_like_text(t) for t in texts]
+    assert any(verdict_like_texts(texts)) and style_count_table(texts)[:, 1:].any()  # something to find

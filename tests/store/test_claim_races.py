@@ -24,7 +24,7 @@ THREADS = 4
 
 def _verdict(run_id: str, key: str) -> JudgmentRow:
     return JudgmentRow(run_id=run_id, unit_key=key, section="s", prompt_id=key, sample_index=0, judge="j",
-                       judge_type="llm", baseline="a", candidate="b", order_index=0, label_a="a", label_b="b",
+                       judge_type="llm", baseline="a", candidate="b", presentation_order=0, label_a="a", label_b="b",
                        gen_key_a="ga", gen_key_b="gb", verdict="A", winner="a", raw="Winner: A")
 
 

@@ -76,7 +76,7 @@ def synthetic_run(db: str, judgments: int) -> str:
                                   versions={}, metadata={})
         store.mark_run(run_id, "complete")
         rows = [dict(run_id=run_id, unit_key=f"u{i:06d}", section="s", prompt_id=f"p{i}", sample_index=0, judge="j",
-                     judge_type="llm", judge_model=None, baseline="a", candidate="b", order_index=0, label_a="a",
+                     judge_type="llm", judge_model=None, baseline="a", candidate="b", presentation_order=0, label_a="a",
                      label_b="b", gen_key_a="ga", gen_key_b="gb", verdict="A", winner="a", p_a=None, scores=None,
                      reasoning=None, invalid_reason=None, raw="Winner: A " + "x" * 200, input_tokens=1,
                      output_tokens=1, latency_s=0.5, created_at=1700000000.0 + i) for i in range(judgments)]

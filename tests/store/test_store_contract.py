@@ -43,7 +43,7 @@ def generation(key: str, text: str = "an answer ✓") -> GenerationRow:
 
 def judgment(run_id: str, key: str, **overrides: object) -> JudgmentRow:
     values: dict = dict(run_id=run_id, unit_key=key, section="sec", prompt_id="p1", sample_index=0, judge="j",
-                        judge_type="llm", baseline="base", candidate="brie", order_index=0, label_a="base",
+                        judge_type="llm", baseline="base", candidate="brie", presentation_order=0, label_a="base",
                         label_b="brie", gen_key_a="ga", gen_key_b="gb", verdict="B", winner="brie", raw="Winner: B",
                         p_a=1 / 3, scores={"brie": {"help": 4.5}}, latency_s=math.pi, created_at=1700000001.5)
     values.update(overrides)
@@ -236,7 +236,7 @@ def test_a_foreign_or_newer_postgres_database_is_refused(postgres_url: str) -> N
         open_store(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
         conn.execute("ALTER TABLE judgments RENAME COLUMN verdict TO outcome")
     with pytest.raises(InputError, match="table 'judgments' has no column verdict"):
         open_store(postgres_url)
@@ -248,12 +248,13 @@ def test_a_newer_postgres_database_is_exit_2_from_the_cli(postgres_url: str) -> 
     with open_store(postgres_url) as store:
         new_run(store)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+        conn.execute("UPDATE meta SET value=%s WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
     for command in (["runs"], ["report", "--json"]):
         done = subprocess.run([sys.executable, "-m", "brie_bench", "--db", postgres_url, *command],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stdout + done.stderr
-        assert "schema version 3, newer than this brie-bench understands (2); upgrade brie-bench" in done.stderr
+        assert (f"schema version {SCHEMA_VERSION + 1}, newer than this brie-bench understands ({SCHEMA_VERSION}); "
+                "upgrade brie-bench") in done.stderr
         assert "Traceback" not in done.stderr
 
 

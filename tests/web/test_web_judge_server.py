@@ -167,7 +167,7 @@ def test_each_person_gets_their_own_order_and_keys(run_db) -> None:
     try:
         assert not set(alice.by_key) & set(bob.by_key)
         assert [u.prompt.text for u in alice.units] != [u.prompt.text for u in bob.units] or \
-            [u.order_index for u in alice.units] != [u.order_index for u in bob.units]
+            [u.presentation_order for u in alice.units] != [u.presentation_order for u in bob.units]
         again = JudgingSession(str(db), None, "alice")
         assert [u.key for u in again.units] == [u.key for u in alice.units]  # stable across visits
         again.close()
