@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 import subprocess
@@ -234,3 +235,15 @@ def form_request(port: int, method: str, path: str, body: dict[str, Any] | None 
     text = resp.read().decode("utf-8", "replace")
     conn.close()
     return resp.status, text
+
+
+def synthetic_run(db: Path, judgments: int, seed: int) -> str:
+    """A synthetic run of about `judgments` judgments, made through the store's public methods by
+    the scale benchmark's own builder (`benchmarks/report_scale.build`); returns its run id."""
+    spec = importlib.util.spec_from_file_location("report_scale", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "report_scale.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("report_scale", module)
+    spec.loader.exec_module(module)
+    return str(module.build(db, judgments, seed=seed))

@@ -76,9 +76,9 @@ def _not_serializable(obj: Any) -> TypeError:
 def _write(top: Any) -> str:
     """`top` as json.dumps(to_jsonable(top), indent=2, ensure_ascii=False, allow_nan=False) writes it, records included.
 
-    Exact types (str, int, float, bool, None, dict, list) take the fast branches; everything
-    else is first converted as `to_jsonable` converts it, so subclasses and numpy values come
-    out as they always did.
+    Exact types (str, int, float, bool, None: `scalar`; dict, list, records) take the fast
+    branches; everything else is first converted as `to_jsonable` converts it, so subclasses
+    and numpy values come out as they always did.
     """
     parts: list[str] = []
     emit = parts.append
@@ -94,19 +94,27 @@ def _write(top: Any) -> str:
             newlines.append(newlines[-1] + "  ")
         return newlines[depth]
 
-    def value(v: Any, depth: int) -> None:
-        """Any value; the loops below test the plain scalars inline before calling this (it was most of the time)."""
+    def scalar(v: Any) -> str | None:
+        """An exact str, None, float, bool or int as JSON (NaN and infinities as null); None for anything else."""
         t = type(v)
         if t is str:
-            emit(enc(v))
-        elif v is None:
-            emit("null")
-        elif t is float:
-            emit(frepr(v) if isfinite(v) else "null")
-        elif t is bool:
-            emit("true" if v else "false")
-        elif t is int:
-            emit(irepr(v))
+            return enc(v)
+        if v is None:
+            return "null"
+        if t is float:
+            return frepr(v) if isfinite(v) else "null"
+        if t is bool:
+            return "true" if v else "false"
+        if t is int:
+            return irepr(v)
+        return None
+
+    def value(v: Any, depth: int) -> None:
+        """Any value: the plain scalars first (most of a report), then containers, records and the rest."""
+        text = scalar(v)
+        t = type(v)
+        if text is not None:
+            emit(text)
         elif t is dict:
             mapping(v, depth)
         elif t is list or t is tuple:
@@ -136,8 +144,14 @@ def _write(top: Any) -> str:
         else:
             raise _not_serializable(v)
 
-    # The three container writers below inline value()'s scalar branches and call mapping() and
-    # sequence() directly, so plain nesting costs one Python frame per level, as in json.dumps.
+    def member(prefix: str, v: Any, depth: int) -> None:
+        """One element of a list or object: what comes before it (separator, indent, key), then it."""
+        text = scalar(v)
+        if text is None:
+            emit(prefix)
+            value(v, depth)
+        else:
+            emit(prefix + text)
 
     def sequence(items: Any, depth: int) -> None:
         if not items:
@@ -148,25 +162,7 @@ def _write(top: Any) -> str:
         pre = "[" + nl
         sep = "," + nl
         for v in items:
-            t = type(v)
-            if t is str:
-                emit(pre + enc(v))
-            elif v is None:
-                emit(pre + "null")
-            elif t is float:
-                emit(pre + (frepr(v) if isfinite(v) else "null"))
-            elif t is bool:
-                emit(pre + ("true" if v else "false"))
-            elif t is int:
-                emit(pre + irepr(v))
-            else:
-                emit(pre)
-                if t is dict:
-                    mapping(v, depth)
-                elif t is list or t is tuple:
-                    sequence(v, depth)
-                else:
-                    value(v, depth)
+            member(pre, v, depth)
             pre = sep
         emit(newline(depth - 1) + "]")
 
@@ -185,26 +181,7 @@ def _write(top: Any) -> str:
                 del parts[start:]
                 mapping({str(k): v for k, v in d.items()}, depth - 1)
                 return
-            key = pre + enc(k) + ": "
-            t = type(v)
-            if t is str:
-                emit(key + enc(v))
-            elif v is None:
-                emit(key + "null")
-            elif t is float:
-                emit(key + (frepr(v) if isfinite(v) else "null"))
-            elif t is bool:
-                emit(key + ("true" if v else "false"))
-            elif t is int:
-                emit(key + irepr(v))
-            else:
-                emit(key)
-                if t is dict:
-                    mapping(v, depth)
-                elif t is list or t is tuple:
-                    sequence(v, depth)
-                else:
-                    value(v, depth)
+            member(pre + enc(k) + ": ", v, depth)
             pre = sep
         emit(newline(depth - 1) + "}")
 
@@ -224,23 +201,7 @@ def _write(top: Any) -> str:
             kept = [(key, v) for key, v, omit in zip(keys, values, omits) if v is not None or not omit]
             keys, values = tuple(k for k, _ in kept), tuple(v for _, v in kept)
         for key, v in zip(keys, values):
-            t = type(v)
-            if t is str:
-                emit(pre + key + enc(v))
-            elif v is None:
-                emit(pre + key + "null")
-            elif t is float:
-                emit(pre + key + (frepr(v) if isfinite(v) else "null"))
-            elif t is bool:
-                emit(pre + key + ("true" if v else "false"))
-            elif t is int:
-                emit(pre + key + irepr(v))
-            else:
-                emit(pre + key)
-                if t is list:
-                    sequence(v, depth)
-                else:
-                    value(v, depth)
+            member(pre + key, v, depth)
             pre = sep
         if pre is sep:
             emit(newline(depth - 1) + "}")

@@ -16,10 +16,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
-import importlib.util
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,10 +34,7 @@ from brie_bench.report.model import build_report, build_report_from_data
 from brie_bench.report.rows import RunData, load_run
 from brie_bench.report.schema import HumanCalibrated, Record
 from brie_bench.store import Store
-from helpers import run_suite, two_judge_suite, write_yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from helpers import run_suite, synthetic_run, two_judge_suite, write_yaml
 
 def reference(record: Any) -> str:
     """What `render_json` wrote before: json.dumps over `to_jsonable` over the record's dict."""
@@ -230,16 +225,6 @@ def test_a_deeply_nested_value_is_written() -> None:
 # --------------------------------------------------------------------------- real reports
 
 
-def _scale_run(db: Path, judgments: int, seed: int) -> str:
-    """A synthetic run through the store's public methods (`benchmarks/report_scale.build`)."""
-    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "benchmarks" / "report_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("report_scale", module)
-    spec.loader.exec_module(module)
-    return str(module.build(db, judgments, seed=seed))
-
-
 def _load(db: Path, run_id: str) -> RunData:
     with Store(db, readonly=True) as store:
         return load_run(store, run_id, texts=False)
@@ -248,8 +233,8 @@ def _load(db: Path, run_id: str) -> RunData:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunData, RunData]:
     tmp = tmp_path_factory.mktemp("json-writer")
-    return (_load(tmp / "a.db", _scale_run(tmp / "a.db", 1500, seed=3)),
-            _load(tmp / "b.db", _scale_run(tmp / "b.db", 1200, seed=4)))
+    return (_load(tmp / "a.db", synthetic_run(tmp / "a.db", 1500, seed=3)),
+            _load(tmp / "b.db", synthetic_run(tmp / "b.db", 1200, seed=4)))
 
 
 def test_a_synthetic_runs_report_is_byte_identical(two_runs: tuple[RunData, RunData]) -> None:

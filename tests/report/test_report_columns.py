@@ -10,12 +10,10 @@ verdict-like text) give what looking at each answer alone gives.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import re
 import sqlite3
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +26,13 @@ from brie_bench.report.rows import RunData, load_run
 from brie_bench.stats.style import style_count_table, style_counts
 from brie_bench.store import Store
 from brie_bench.verdicts import verdict_like_text, verdict_like_texts
+from helpers import synthetic_run
 
-ROOT = Path(__file__).resolve().parents[2]
 _STAMP = re.compile(r'^\s*"generated_at": .*\n', re.M)
 
 
 def _build(db: Path, judgments: int) -> str:
-    """A synthetic run through the store's public methods (`benchmarks/report_scale.build`)."""
-    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "benchmarks" / "report_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("report_scale", module)
-    spec.loader.exec_module(module)
-    return str(module.build(db, judgments, seed=11))
+    return synthetic_run(db, judgments, seed=11)
 
 
 @pytest.fixture(scope="module")

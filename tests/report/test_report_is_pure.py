@@ -8,9 +8,7 @@ it gets alone, and one thread building the same report twice must get it twice.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,18 +18,11 @@ import pytest
 from brie_bench.report.model import build_report_from_data
 from brie_bench.report.rows import RunData, load_run
 from brie_bench.store import Store
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from helpers import synthetic_run
 
 def _build_run(db: Path, judgments: int, seed: int) -> RunData:
-    """A synthetic run through the store's public methods (`benchmarks/report_scale.build`)."""
-    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "benchmarks" / "report_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("report_scale", module)
-    spec.loader.exec_module(module)
-    run_id = module.build(db, judgments, seed=seed)
+    """A synthetic run (`helpers.synthetic_run`), loaded."""
+    run_id = synthetic_run(db, judgments, seed)
     with Store(db, readonly=True) as store:
         return load_run(store, run_id, texts=False)
 

@@ -8,11 +8,9 @@ including the texts a hand-edited store may hold (not an object, strings, boolea
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +21,10 @@ from brie_bench.report.controls import _style_matrix
 from brie_bench.report.rows import load_run
 from brie_bench.stats.style import StyleCounts, style_differences
 from brie_bench.store import Store
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from helpers import synthetic_run
 
 def _build(db: Path, judgments: int) -> str:
-    """A synthetic run through the store's public methods (`benchmarks/report_scale.build`)."""
-    spec = importlib.util.spec_from_file_location("report_scale", ROOT / "benchmarks" / "report_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("report_scale", module)
-    spec.loader.exec_module(module)
-    return str(module.build(db, judgments, seed=3))
+    return synthetic_run(db, judgments, seed=3)
 
 
 def _expected(text: str | None, label: str) -> dict[str, float]:
