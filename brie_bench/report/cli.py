@@ -19,6 +19,7 @@ import click
 from brie_bench.cli import err_console, out_console
 from brie_bench.cli_options import common_options
 from brie_bench.errors import InputError
+from brie_bench.gcpause import collector_paused
 from brie_bench.textsafe import printable, safe_text
 
 if TYPE_CHECKING:
@@ -112,6 +113,9 @@ def _check_targets(paths: list[str | None], *, db: str, follow_symlinks: bool) -
 @click.option("--follow-symlinks", is_flag=True, help=FOLLOW_SYMLINKS_HELP)
 @common_options
 @click.pass_context
+# The whole command, so the collector runs again only once the report's objects are freed (a
+# pause inside, in load_run or build_report_from_data, would be followed by a pass over them all).
+@collector_paused()
 def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | None, md_opt: str | None,
                    json_opt: str | None, model_index: bool, model_name: str | None, card_opt: str | None,
                    candidate: str | None, follow_symlinks: bool, db_opt: str | None,
