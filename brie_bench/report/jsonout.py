@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from brie_bench.report.schema import Record, _layout
+from brie_bench.report.schema import Record, json_layout
 
 __all__ = ["render_json", "to_jsonable"]
 
@@ -56,7 +56,7 @@ def _plan(cls: type) -> _Plan | None:
     if cls in _PLANS:
         return _PLANS[cls]
     plan: _Plan | None = None
-    layout = _layout(cls) if getattr(cls, "to_json_dict", None) is Record.to_json_dict else ()
+    layout = json_layout(cls) if getattr(cls, "to_json_dict", None) is Record.to_json_dict else ()
     keys = [str(key) for _, key, _ in layout]
     if layout and len(set(keys)) == len(keys):
         names = [name for name, _, _ in layout]

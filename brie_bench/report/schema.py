@@ -28,8 +28,12 @@ from typing import Any
 _LAYOUTS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
 
 
-def _layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
-    """(attribute, JSON key, omit when None) per field, in declaration (= JSON) order; computed once per class."""
+def json_layout(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    """(attribute, JSON key, omit when None) per field, in declaration (= JSON) order; computed once per class.
+
+    What `Record.to_json_dict` writes, and what the one-pass JSON writer (`report.jsonout`) reads
+    a record's fields by, so the two cannot disagree about a key or its order.
+    """
     found = _LAYOUTS.get(cls)
     if found is None:
         found = _LAYOUTS[cls] = tuple((f.name, f.metadata.get("key", f.name), bool(f.metadata.get("omit_none")))
@@ -56,7 +60,7 @@ class Record:
     def to_json_dict(self) -> dict[str, Any]:
         """This record as JSON-ready data: keys in field order, nested records converted, None kept as null."""
         out: dict[str, Any] = {}
-        for name, key, omit in _layout(type(self)):
+        for name, key, omit in json_layout(type(self)):
             value = getattr(self, name)
             if value is None and omit:
                 continue
@@ -309,7 +313,7 @@ class OutcomeFigures(Record):
 
     def fields(self) -> dict[str, Any]:
         """The figures as keyword arguments of an entry that holds them flat."""
-        return {name: getattr(self, name) for name, _, _ in _layout(OutcomeFigures)}
+        return {name: getattr(self, name) for name, _, _ in json_layout(OutcomeFigures)}
 
 
 @dataclass(frozen=True, slots=True)
