@@ -289,15 +289,17 @@ def columns_from_rows(rows: Sequence[JRow]) -> RunColumns:
         a_first=np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n),
         p_ft=np.fromiter((r.p_ft for r in rows), dtype=float, count=n), answers=answers,
         text_ft=answer_code[:n].astype(np.intp), text_base=answer_code[n:].astype(np.intp), criteria=criteria,
-        scores_ft=_widen(ft, criteria_ft, criteria, NAN), scores_base=_widen(base, criteria_base, criteria, NAN),
-        has_ft=_widen(has_ft, criteria_ft, criteria, False), has_base=_widen(has_base, criteria_base, criteria, False),
+        scores_ft=widen_columns(ft, criteria_ft, criteria, NAN),
+        scores_base=widen_columns(base, criteria_base, criteria, NAN),
+        has_ft=widen_columns(has_ft, criteria_ft, criteria, False),
+        has_base=widen_columns(has_base, criteria_base, criteria, False),
         input_tokens=np.fromiter((r.input_tokens for r in rows), dtype=np.int64, count=n),
         output_tokens=np.fromiter((r.output_tokens for r in rows), dtype=np.int64, count=n),
         latency=[r.latency_s or 0.0 for r in rows], unit_keys=[r.unit_key for r in rows],
         seq=np.fromiter((r.seq for r in rows), dtype=np.int64, count=n)), rows.__getitem__, list(rows))
 
 
-def _widen(values: NDArray[Any], names: list[str], into: list[str], fill: Any) -> NDArray[Any]:
+def widen_columns(values: NDArray[Any], names: list[str], into: list[str], fill: Any) -> NDArray[Any]:
     """`values` (rows, names) as (rows, into), `fill` in the columns `names` lacks."""
     if names == into:
         return values

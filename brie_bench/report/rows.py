@@ -52,7 +52,7 @@ import numpy as np
 
 from brie_bench.gcpause import collector_paused
 from brie_bench.report.columns import (Coded, RowsView, RunColumns, codes, columns_from_rows, finish, first_seen,
-                                       outcomes_of, score_matrix, view_of)
+                                       outcomes_of, score_matrix, view_of, widen_columns)
 from brie_bench.report.jrow import NAN, ItemKey, JRow
 from brie_bench.rows import JUDGMENT_COLUMNS
 from brie_bench.stats.outcomes import outcome_of
@@ -311,26 +311,16 @@ def _score_matrices(texts: list[str], coder: _RowCoder) -> tuple[tuple[list[str]
     parsing. Each chunk's criteria are merged by name, in first-seen order, as one parse would.
     """
     sides: tuple[list[tuple[list[str], Any, Any]], list[tuple[list[str], Any, Any]]] = ([], [])
-    for start in range(0, len(texts), _SCORE_CHUNK):
+    for start in range(0, max(1, len(texts)), _SCORE_CHUNK):  # one chunk at least: no texts, no criteria
         parsed = coder.parse_values(texts[start:start + _SCORE_CHUNK])
         for found, label in zip(sides, "AB"):
             found.append(score_matrix(_sides(parsed, label)))
         del parsed
     out = []
     for found in sides:
-        if len(found) == 1:
-            out.append(found[0])
-            continue
         names = list(dict.fromkeys(itertools.chain.from_iterable(names for names, _, _ in found)))
-        where = {name: j for j, name in enumerate(names)}
-        values, present = np.full((len(texts), len(names)), NAN), np.zeros((len(texts), len(names)), dtype=bool)
-        at = 0
-        for chunk_names, chunk_values, chunk_present in found:
-            rows = slice(at, at + len(chunk_values))
-            for j, name in enumerate(chunk_names):
-                values[rows, where[name]], present[rows, where[name]] = chunk_values[:, j], chunk_present[:, j]
-            at += len(chunk_values)
-        out.append((names, values, present))
+        out.append((names, np.concatenate([widen_columns(values, chunk, names, NAN) for chunk, values, _ in found]),
+                    np.concatenate([widen_columns(has, chunk, names, False) for chunk, _, has in found])))
     return out[0], out[1]
 
 

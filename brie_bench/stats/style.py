@@ -264,14 +264,15 @@ def _count_products(draws: Draws, prompts: NDArray[np.intp], columns: NDArray[An
     call over the whole float32 count matrix: gathering most of a 2,000 x 20,000 matrix
     cost more than multiplying its few extra columns by zero.
     """
-    counts = draws.counts().counts
+    drawn = draws.counts()
+    counts = drawn.counts
     rhs = np.asarray(columns, dtype=np.float32)
     whole = len(prompts) == counts.shape[1]  # every prompt, in order (the statistic's own draws)
     if counts.dtype == np.float32 and 2 * len(prompts) >= counts.shape[1]:
         spread = rhs if whole else np.zeros((counts.shape[1], rhs.shape[1]), dtype=np.float32)
         if not whole:
             spread[prompts] = rhs
-        return np.asarray(np.matmul(counts, spread), dtype=np.float64)
+        return drawn.matmul(spread)  # float32 counts and columns: one BLAS product
     out = np.empty((counts.shape[0], rhs.shape[1]))
     step = max(1, _BLOCK_CELLS // max(1, len(prompts)))
     for start in range(0, counts.shape[0], step):
