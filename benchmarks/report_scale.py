@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from brie_bench.rows import GenerationRow, JudgmentRow  # noqa: E402
 from brie_bench.store import Store  # noqa: E402
-from brie_bench.store_api import RENAMED_COLUMNS, SCHEMA_VERSION  # noqa: E402
+from brie_bench.store_api import ADDED_COLUMNS, RENAMED_COLUMNS, SCHEMA_VERSION  # noqa: E402
 
 WORDS = ("being time world care anxiety silence dawn river stone breath light thought other face "
          "gift absence presence language body memory desire ethics freedom horizon question").split()
@@ -162,7 +162,8 @@ def previous_tree(rev: str) -> Iterator[Path | None]:
 
 def store_for(tree: Path, db: Path, folder: Path) -> Path:
     """`db` as the code in `tree` reads it: `db` itself, or, when that code's schema version is older, a
-    copy taken back to it (every column renamed since renamed back, `meta` set), as that code wrote it."""
+    copy taken back to it (every column added since dropped, with the triggers, which came with version
+    4; every column renamed since renamed back; `meta` set), as that code wrote it."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     version = int(subprocess.run([sys.executable, "-c", "from brie_bench.store import SCHEMA_VERSION as v; print(v)"],
                                  check=True, capture_output=True, text=True, cwd=str(tree), env=env).stdout.split()[-1])
@@ -172,6 +173,12 @@ def store_for(tree: Path, db: Path, folder: Path) -> Path:
     src, dst = sqlite3.connect(db), sqlite3.connect(older)
     try:
         src.backup(dst)
+        if version < 4:
+            for (name,) in dst.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+                dst.execute(f"DROP TRIGGER {name}")
+        for (table, column), added_in in ADDED_COLUMNS.items():
+            if version < added_in:
+                dst.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         for (table, column), (renamed_in, before) in RENAMED_COLUMNS.items():
             if version < renamed_in:
                 dst.execute(f"ALTER TABLE {table} RENAME COLUMN {column} TO {before}")
@@ -184,16 +191,18 @@ def store_for(tree: Path, db: Path, folder: Path) -> Path:
 
 
 _INPROCESS = """
-import sys, time
+import inspect, sys, time
 from brie_bench.store import Store
 from brie_bench.report.rows import load_run
 from brie_bench.report.model import build_report_from_data
+# As `report --json` loads (answer texts read only when shown), where the code has that choice.
+lazy = {"lazy": True} if "lazy" in inspect.signature(load_run).parameters else {}
 t0, c0 = time.perf_counter(), time.process_time()
 with Store(sys.argv[1], readonly=True) as store:
-    data = load_run(store, sys.argv[2], texts=False)
-t1, c1 = time.perf_counter(), time.process_time()
-build_report_from_data(data)
-t2, c2 = time.perf_counter(), time.process_time()
+    data = load_run(store, sys.argv[2], texts=False, **lazy)
+    t1, c1 = time.perf_counter(), time.process_time()
+    build_report_from_data(data)
+    t2, c2 = time.perf_counter(), time.process_time()
 print(t1 - t0, t2 - t1, c2 - c0)
 """
 

@@ -105,8 +105,9 @@ class GenerationRow:
 
 #: The `judgments` table's columns, in the order `JudgmentRow` declares them.
 JUDGMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(JudgmentRow))
-#: The `generations` table's columns, in the order `GenerationRow` declares them.
-GENERATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(GenerationRow))
+#: The `generations` table's columns: those `GenerationRow` declares, in its order, then `features`,
+#: which the store works out from `text` as it saves the row (`brie_bench.answer_features`).
+GENERATION_COLUMNS: tuple[str, ...] = (*(f.name for f in fields(GenerationRow)), "features")
 
 
 def _checked(cls: type[Any], row: Mapping[str, Any]) -> dict[str, Any]:

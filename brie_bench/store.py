@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from brie_bench.answer_features import stored_features, with_features
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper, RunRow,
                                   Store, checked_schema_version, judgment_order, new_run_id, selected, stored_json,
-                                  stored_name, sqlite_path)
+                                  stored_columns, sqlite_path, copied_columns)
 
 __all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
 
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS generations (
     output_tokens INTEGER NOT NULL DEFAULT 0,
     latency_s REAL,
     created_at REAL NOT NULL
-);
+, features TEXT);
 CREATE TABLE IF NOT EXISTS run_generations (
     run_id TEXT NOT NULL REFERENCES runs(id),
     section TEXT NOT NULL,
@@ -139,12 +140,20 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 """
 
+#: An answer's `features` are worked out from its text (`brie_bench.answer_features`): a text changed in
+#: place (by hand: Brie Bench never does) clears them, and a report works them out again.
+FEATURES_FOLLOW_TEXT = ("CREATE TRIGGER IF NOT EXISTS generations_features_follow_text AFTER UPDATE OF text ON "
+                        "generations WHEN OLD.text IS NOT NEW.text BEGIN "
+                        "UPDATE generations SET features = NULL WHERE key = NEW.key; END")
+
 #: version -> the statements that bring a file of that version to the next one.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, "
         "expires_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID",),
     # In place (SQLite >= 3.25): only the table's stored SQL is rewritten, no row is copied.
     2: ("ALTER TABLE judgments RENAME COLUMN order_index TO presentation_order",),
+    # The answers stored before keep NULL: a report works their figures out from the text.
+    3: ("ALTER TABLE generations ADD COLUMN features TEXT", FEATURES_FOLLOW_TEXT),
 }
 
 #: The oldest version the reading commands understand without migrating: v1 lacks only `leases`,
@@ -302,7 +311,7 @@ class SQLiteStore(Store):
         for table, columns in TABLE_COLUMNS.items():
             if _ADDED_IN.get(table, 1) > version:
                 continue
-            wanted = {stored_name(table, c, version) for c in columns}
+            wanted = stored_columns(table, columns, version)
             have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if not have:
                 raise InputError(f"the database does not match schema version {version}: table {table!r} is "
@@ -351,7 +360,7 @@ class SQLiteStore(Store):
     def _create_or_migrate(self) -> None:
         tables = self._tables()
         if not tables:
-            for statement in _statements(SCHEMA):
+            for statement in (*_statements(SCHEMA), FEATURES_FOLLOW_TEXT):
                 self.conn.execute(statement)
             self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.schema_version = SCHEMA_VERSION
@@ -530,6 +539,18 @@ class SQLiteStore(Store):
             out.update(cursor.execute(q, chunk))
         return out
 
+    def generation_features(self, keys: Iterable[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        keys = list(keys)
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        features = selected("generations", ["features"], self.schema_version)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            out.update(cursor.execute(f"SELECT key, {features} FROM generations "
+                                      f"WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return out
+
     def save_generation(self, row: GenerationRow) -> bool:
         """Store one answer; True when this call stored it, False when the key was already stored.
 
@@ -542,7 +563,7 @@ class SQLiteStore(Store):
                 f"VALUES ({','.join('?' * len(GENERATION_COLUMNS))}) ON CONFLICT(key) DO NOTHING",
                 (row.key, row.backend, row.model, stored_json(row.spec), stored_json(row.messages), stored_json(row.params),
                  row.sample_index, row.text, row.finish_reason, row.input_tokens, row.output_tokens, row.latency_s,
-                 time.time() if row.created_at is None else row.created_at))
+                 time.time() if row.created_at is None else row.created_at, stored_features(row.text)))
         return cursor.rowcount == 1
 
     def link_generations(self, run_id: str, rows: Sequence[tuple[str, str, int, str, str]]) -> None:
@@ -757,6 +778,20 @@ class SQLiteStore(Store):
                        f"WHERE run_id=? ORDER BY {judgment_order(self.schema_version)}", (run_id,))
         return cursor.fetchall()
 
+    def judgment_values(self, run_id: str, seqs: Sequence[int], columns: Sequence[str]) -> dict[int, tuple[Any, ...]]:
+        _known(columns)
+        out: dict[int, tuple[Any, ...]] = {}
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        what = selected("judgments", columns, self.schema_version)
+        seqs = list(seqs)
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i:i + 500]
+            for seq, *values in cursor.execute(f"SELECT rowid, {what} FROM judgments WHERE run_id=? AND rowid IN "
+                                               f"({','.join('?' * len(chunk))})", (run_id, *chunk)):
+                out[seq] = tuple(values)
+        return out
+
     def judged_answer_texts(self, run_id: str) -> dict[str, str]:
         cursor = self.conn.cursor()
         cursor.row_factory = None
@@ -765,11 +800,12 @@ class SQLiteStore(Store):
             "UNION SELECT gen_key_b FROM judgments WHERE run_id=?)", (run_id, run_id)))
 
     def run_generation_figures(self, run_id: str) -> list[tuple[Any, ...]]:
+        features = selected("generations", ["features"], self.schema_version, "g.")
         cursor = self.conn.cursor()
         cursor.row_factory = None
         return cursor.execute(
             "SELECT rg.section, rg.prompt_id, rg.sample_index, rg.contender, rg.gen_key, g.input_tokens, "
-            "g.output_tokens, g.finish_reason, g.model, g.backend FROM run_generations rg "
+            f"g.output_tokens, g.finish_reason, g.model, g.backend, {features} FROM run_generations rg "
             "JOIN generations g ON g.key = rg.gen_key WHERE rg.run_id=?", (run_id,)).fetchall()
 
     def other_judge_type(self, run_id: str, judge: str) -> str | None:
@@ -813,6 +849,8 @@ class SQLiteStore(Store):
         columns = list(rows[0])
         if table not in RUN_TABLES or not set(columns) <= EXPECTED_COLUMNS[table]:
             raise ValueError(f"cannot import {table} rows with columns {columns}")
+        if table == "generations":
+            rows, columns = with_features(rows), list(dict.fromkeys([*columns, "features"]))
         insert = (f"INSERT INTO {table}({', '.join(columns)}) VALUES ({','.join('?' * len(columns))}) "
                   f"{_ON_CONFLICT[table]}")
         with self.conn:
@@ -845,7 +883,7 @@ def _known(columns: Sequence[str]) -> None:
 def _run_rows_query(table: str, run_id: str, *, count: bool, version: int) -> tuple[str, tuple[str, ...]]:
     """The query for one run's rows of `table` (SQLite), in insertion order, or their count; columns by
     their names now in a database of schema `version` (a copy from an older file reads the same)."""
-    what = "COUNT(*)" if count else selected(table, TABLE_COLUMNS[table], version)
+    what = "COUNT(*)" if count else selected(table, copied_columns(table, TABLE_COLUMNS[table]), version)
     if table == "runs":
         return f"SELECT {what} FROM runs WHERE id=?", (run_id,)
     if table == "generations":

@@ -31,10 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 from brie_bench.errors import InputError
 from brie_bench.rows import GenerationRow, JudgmentRow
 
-#: Version 2 added `leases`; version 3 renamed `judgments.order_index` to `presentation_order`.
-#: Both stores carry the same numbering; bump it with every schema change and add the step to
-#: each store's migrations (and a renamed column to `RENAMED_COLUMNS`).
-SCHEMA_VERSION = 3
+#: Version 2 added `leases`; version 3 renamed `judgments.order_index` to `presentation_order`;
+#: version 4 added `generations.features` (`brie_bench.answer_features`). Both stores carry the
+#: same numbering; bump it with every schema change and add the step to each store's migrations
+#: (and a renamed column to `RENAMED_COLUMNS`, an added one to `ADDED_COLUMNS`).
+SCHEMA_VERSION = 4
 
 #: Columns renamed since they were first stored: (table, name now) -> (the schema version that
 #: renamed it, the name before). A writing open migrates (each store's ``MIGRATIONS`` renames the
@@ -44,6 +45,25 @@ SCHEMA_VERSION = 3
 RENAMED_COLUMNS: dict[tuple[str, str], tuple[int, str]] = {
     ("judgments", "presentation_order"): (3, "order_index"),
 }
+
+#: Columns added to a table after it was first stored: (table, column) -> the schema version that
+#: added it. A reading open of an older database reads the column as NULL (`selected`), and both
+#: stores' column checks do not expect it there.
+ADDED_COLUMNS: dict[tuple[str, str], int] = {
+    ("generations", "features"): 4,
+}
+
+#: Columns a store works out from the row's others as it writes it (`generations.features`, from `text`:
+#: `brie_bench.answer_features`). `export_rows` leaves them out and `import_rows` works them out
+#: again, so a copied run never carries a stale or hand-made value.
+DERIVED_COLUMNS: dict[str, tuple[str, ...]] = {"generations": ("features",)}
+
+
+def copied_columns(table: str, columns: Iterable[str]) -> list[str]:
+    """`columns` of `table` without the ones the store derives (`DERIVED_COLUMNS`): what a copy moves."""
+    derived = DERIVED_COLUMNS.get(table, ())
+    return [c for c in columns if c not in derived]
+
 
 #: The tables `db copy` moves for one run, in the order it moves them (the run row first:
 #: PostgreSQL checks that every row of a run names a stored run).
@@ -161,6 +181,12 @@ def stored_name(table: str, column: str, version: int) -> str:
     return before if version < renamed_in else column
 
 
+def stored_columns(table: str, columns: Iterable[str], version: int) -> set[str]:
+    """The names a database of schema `version` gives those of `columns` of `table` it has (the columns
+    added since are left out): what each store's column check expects to find."""
+    return {stored_name(table, c, version) for c in columns if ADDED_COLUMNS.get((table, c), 0) <= version}
+
+
 def judgment_order(version: int, prefix: str = "") -> str:
     """The ORDER BY columns of a run's verdicts in a database of schema `version`: (section, prompt,
     sample, judge, presentation order), the order every reader of a run's judgments sees in both stores."""
@@ -171,12 +197,16 @@ def judgment_order(version: int, prefix: str = "") -> str:
 def selected(table: str, columns: Iterable[str], version: int, prefix: str = "") -> str:
     """A select list of `columns` (names now) of `table` in a database of schema `version`.
 
-    A column an older database stores under its former name is read ``AS`` its name now, so
-    a reading command gets the same rows from a database it may not migrate; on a current
-    database this is the plain column list. `prefix` is a table alias with its dot (``"j."``).
+    A column an older database stores under its former name is read ``AS`` its name now, and
+    one it does not have yet is read as NULL, so a reading command gets the same rows from a
+    database it may not migrate; on a current database this is the plain column list.
+    `prefix` is a table alias with its dot (``"j."``).
     """
     names = []
     for column in columns:
+        if ADDED_COLUMNS.get((table, column), 0) > version:
+            names.append(f"NULL AS {column}")
+            continue
         name = stored_name(table, column, version)
         names.append(f"{prefix}{column}" if name == column else f"{prefix}{name} AS {column}")
     return ", ".join(names)
@@ -320,6 +350,11 @@ class Store:
     def generation_texts(self, keys: Iterable[str]) -> dict[str, str]:
         raise NotImplementedError
 
+    def generation_features(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """key -> the stored `features` (`brie_bench.answer_features`) of each stored answer among `keys`:
+        None where it has none (stored before schema 4). A report reads these instead of the texts."""
+        raise NotImplementedError
+
     def save_generation(self, row: GenerationRow) -> bool:
         """Store one answer; True when this call stored it, False when the key was already stored."""
         raise NotImplementedError
@@ -332,7 +367,8 @@ class Store:
 
     def run_generation_figures(self, run_id: str) -> list[tuple[Any, ...]]:
         """(section, prompt_id, sample_index, contender, gen_key, input_tokens, output_tokens,
-        finish_reason, model, backend) per linked generation, without its text (the report's costs)."""
+        finish_reason, model, backend, features) per linked generation, without its text (the report's
+        costs, and the answers' stored figures: `brie_bench.answer_features`)."""
         raise NotImplementedError
 
     # -- judgments -------------------------------------------------------------------------
@@ -358,6 +394,11 @@ class Store:
     def judgment_tuples(self, run_id: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
         """(insertion order, *columns) per stored verdict, in (section, prompt, sample, judge, order)
         order: the report's one read of a run, as plain tuples."""
+        raise NotImplementedError
+
+    def judgment_values(self, run_id: str, seqs: Sequence[int], columns: Sequence[str]) -> dict[int, tuple[Any, ...]]:
+        """insertion order -> `columns` of the run's verdicts `seqs` (the first value of `judgment_tuples`):
+        what a report reads of a verdict only when it lists that one."""
         raise NotImplementedError
 
     def judged_answer_texts(self, run_id: str) -> dict[str, str]:

@@ -38,17 +38,27 @@ from typing import Any
 
 from brie_bench.errors import InputError
 from brie_bench.global_limits import KEEPALIVE_SQL
+from brie_bench.answer_features import stored_features, with_features
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store import TABLE_COLUMNS
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper, RunRow, Store,
                                   checked_schema_version, display_target, judgment_order, new_run_id, selected,
-                                  stored_json, stored_name)
+                                  stored_columns, stored_json, copied_columns)
 
 try:
     import psycopg
     from psycopg import errors as pg_errors
 except ImportError:  # pragma: no cover - the extra is installed in development and CI
     psycopg = None  # type: ignore[assignment]
+
+#: An answer's `features` are worked out from its text (`brie_bench.answer_features`): a text changed in
+#: place (by hand: Brie Bench never does) clears them, and a report works them out again.
+FEATURES_FOLLOW_TEXT = (
+    "CREATE OR REPLACE FUNCTION generations_features_follow_text() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN NEW.features := NULL; RETURN NEW; END $$",
+    "CREATE OR REPLACE TRIGGER generations_features_follow_text BEFORE UPDATE OF text ON generations FOR EACH ROW "
+    "WHEN (OLD.text IS DISTINCT FROM NEW.text) EXECUTE FUNCTION generations_features_follow_text()",
+)
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -61,7 +71,7 @@ SCHEMA = (
         key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL, spec TEXT NOT NULL, messages TEXT NOT NULL,
         params TEXT NOT NULL, sample_index BIGINT NOT NULL, text TEXT NOT NULL, finish_reason TEXT,
         input_tokens BIGINT NOT NULL DEFAULT 0, output_tokens BIGINT NOT NULL DEFAULT 0, latency_s DOUBLE PRECISION,
-        created_at DOUBLE PRECISION NOT NULL)""",
+        created_at DOUBLE PRECISION NOT NULL, features TEXT)""",
     """CREATE TABLE IF NOT EXISTS run_generations (
         run_id TEXT NOT NULL, section TEXT NOT NULL, prompt_id TEXT NOT NULL, sample_index BIGINT NOT NULL,
         contender TEXT NOT NULL, gen_key TEXT NOT NULL, seq BIGSERIAL,
@@ -89,6 +99,7 @@ SCHEMA = (
         key TEXT PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS leases_by_owner ON leases(owner)",
+    *FEATURES_FOLLOW_TEXT,
 )
 
 #: version -> the statements that bring a database of that version to the next one. PostgreSQL
@@ -97,6 +108,7 @@ SCHEMA = (
 #: read-only session (or a standby) can create nothing, not even a temporary view.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE judgments RENAME COLUMN order_index TO presentation_order",),
+    3: ("ALTER TABLE generations ADD COLUMN features TEXT", *FEATURES_FOLLOW_TEXT),
 }
 
 #: Columns only this store has: SQLite's `rowid` order, kept as `seq`.
@@ -131,6 +143,10 @@ def owner_lock_key(owner: str) -> int:
     return int.from_bytes(hashlib.sha256(b"brie-bench-owner:" + owner.encode()).digest()[:8], "big", signed=True)
 
 
+def _as_stored(text: str) -> str:
+    """`text` as PostgreSQL holds it: NUL written as U+FFFD (`_nul_free`)."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
 
 def _nul_free(base: Any) -> Any:
     """`base`, a psycopg text dumper, writing NUL as U+FFFD: PostgreSQL text cannot hold NUL (SQLite
@@ -139,7 +155,7 @@ def _nul_free(base: Any) -> Any:
 
     class NulFree(base):  # type: ignore[misc]
         def dump(self, obj: str) -> Any:
-            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+            return super().dump(_as_stored(obj))
 
     return NulFree
 
@@ -207,7 +223,7 @@ class PostgresStore(Store):
         for table, columns in TABLE_COLUMNS.items():
             if table == "leases" and version < 2:
                 continue
-            wanted = {stored_name(table, c, version) for c in columns} | _EXTRA_COLUMNS.get(table, set())
+            wanted = stored_columns(table, columns, version) | _EXTRA_COLUMNS.get(table, set())
             if table not in have:
                 raise InputError(f"the database does not match schema version {version}: table {table!r} is "
                                  f"missing", path=self.path)
@@ -354,13 +370,17 @@ class PostgresStore(Store):
     def generation_texts(self, keys: Iterable[str]) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, text FROM generations WHERE key = ANY(%s)", (list(keys),)))
 
+    def generation_features(self, keys: Iterable[str]) -> dict[str, str | None]:
+        features = selected("generations", ["features"], self.schema_version)
+        return dict(self.conn.execute(f"SELECT key, {features} FROM generations WHERE key = ANY(%s)", (list(keys),)))
+
     def save_generation(self, row: GenerationRow) -> bool:
         cursor = self.conn.execute(
             f"INSERT INTO generations({', '.join(GENERATION_COLUMNS)}) "
             f"VALUES ({','.join(['%s'] * len(GENERATION_COLUMNS))}) ON CONFLICT(key) DO NOTHING",
             (row.key, row.backend, row.model, stored_json(row.spec), stored_json(row.messages), stored_json(row.params),
              row.sample_index, row.text, row.finish_reason, row.input_tokens, row.output_tokens, row.latency_s,
-             time.time() if row.created_at is None else row.created_at))
+             time.time() if row.created_at is None else row.created_at, stored_features(row.text, _as_stored)))
         return bool(cursor.rowcount == 1)
 
     def link_generations(self, run_id: str, rows: Sequence[tuple[str, str, int, str, str]]) -> None:
@@ -379,9 +399,10 @@ class PostgresStore(Store):
         return [dict(zip(names, r)) for r in rows]
 
     def run_generation_figures(self, run_id: str) -> list[tuple[Any, ...]]:
+        features = selected("generations", ["features"], self.schema_version, "g.")
         return [tuple(r) for r in self.conn.execute(
             "SELECT rg.section, rg.prompt_id, rg.sample_index, rg.contender, rg.gen_key, g.input_tokens, "
-            "g.output_tokens, g.finish_reason, g.model, g.backend FROM run_generations rg "
+            f"g.output_tokens, g.finish_reason, g.model, g.backend, {features} FROM run_generations rg "
             "JOIN generations g ON g.key = rg.gen_key WHERE rg.run_id=%s ORDER BY rg.seq", (run_id,))]
 
     # -- judgments -----------------------------------------------------------------------------
@@ -441,6 +462,13 @@ class PostgresStore(Store):
         return [tuple(r) for r in self.conn.execute(
             f"SELECT seq, {selected('judgments', columns, self.schema_version)} FROM judgments WHERE run_id=%s "
             f"ORDER BY {judgment_order(self.schema_version)}", (run_id,))]
+
+    def judgment_values(self, run_id: str, seqs: Sequence[int], columns: Sequence[str]) -> dict[int, tuple[Any, ...]]:
+        if not set(columns) <= set(JUDGMENT_COLUMNS):
+            raise ValueError(f"not judgment columns: {sorted(set(columns) - set(JUDGMENT_COLUMNS))}")
+        return {seq: tuple(values) for seq, *values in self.conn.execute(
+            f"SELECT seq, {selected('judgments', columns, self.schema_version)} FROM judgments "
+            f"WHERE run_id=%s AND seq = ANY(%s)", (run_id, list(seqs)))}
 
     def judged_answer_texts(self, run_id: str) -> dict[str, str]:
         return dict(self.conn.execute(
@@ -655,8 +683,7 @@ class PostgresStore(Store):
         """The query for one run's rows of `table` and how many times it takes the run id."""
         if table not in RUN_TABLES:
             raise ValueError(f"not a run table: {table}")
-        columns = [c for c in TABLE_COLUMNS[table] if not (table == "errors" and c == "id")]
-        what = "COUNT(*)" if count else selected(table, columns, self.schema_version)
+        what = "COUNT(*)" if count else selected(table, _copied(table), self.schema_version)
         order = "" if count else f" ORDER BY {_ORDER[table]}"
         if table == "generations":
             return (f"SELECT {what} FROM generations WHERE key IN (SELECT gen_key FROM run_generations WHERE "
@@ -671,7 +698,7 @@ class PostgresStore(Store):
 
     def export_rows(self, table: str, run_id: str) -> Iterator[dict[str, Any]]:
         query, n = self._run_rows_query(table, count=False)
-        columns = [c for c in TABLE_COLUMNS[table] if not (table == "errors" and c == "id")]
+        columns = _copied(table)
         # A server-side cursor (inside a transaction): a run's rows are streamed, never all in memory.
         with self.conn.transaction(), self.conn.cursor(name=f"export_{table}_{uuid.uuid4().hex[:8]}") as cursor:
             cursor.itersize = 1000
@@ -685,6 +712,8 @@ class PostgresStore(Store):
         columns = list(rows[0])
         if table not in RUN_TABLES or not set(columns) <= set(TABLE_COLUMNS[table]):
             raise ValueError(f"cannot import {table} rows with columns {columns}")
+        if table == "generations":
+            rows, columns = with_features(rows, _as_stored), list(dict.fromkeys([*columns, "features"]))
         insert = (f"INSERT INTO {table}({', '.join(columns)}) VALUES ({','.join(['%s'] * len(columns))}) "
                   f"{_ON_CONFLICT[table]}")
         with self.conn.transaction():
@@ -696,6 +725,11 @@ class PostgresStore(Store):
                 cursor.executemany(insert, [tuple(r[c] for c in columns) for r in rows])
                 new = int(cursor.rowcount)  # psycopg >= 3.1: the rows all the statements changed
         return max(new, 0)
+
+
+def _copied(table: str) -> list[str]:
+    """The columns of `table` a copy of a run moves: not the derived ones, nor the errors' own ids."""
+    return [c for c in copied_columns(table, TABLE_COLUMNS[table]) if not (table == "errors" and c == "id")]
 
 
 class _PostgresLeaseKeeper(LeaseKeeper):

@@ -146,10 +146,11 @@ def report_command(ctx: click.Context, runs: tuple[str, ...], html_opt: str | No
         if len(run_ids) == 2:
             _compare(store, run_ids, html_path, md_path, json_path, db=db, follow_symlinks=follow)
             return
-        # The judges' own answers are read only for the HTML list of comparisons.
-        data = load_run(store, run_ids[0] if run_ids else None, texts=html_path is not None)
+        # The judges' own answers, and every answer's text, are read only for the HTML list of comparisons:
+        # otherwise a text is read when the report names its comparison, so the report is built here.
+        data = load_run(store, run_ids[0] if run_ids else None, texts=html_path is not None, lazy=html_path is None)
         checked_run_id(data.run.id, db)
-    report = build_report_from_data(data)
+        report = build_report_from_data(data)
     if html_path is not None:
         from brie_bench.report.html import write_html
 

@@ -25,6 +25,7 @@ from typing import Any, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from brie_bench.report.answers import Answers
 from brie_bench.report.jrow import NAN, ItemKey, JRow
 from brie_bench.stats.outcomes import LOSS, TIE_OUTCOME, WIN, outcome_of
 
@@ -47,8 +48,9 @@ class RunColumns:
     `prompt` each row's number among them: the columns of a report's `stats.Draws`.
     `member` codes the stored judge (a family's member, else the judge itself). Scores
     are (rows, criteria) matrices from the candidate's and the baseline's side, NaN and
-    not `has_*` where a row has no such score. `answers` are the compared answer texts,
-    `text_ft` / `text_base` each row's two answers.
+    not `has_*` where a row has no such score. `answers` are the compared answers (their
+    texts, read when first needed, and their figures: `report.answers`), `text_ft` /
+    `text_base` each row's two answers.
     """
 
     keys: list[ItemKey]
@@ -70,7 +72,7 @@ class RunColumns:
     ft_is_a: NDArray[np.bool_]
     a_first: NDArray[np.bool_]
     p_ft: NDArray[np.float64]
-    answers: list[str]
+    answers: Answers
     text_ft: NDArray[np.intp]
     text_base: NDArray[np.intp]
     len_ft: NDArray[np.float64]
@@ -228,7 +230,7 @@ class Coded:
     ft_is_a: NDArray[np.bool_]
     a_first: NDArray[np.bool_]
     p_ft: NDArray[np.float64]
-    answers: list[str]
+    answers: Answers
     text_ft: NDArray[np.intp]
     text_base: NDArray[np.intp]
     criteria: list[str]
@@ -254,7 +256,7 @@ def finish(c: Coded, make_row: Callable[[int], JRow], made: list[JRow | None]) -
     candidate, candidates = codes(c.candidate)
     key_section, sections = codes(c.section_of_key)  # keys are in first-seen order: so are their sections
     section = key_section[c.item]
-    lengths = np.fromiter(map(len, c.answers), dtype=float, count=len(c.answers))
+    lengths = c.answers.features.chars
     return RunColumns(
         keys=c.keys, item=c.item, clusters=clusters,
         prompt=key_prompt[c.item] if c.n else np.zeros(0, dtype=np.int64),
@@ -287,7 +289,7 @@ def columns_from_rows(rows: Sequence[JRow]) -> RunColumns:
         order=np.fromiter((r.presentation_order for r in rows), dtype=np.int64, count=n),
         outcome=np.fromiter((r.outcome for r in rows), dtype=float, count=n), ft_is_a=ft_is_a,
         a_first=np.fromiter((r.first_label == "A" for r in rows), dtype=bool, count=n),
-        p_ft=np.fromiter((r.p_ft for r in rows), dtype=float, count=n), answers=answers,
+        p_ft=np.fromiter((r.p_ft for r in rows), dtype=float, count=n), answers=Answers.of_texts(answers),
         text_ft=answer_code[:n].astype(np.intp), text_base=answer_code[n:].astype(np.intp), criteria=criteria,
         scores_ft=widen_columns(ft, criteria_ft, criteria, NAN),
         scores_base=widen_columns(base, criteria_base, criteria, NAN),

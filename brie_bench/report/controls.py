@@ -24,7 +24,6 @@ from brie_bench.stats.style import (
     STYLE_FEATURES,
     StyleCounts,
     style_controlled_win_rate,
-    style_count_table,
     style_counts,
 )
 
@@ -132,7 +131,7 @@ def _style_matrix_of_columns(rows: RowsView, key_index: np.ndarray) -> np.ndarra
 
     A comparison's answers are those of its last row among `rows` (as `style_entry`'s dict
     of rows keeps them); every distinct answer of the run is counted once, in one pass
-    over all of them (`stats.style.style_count_table`), and kept with the columns.
+    over all of them (`_answer_styles`).
     """
     rc = rows.cols
     item = rows.column("item")
@@ -144,11 +143,9 @@ def _style_matrix_of_columns(rows: RowsView, key_index: np.ndarray) -> np.ndarra
 
 
 def _answer_styles(rc: RunColumns) -> np.ndarray:
-    """Each answer's `StyleCounts` as a float row (`STYLE_FEATURES` order), counted once per run's columns."""
-    found = rc.cache.get("style")
-    if found is None:
-        found = rc.cache["style"] = style_count_table(rc.answers).astype(float)
-    return np.asarray(found)
+    """Each answer's `StyleCounts` as a float row (`STYLE_FEATURES` order): the answers' stored figures
+    (`brie_bench.answer_features`), or counted once per run's columns where none were stored."""
+    return rc.answers.features.style
 
 
 def _style_features(cand: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 from brie_bench import __version__, stats
 from brie_bench.gcpause import collector_paused
 from brie_bench.stats import bias as stats_bias
+from brie_bench.stats.ranks import unique_inverse, unique_values
 from brie_bench.report.figures import (MIN_PROMPTS, finite, interval_fields, report_interval, wilson_interval,
                                        withheld)
 from brie_bench.report.columns import RowsView, RunColumns, view_of
@@ -344,8 +345,7 @@ def _comparisons_of_cols(cols: _Columns) -> Comparisons:
     item_of = relabel[inverse.reshape(-1)] if n else np.zeros(0, dtype=np.intp)
     key_index = uniq[seen]
     keys = list(map(cols.keys.__getitem__, key_index.tolist()))
-    order_values, order_code = np.unique(cols.order, return_inverse=True)
-    order_code = order_code.reshape(-1)
+    order_values, order_code = unique_values(cols.order), unique_inverse(cols.order)
     n_orders = max(1, len(order_values))
     positions = np.arange(n)
     last_flat = np.full(len(keys) * n_orders, -1, dtype=np.intp)
@@ -512,7 +512,7 @@ def row_level(rows: Sequence[JRow], n_comparisons: int, *, legacy: bool = False,
     f = _withheld_figures(outcome_figures(outs, clusters), withhold)
     c = stats.counts(outs)
     wilson = wilson_interval(stats.wilson_ci(c.wins, c.n_valid, LEVEL))
-    keys = (map(rows.cols.keys.__getitem__, np.unique(rows.column("item")).tolist()) if isinstance(rows, RowsView)
+    keys = (map(rows.cols.keys.__getitem__, unique_values(rows.column("item")).tolist()) if isinstance(rows, RowsView)
             else dict.fromkeys(map(_ITEM, rows)))
     pairs = set(map(_ANSWER_PAIR, keys))
     return RowLevel(
@@ -1106,36 +1106,29 @@ VERDICT_LIKE_EXPLANATION = (
 
 
 def verdict_like_entries(data: RunData) -> list[VerdictLike]:
-    """Every comparison (item x judge) whose answers contain verdict-like text, with the first passage found."""
-    from brie_bench.verdicts import verdict_like_text, verdict_like_texts
+    """Every comparison (item x judge) whose answers contain verdict-like text, with the first passage found.
 
+    Each distinct answer's passage is among its figures (`brie_bench.answer_features`: stored
+    with it, or found once per report): most runs have none, and then no row is looked at.
+    """
     rc = view_of(data.rows).cols
-    answer_hits = verdict_like_texts(rc.answers)
-    found: dict[str, str | None] = dict(zip(rc.answers, answer_hits)) if any(answer_hits) else {}
-
-    def scan(text: str) -> str | None:
-        if text not in found:
-            found[text] = verdict_like_text(text)
-        return found[text]
-
+    passage = rc.answers.features.verdict_like
+    hit = np.fromiter((p is not None for p in passage), dtype=bool, count=len(passage))
+    if not hit.any():
+        return []
     out: list[VerdictLike] = []
     seen: set[tuple[Any, str]] = set()
-    # Each distinct answer is scanned once, first: most runs have none, and then no row need be looked at.
-    flagged = [i for i, passage in enumerate(answer_hits) if passage is not None]
-    hit = np.zeros(len(rc.answers), dtype=bool)
-    hit[flagged] = True
-    rows = RowsView(rc, np.flatnonzero(hit[rc.text_ft] | hit[rc.text_base])) if flagged else ()
-    for r in rows:
-        # Most answers hold no verdict-like text: look at the (cached) scans before the bookkeeping.
-        if (scan(r.text_ft) is None and scan(r.text_base) is None) or (r.item, r.judge) in seen:
+    for i in np.flatnonzero(hit[rc.text_ft] | hit[rc.text_base]).tolist():
+        key, judge = rc.keys[rc.item[i]], rc.judges[rc.judge[i]]
+        if (key, judge) in seen:
             continue
-        seen.add((r.item, r.judge))
-        hits = {who: scan(text) for who, text in (("candidate", r.text_ft), ("baseline", r.text_base))}
-        passages = {who: passage for who, passage in hits.items() if passage}
+        seen.add((key, judge))
+        found = {who: passage[answer] for who, answer in (("candidate", rc.text_ft[i]), ("baseline", rc.text_base[i]))}
+        passages = {who: text for who, text in found.items() if text}
         if passages:
-            out.append(VerdictLike(judge=r.judge, section=r.item.section, prompt_id=r.item.prompt_id,
-                                   sample_index=r.item.sample_index, candidate=r.item.candidate,
-                                   baseline=r.item.baseline, answers=sorted(passages), passages=passages))
+            out.append(VerdictLike(judge=judge, section=key.section, prompt_id=key.prompt_id,
+                                   sample_index=key.sample_index, candidate=key.candidate,
+                                   baseline=key.baseline, answers=sorted(passages), passages=passages))
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from brie_bench.stats.outcomes import _same_length
+from brie_bench.stats.ranks import unique_inverse
 
 # Rows of bootstrap indices generated at once: bounds memory at about 16 MB of int32.
 _CHUNK_CELLS = 1 << 22
@@ -194,4 +195,4 @@ def _cluster_codes(clusters: ArrayLike | None, n: int) -> NDArray[np.intp]:
     if c.ndim != 1:
         raise ValueError(f"clusters must be one-dimensional, got shape {c.shape}")
     _same_length("clusters", c, n)
-    return np.unique(c, return_inverse=True)[1].astype(np.intp).reshape(-1)
+    return unique_inverse(c)

@@ -19,6 +19,7 @@ from brie_bench.stats import special
 
 from brie_bench.stats.draws import SHARED_MIN_CLUSTERS, Draws, _cluster_codes, cluster_resamples
 from brie_bench.stats.outcomes import _NAN, _check_level, _same_length
+from brie_bench.stats.ranks import count_unique, unique_inverse, unique_values
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None,
         if kept.size == 0:
             out[i] = Interval(_NAN, _NAN, _NAN, level, method, 0, 0)
             continue
-        g = np.unique(codes[keep], return_inverse=True)[1].reshape(-1)
+        g = unique_inverse(codes[keep])
         k = int(g.max()) + 1
         estimate = float(np.mean(kept))
         if k < 2:
@@ -216,7 +217,7 @@ def mean_bootstrap_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None,
         part = _MeanParts(estimate, int(kept.size), np.bincount(g, weights=kept, minlength=k).astype(float),
                           np.bincount(g, minlength=k).astype(float))
         if draws is not None and numbers is not None and (k == draws.n_clusters or k >= SHARED_MIN_CLUSTERS):
-            prompts, use = np.unique(numbers[keep]).astype(np.int64), draws
+            prompts, use = unique_values(numbers[keep]).astype(np.int64), draws
         else:
             prompts, use = np.arange(k, dtype=np.int64), own.setdefault(k, Draws(k, n_boot, seed))
         jobs.setdefault(use, []).append((i, part, prompts))
@@ -286,7 +287,7 @@ def cluster_t_ci(values: ArrayLike, clusters: ArrayLike | None, level: float = 0
 
 def _cluster_totals(v: NDArray[np.float64], codes: NDArray[np.intp]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per prompt, the sum of its valid rows and their count (prompts numbered in sorted order)."""
-    g = np.unique(codes, return_inverse=True)[1].reshape(-1)
+    g = unique_inverse(codes)
     k = int(g.max()) + 1 if g.size else 0
     return np.bincount(g, weights=v, minlength=k).astype(float), np.bincount(g, minlength=k).astype(float)
 
@@ -484,7 +485,7 @@ def _chosen_cis(columns: Sequence[ArrayLike], clusters: ArrayLike | None, n_boot
     boot: list[int] = []
     for i, v in enumerate(values):
         valid = ~np.isnan(v)
-        k = int(np.unique(codes[valid]).size)
+        k = count_unique(codes[valid])
         if min_boot_clusters is not None and k < min_boot_clusters:
             out[i] = cluster_t_ci(v, clusters, level=level, bounds=bounds)
         else:

@@ -178,7 +178,8 @@ def test_a_renamed_column_is_found_on_open(finished: dict[str, Any], tmp_path: P
 def test_a_version_1_database_is_read_as_is_and_migrated_by_run(finished: dict[str, Any], tmp_path: Path,
                                                                 server: Any) -> None:
     db = copy_db(finished, tmp_path / "v1.db")
-    edit(db, "DROP TABLE leases", "ALTER TABLE judgments RENAME COLUMN presentation_order TO order_index",
+    edit(db, "DROP TRIGGER generations_features_follow_text", "ALTER TABLE generations DROP COLUMN features",
+         "DROP TABLE leases", "ALTER TABLE judgments RENAME COLUMN presentation_order TO order_index",
          "UPDATE meta SET value='1' WHERE key='schema_version'")  # exactly version 1
     listed = brie(db, "runs")
     assert listed.returncode == 0 and "complete" in listed.stdout, listed.stderr

@@ -15,9 +15,12 @@ import random
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from brie_bench.report.columns import RowsView, RunColumns, columns_from_rows
 from brie_bench.report.jsonout import render_json
@@ -166,3 +169,25 @@ def test_chunked_passes_give_what_one_pass_gives(run: tuple[Path, str], monkeypa
     assert style_count_table(texts).tolist() == [list(c) for c in one_by_one]
     assert verdict_like_texts(texts) == [verdict_like_text(t) for t in texts]
     assert any(verdict_like_texts(texts)) and style_count_table(texts)[:, 1:].any()  # something to find
+
+
+_SCORE_VALUES = st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.floats(allow_nan=False),
+                          st.floats(allow_nan=True), st.booleans(), st.none(), st.sampled_from(["4", "n/a"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from("AB"), st.dictionaries(st.sampled_from(["depth", "care", "x1"]),
+                                                                          _SCORE_VALUES, max_size=3), max_size=2),
+                min_size=1, max_size=12))
+def test_scores_parsed_in_bulk_are_the_json_modules_one_by_one(scores: list[dict[str, Any]]) -> None:
+    """The bulk parse (orjson, the json module where orjson refuses a text: NaN, Infinity, a huge number)
+    gives the score matrices that parsing each stored text alone with the json module gives."""
+    from brie_bench.report.columns import score_matrix
+    from brie_bench.report.rows import _RowCoder, _score_matrices, _scores
+
+    texts = list(dict.fromkeys(json.dumps(s, sort_keys=True) for s in scores))
+    bulk = _score_matrices(texts, _RowCoder(False, {}, None))  # type: ignore[arg-type]
+    for side, label in zip(bulk, "AB"):
+        names, values, present = score_matrix([_scores(json.loads(t, parse_int=float), label) for t in texts])
+        assert side[0] == names
+        assert _same(side[1], values) and _same(side[2], present)

@@ -1,16 +1,19 @@
-"""A store written before schema version 3 (when `judgments.presentation_order` was `order_index`)
-stays readable as it is, and the first writing command migrates it in place without losing a row.
+"""A store written before schema version 3 (when `judgments.presentation_order` was `order_index`,
+and before version 4 added `generations.features`) stays readable as it is, and the first writing
+command migrates it in place without losing a row.
 
 The version 2 stores are made from a real run (loopback provider; one section judged in both
-presentation orders, so the column holds 0s and 1s) by undoing the one change version 3 made:
-the column renamed back and ``meta.schema_version`` set to 2. For SQLite the schema that leaves
-is version 2's, byte for byte (the same ``sqlite_master``; checked by hand against the version 2
-``SCHEMA`` when version 3 was made, and here by migrating it forward to exactly a new file's).
+presentation orders, so the column holds 0s and 1s) by undoing the changes versions 3 and 4 made:
+the features column and its trigger dropped, the order column renamed back and
+``meta.schema_version`` set to 2. For SQLite the schema that leaves is version 2's, byte for byte
+(the same ``sqlite_master``; checked by hand against the version 2 ``SCHEMA`` when version 3 was
+made, and here by migrating it forward to exactly a new file's).
 
 * Reading commands (`runs`, `report --json`, `export`, `db copy` from it) open it read-only and
   never migrate: they give the same report and export as the current store, and the file is the
   same bytes afterwards.
-* A writing open migrates: version 3, every row of every table kept, and the schema a new store has.
+* A writing open migrates: the current version, every row of every table kept (the answers' features
+  NULL: a report works them out from the texts), and the schema a new store has.
 * The same on PostgreSQL (a real throw-away server), where a read-only session can create nothing.
 """
 
@@ -36,8 +39,13 @@ from hostile.kit import loopback, loopback_suite, query, write_suite
 
 TOKEN = "migration-token-" + "z" * 20
 
-DOWNGRADE = ("ALTER TABLE judgments RENAME COLUMN presentation_order TO order_index",
-             "UPDATE meta SET value='2' WHERE key='schema_version'")
+#: Version 4 undone (the features column and the trigger that clears it), then version 3.
+TO_VERSION_2 = ("ALTER TABLE generations DROP COLUMN features",
+                "ALTER TABLE judgments RENAME COLUMN presentation_order TO order_index",
+                "UPDATE meta SET value='2' WHERE key='schema_version'")
+DOWNGRADE = ("DROP TRIGGER generations_features_follow_text", *TO_VERSION_2)
+PG_DOWNGRADE = ("DROP TRIGGER generations_features_follow_text ON generations",
+                "DROP FUNCTION generations_features_follow_text()", *TO_VERSION_2)
 
 
 def bb(*args: str) -> subprocess.CompletedProcess[str]:
@@ -76,6 +84,12 @@ def all_rows(db: str, order: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def without_features(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows of a migrated store without the column version 4 added, which the migration leaves NULL."""
+    assert [r.pop("features") for r in rows["generations"]] == [None] * len(rows["generations"])
+    return rows
+
+
 SQLITE_ORDER = {"runs": "rowid", "generations": "key", "run_generations": "rowid", "judgments": "rowid",
                 "errors": "id", "batches": "rowid"}
 PG_ORDER = {"runs": "seq", "generations": "key", "run_generations": "seq", "judgments": "seq", "errors": "id",
@@ -84,7 +98,7 @@ PG_ORDER = {"runs": "seq", "generations": "key", "run_generations": "seq", "judg
 
 @pytest.fixture(scope="module")
 def current(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A finished run in a current (version 3) SQLite file, with its report and export."""
+    """A finished run in a current SQLite file, with its report and export."""
     folder = tmp_path_factory.mktemp("current")
     db = folder / "current.db"
     with loopback(latency_s=0.0, max_lifetime_s=200) as srv:
@@ -181,16 +195,16 @@ def test_a_writing_open_migrates_a_version_2_file_in_place(current: dict[str, An
     rows = all_rows(str(old), SQLITE_ORDER)
     assert all(rows[t] for t in RUN_TABLES if t != "batches"), {t: len(r) for t, r in rows.items()}  # no batch judge
     with open_store(str(old)) as store:  # what `run`, `import`, `judge` and a copy into it do first
-        assert store.schema_version == SCHEMA_VERSION == 3
-    assert query(old, "SELECT value FROM meta WHERE key='schema_version'") == [{"value": "3"}]
-    assert all_rows(str(old), SQLITE_ORDER) == rows  # every row of every table, in the same order
+        assert store.schema_version == SCHEMA_VERSION == 4
+    assert query(old, "SELECT value FROM meta WHERE key='schema_version'") == [{"value": str(SCHEMA_VERSION)}]
+    assert without_features(all_rows(str(old), SQLITE_ORDER)) == rows  # every row of every table, in the same order
     with open_store(str(tmp_path / "new.db")):
         pass
     assert sqlite_schema(old) == sqlite_schema(tmp_path / "new.db")  # exactly a new file's schema
     assert query(old, "PRAGMA integrity_check") == [{"integrity_check": "ok"}]
     assert report(str(old)) == current["report"]
     with open_store(str(old)) as store:  # opening again: nothing left to do
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION
 
 
 def test_a_file_whose_columns_do_not_match_its_version_is_refused(current: dict[str, Any], tmp_path: Path) -> None:
@@ -207,7 +221,8 @@ def test_a_file_whose_columns_do_not_match_its_version_is_refused(current: dict[
 
 
 def pg_columns(url: str) -> list[dict[str, Any]]:
-    return query(url, "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default "
+    """Each table's columns in order (their positions themselves differ: the downgrade's dropped column keeps one)."""
+    return query(url, "SELECT table_name, column_name, data_type, is_nullable, column_default "
                       "FROM information_schema.columns WHERE table_schema = current_schema() "
                       "ORDER BY table_name, ordinal_position")
 
@@ -228,7 +243,7 @@ def test_a_version_2_postgres_database_is_read_as_it_is_and_migrated_by_a_writin
     with open_store(fresh):
         pass
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in DOWNGRADE:
+        for statement in PG_DOWNGRADE:
             conn.execute(statement)
     rows = all_rows(url, PG_ORDER)
     assert rows["judgments"] and {r["presentation_order"] for r in rows["judgments"]} == {0, 1}
@@ -247,8 +262,8 @@ def test_a_version_2_postgres_database_is_read_as_it_is_and_migrated_by_a_writin
 
     # A writing open migrates, in place.
     with open_store(url) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
-    assert query(url, "SELECT value FROM meta WHERE key='schema_version'") == [{"value": "3"}]
-    assert all_rows(url, PG_ORDER) == rows
+        assert store.schema_version == SCHEMA_VERSION == 4
+    assert query(url, "SELECT value FROM meta WHERE key='schema_version'") == [{"value": str(SCHEMA_VERSION)}]
+    assert without_features(all_rows(url, PG_ORDER)) == rows
     assert pg_columns(url) == pg_columns(fresh) and pg_indexes(url) == pg_indexes(fresh)
     assert report(url) == current["report"]

@@ -91,6 +91,7 @@ def test_rows_read_back_exactly_as_written(store_target: str) -> None:
         assert len(store.run_generations(run_id)) == 2
         figures = store.run_generation_figures(run_id)
         assert sorted(f[3] for f in figures) == ["base", "brie"] and all(f[5:7] == (3, 5) for f in figures)
+        assert {f[4]: f[10] for f in figures} == store.generation_features(["ga", "gb"])  # each answer's figures
         (seq, p_a, latency, created), = store.judgment_tuples(run_id, ["p_a", "latency_s", "created_at"])
         assert (p_a, latency, created) == (1 / 3, math.pi, 1700000001.5)  # float64 both ways, bit for bit
         texts = next(store.iter_judgments_with_texts(run_id))
@@ -299,3 +300,56 @@ def test_an_answer_with_a_nul_character_is_stored(store_target: str) -> None:
         assert store.save_judgment(judgment(run_id, "jn", raw="Winner\x00: B", gen_key_a="gn", gen_key_b="gn"))
         text = store.generation_texts(["gn"])["gn"]
         assert text == ("before\ufffdafter" if store_target.startswith("postgresql") else "before\x00after")
+
+
+def _write(target: str, sql: str, *args: object) -> None:
+    """One statement on the store's database from outside, committed (a hand edit)."""
+    if target.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as pg:
+            pg.execute(sql.replace("?", "%s"), args)  # type: ignore[arg-type]
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(target)
+    try:
+        with conn:
+            conn.execute(sql, args)
+    finally:
+        conn.close()
+
+
+def test_an_answers_features_are_stored_with_it_and_cleared_when_its_text_changes(store_target: str) -> None:
+    """`generations.features` (brie_bench.answer_features) is written with the text, read by key, and set
+    NULL by the database itself when the text is changed in place, so a report never reads stale figures."""
+    from brie_bench.answer_features import stored_features
+
+    text = "# Title\n- one\n**bold** then Winner: B"
+    with open_store(store_target) as store:
+        new_run(store)
+        assert store.save_generation(generation("ga", text)) is True
+        assert store.save_generation(generation("gb")) is True
+        assert store.generation_features(["ga", "gb", "missing"]) == {"ga": stored_features(text),
+                                                                      "gb": stored_features("an answer ✓")}
+    _write(store_target, "UPDATE generations SET text=? WHERE key=?", "edited by hand", "ga")
+    _write(store_target, "UPDATE generations SET model=? WHERE key=?", "renamed", "gb")  # not the text: kept
+    with open_store(store_target, readonly=True) as store:
+        assert store.generation_features(["ga", "gb"]) == {"ga": None, "gb": stored_features("an answer ✓")}
+
+
+def test_a_verdicts_columns_are_read_by_its_insertion_order(store_target: str) -> None:
+    """`judgment_values`: the columns a report reads of one verdict only when it lists that verdict."""
+    with open_store(store_target) as store:
+        run_id = new_run(store)
+        other = new_run(store)
+        for key in ("j1", "j2"):
+            assert store.save_judgment(judgment(run_id, key, verdict=key.upper()))
+        assert store.save_judgment(judgment(other, "j1", verdict="OTHER"))
+        seqs = [t[0] for t in store.judgment_tuples(run_id, ["unit_key"])]
+        found = store.judgment_values(run_id, seqs, ["verdict", "label_b", "scores"])
+        assert found == {seqs[0]: ("J1", "brie", '{"brie": {"help": 4.5}}'),
+                         seqs[1]: ("J2", "brie", '{"brie": {"help": 4.5}}')}
+        assert store.judgment_values(run_id, [], ["verdict"]) == {}
+        with pytest.raises(ValueError, match="not judgment columns"):
+            store.judgment_values(run_id, seqs, ["text"])
