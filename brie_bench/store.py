@@ -29,14 +29,17 @@ from brie_bench.answer_features import stored_features, with_features
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper, RunRow,
-                                  Store, checked_schema_version, judgment_order, new_run_id, selected, stored_json,
-                                  stored_columns, sqlite_path, copied_columns)
+                                  Store, checked_schema_version, copied_columns, judgment_order, new_run_id, selected,
+                                  sqlite_path, stored_columns, stored_json)
 
 __all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
 
 # SCHEMA_VERSION (store_api) is shared with the PostgreSQL store: bump it with every schema change
 # and add the step to `MIGRATIONS` here and to `store_pg.MIGRATIONS`.
 
+# `generations` ends ``created_at REAL NOT NULL\n, features TEXT)`` because that is how version 4's
+# ``ALTER TABLE ... ADD COLUMN`` leaves a migrated file: a new file's schema and a migrated one's are
+# then the same text (tests/store/test_schema_migration.py).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (

@@ -36,14 +36,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from brie_bench.answer_features import stored_features, with_features
 from brie_bench.errors import InputError
 from brie_bench.global_limits import KEEPALIVE_SQL
-from brie_bench.answer_features import stored_features, with_features
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
 from brie_bench.store import TABLE_COLUMNS
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper, RunRow, Store,
-                                  checked_schema_version, display_target, judgment_order, new_run_id, selected,
-                                  stored_columns, stored_json, copied_columns)
+                                  checked_schema_version, copied_columns, display_target, judgment_order, new_run_id,
+                                  selected, stored_columns, stored_json)
 
 try:
     import psycopg
@@ -56,7 +56,9 @@ except ImportError:  # pragma: no cover - the extra is installed in development 
 FEATURES_FOLLOW_TEXT = (
     "CREATE OR REPLACE FUNCTION generations_features_follow_text() RETURNS trigger LANGUAGE plpgsql AS "
     "$$ BEGIN NEW.features := NULL; RETURN NEW; END $$",
-    "CREATE OR REPLACE TRIGGER generations_features_follow_text BEFORE UPDATE OF text ON generations FOR EACH ROW "
+    # Dropped and made again rather than CREATE OR REPLACE TRIGGER, which needs PostgreSQL 14.
+    "DROP TRIGGER IF EXISTS generations_features_follow_text ON generations",
+    "CREATE TRIGGER generations_features_follow_text BEFORE UPDATE OF text ON generations FOR EACH ROW "
     "WHEN (OLD.text IS DISTINCT FROM NEW.text) EXECUTE FUNCTION generations_features_follow_text()",
 )
 
