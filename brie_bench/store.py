@@ -532,26 +532,23 @@ class SQLiteStore(Store):
         return found
 
     def generation_texts(self, keys: Iterable[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        keys = list(keys)
-        cursor = self.conn.cursor()
-        cursor.row_factory = None  # (key, text) tuples: a report reads every answer of a run
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            q = f"SELECT key, text FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
-            out.update(cursor.execute(q, chunk))
-        return out
+        return self._generation_column(keys, "text")
 
     def generation_features(self, keys: Iterable[str]) -> dict[str, str | None]:
-        out: dict[str, str | None] = {}
+        return self._generation_column(keys, "features")
+
+    def _generation_column(self, keys: Iterable[str], column: str) -> dict[str, Any]:
+        """key -> `column` of each stored answer among `keys`, as (key, value) tuples 500 keys a query
+        (a report may ask for every answer of a run)."""
+        out: dict[str, Any] = {}
         keys = list(keys)
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        features = selected("generations", ["features"], self.schema_version)
+        what = selected("generations", [column], self.schema_version)
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            out.update(cursor.execute(f"SELECT key, {features} FROM generations "
-                                      f"WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+            out.update(cursor.execute(f"SELECT key, {what} FROM generations WHERE key IN ({','.join('?' * len(chunk))})",
+                                      chunk))
         return out
 
     def save_generation(self, row: GenerationRow) -> bool:

@@ -89,7 +89,7 @@ class RunColumns:
     seq: NDArray[np.int64]
     make_row: Callable[[int], JRow] = field(repr=False)
     made: list[JRow | None] = field(repr=False)
-    #: What the report derives from these columns alone (e.g. each answer's style counts), made once.
+    #: What the report derives from these columns alone (e.g. each comparison's number and answer-pair code), made once.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
