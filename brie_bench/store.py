@@ -28,9 +28,9 @@ from urllib.parse import quote
 from brie_bench.answer_features import stored_features, with_features
 from brie_bench.errors import InputError
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
-from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper, RunRow,
-                                  Store, checked_schema_version, copied_columns, judgment_order, new_run_id, selected,
-                                  sqlite_path, stored_columns, stored_json)
+from brie_bench.store_api import (ADDED_COLUMNS, RUN_TABLES, SCHEMA_VERSION, DatabaseGone, EmptyDatabase, LeaseKeeper,
+                                  RunRow, Store, checked_schema_version, copied_columns, judgment_order, new_run_id,
+                                  selected, sqlite_path, stored_columns, stored_json)
 
 __all__ = ["SCHEMA_VERSION", "DatabaseGone", "RunRow", "SQLiteStore", "Store", "StoreWriteError", "damaged_message"]
 
@@ -149,13 +149,16 @@ FEATURES_FOLLOW_TEXT = ("CREATE TRIGGER IF NOT EXISTS generations_features_follo
                         "generations WHEN OLD.text IS NOT NEW.text BEGIN "
                         "UPDATE generations SET features = NULL WHERE key = NEW.key; END")
 
+#: The schema version whose migration also works out the features of every answer already stored.
+FEATURES_ADDED_IN = ADDED_COLUMNS[("generations", "features")]
+
 #: version -> the statements that bring a file of that version to the next one.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, state TEXT NOT NULL, "
         "expires_at REAL NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID",),
     # In place (SQLite >= 3.25): only the table's stored SQL is rewritten, no row is copied.
     2: ("ALTER TABLE judgments RENAME COLUMN order_index TO presentation_order",),
-    # The answers stored before keep NULL: a report works their figures out from the text.
+    # Then `_fill_features` works out the features of the answers already stored.
     3: ("ALTER TABLE generations ADD COLUMN features TEXT", FEATURES_FOLLOW_TEXT),
 }
 
@@ -370,13 +373,28 @@ class SQLiteStore(Store):
             return
         version = self._stored_version(tables)
         self._check_columns(version)
+        before = version
         while version < SCHEMA_VERSION:
             for statement in MIGRATIONS[version]:
                 self.conn.execute(statement)
             version += 1
+        if before < FEATURES_ADDED_IN <= version:
+            self._fill_features()
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
         self._check_columns(version)
         self.schema_version = version
+
+    def _fill_features(self) -> None:
+        """Work out `features` for the answers stored before schema 4, which the migration adds as NULL
+        (about 15 µs an answer), in the migration's transaction: a report on a migrated file reads no
+        text either."""
+        keys = [r[0] for r in self.conn.execute("SELECT key FROM generations WHERE features IS NULL")]
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = self.conn.execute(f"SELECT key, text FROM generations WHERE key IN ({','.join('?' * len(chunk))})",
+                                     chunk).fetchall()
+            self.conn.executemany("UPDATE generations SET features=? WHERE key=?",
+                                  [(stored_features(text), key) for key, text in rows])
 
     def _open_readonly(self) -> sqlite3.Connection:
         """Open for reading; on read-only media (no -shm can be made there) open it as immutable.

@@ -40,7 +40,7 @@ from brie_bench.answer_features import stored_features, with_features
 from brie_bench.errors import InputError
 from brie_bench.global_limits import KEEPALIVE_SQL
 from brie_bench.rows import GENERATION_COLUMNS, JUDGMENT_COLUMNS, GenerationRow, JudgmentRow
-from brie_bench.store import TABLE_COLUMNS
+from brie_bench.store import FEATURES_ADDED_IN, TABLE_COLUMNS
 from brie_bench.store_api import (RUN_TABLES, SCHEMA_VERSION, EmptyDatabase, LeaseKeeper, RunRow, Store,
                                   checked_schema_version, copied_columns, display_target, judgment_order, new_run_id,
                                   selected, stored_columns, stored_json)
@@ -252,14 +252,27 @@ class PostgresStore(Store):
             return
         version = self._stored_version(tables)
         self._check_columns(version)
+        before = version
         while version < SCHEMA_VERSION:
             for statement in MIGRATIONS[version]:
                 self.conn.execute(statement)
             version += 1
+        if before < FEATURES_ADDED_IN <= version:
+            self._fill_features()
         self.conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', %s) ON CONFLICT(key) DO UPDATE "
                           "SET value=excluded.value", (str(version),))
         self._check_columns(version)
         self.schema_version = version
+
+    def _fill_features(self) -> None:
+        """Work out `features` for the answers stored before schema 4 (as `SQLiteStore._fill_features`)."""
+        keys = [r[0] for r in self.conn.execute("SELECT key FROM generations WHERE features IS NULL")]
+        with self.conn.cursor() as cursor:
+            for i in range(0, len(keys), 500):
+                rows = self.conn.execute("SELECT key, text FROM generations WHERE key = ANY(%s)",
+                                         (keys[i:i + 500],)).fetchall()
+                cursor.executemany("UPDATE generations SET features=%s WHERE key=%s",
+                                   [(stored_features(text), key) for key, text in rows])
 
     # -- the connection ------------------------------------------------------------------------
     def close(self) -> None:
