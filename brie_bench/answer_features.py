@@ -115,13 +115,13 @@ def parse_stored(values: Sequence[str | None]) -> tuple[FeatureTable, list[int]]
             found = [_loads(t) for t in texts]
         for i, value in zip(present, found):
             parsed[i] = value
-    redo = [i for i, value in enumerate(parsed) if not _usable(value, width)]
+    usable = [_usable(value, width) for value in parsed]
+    redo = [i for i, ok in enumerate(usable) if not ok]
+    good = [i for i, ok in enumerate(usable) if ok]
     chars = np.zeros(n)
     style = np.zeros((n, width))
     verdict_like: list[str | None] = [None] * n
-    if len(redo) < n:
-        skipped = set(redo)
-        good = [i for i in range(n) if i not in skipped]
+    if good:
         chars[good] = [parsed[i]["chars"] for i in good]
         style[good] = [parsed[i]["style"] for i in good]
         for i in good:

@@ -221,26 +221,23 @@ class _AnswerSource:
         """The keys among those asked for whose answers are stored."""
         return self.figures if self.lazy else self.texts
 
-    def read(self, keys: list[str]) -> dict[str, str]:
-        return self.store.generation_texts(keys)
-
     def text(self, key: str) -> str | None:
         """One answer's text (None when it is not stored)."""
         found = self.texts.get(key)
         if found is None and self.lazy and key in self.figures:
-            self.texts.update(self.read([key]))
+            self.texts.update(self.store.generation_texts([key]))
             found = self.texts.get(key)
         return found
 
     def read_all(self) -> None:
         """Read every stored text now (a caller about to make every row)."""
         if self.lazy:
-            self.texts.update(self.read([k for k in self.figures if k not in self.texts]))
+            self.texts.update(self.store.generation_texts([k for k in self.figures if k not in self.texts]))
 
     def answers(self, keys: list[str]) -> Answers:
         """The answers `keys` with their figures, each text read when first needed."""
         table, redo = parse_stored([self.figures.get(k) for k in keys])
-        answers = Answers(keys, self.read, table, known=self.texts)
+        answers = Answers(keys, self.store.generation_texts, table, known=self.texts)
         if redo:
             fill(table, redo, answers.texts_of([keys[i] for i in redo]))
         return answers
