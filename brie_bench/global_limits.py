@@ -236,8 +236,10 @@ class GlobalSlots:
 
         try:
             await self.execute(_RATE_TABLE, {})
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-            pass  # another worker created it at the same moment
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject):
+            # Another worker created it at the same moment: IF NOT EXISTS does not cover that race, and
+            # PostgreSQL names it by the first catalog row that collides (the table's row type is one).
+            pass
         self._rate_ready = True
 
     def waiting_for(self, ns: int) -> _Waiting:
